@@ -1,0 +1,155 @@
+"""One parameterised ResNet for the paper's ResNet-A/B/C/D (Figure 2), with a table of variants.
+
+Parameter names and shapes follow GluonCV's `ResNetV1b` (conv1, bn1, layer1..4, fc; blocks with
+conv1..3, bn1..3, downsample), so `.params` files move between GluonCV's `resnet*_v1b/c/d` and these
+networks with a plain `load_parameters`, in both directions.
+"""
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+# The paper's Figure 2 as a table. ResNet-A is MXNet's/GluonCV's `resnet*_v1`, the baseline the
+# paper trained: its bottleneck 1x1 convs carry a bias (a quirk of that model zoo, kept so that its
+# weights convert one to one, see models/convert.py).
+VARIANTS = {
+    "v1": dict(stride_in_3x3=False, deep_stem=False, avg_down=False, bottleneck_bias=True),   # A
+    "v1b": dict(stride_in_3x3=True, deep_stem=False, avg_down=False, bottleneck_bias=False),  # B
+    "v1c": dict(stride_in_3x3=True, deep_stem=True, avg_down=False, bottleneck_bias=False),   # C
+    "v1d": dict(stride_in_3x3=True, deep_stem=True, avg_down=True, bottleneck_bias=False),    # D
+}
+PAPER_NAMES = {"v1": "ResNet-A", "v1b": "ResNet-B", "v1c": "ResNet-C", "v1d": "ResNet-D"}
+
+# depth -> (block kind, blocks per stage)
+DEPTHS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+STAGE_WIDTHS = (64, 128, 256, 512)
+DEEP_STEM_WIDTH = 32
+
+
+def _batch_norm(channels, zero_gamma=False):
+    """BatchNorm whose gamma starts at 0 when `zero_gamma` (the paper's zero-gamma trick)."""
+    return nn.BatchNorm(in_channels=channels, gamma_initializer="zeros" if zero_gamma else "ones")
+
+
+class BasicBlock(HybridBlock):
+    """Two 3x3 convs (ResNet-18/34). The stride sits in the first 3x3 conv in every variant."""
+    expansion = 1
+
+    def __init__(self, planes, strides=1, downsample=None, last_gamma=False, **_variant):
+        super().__init__()
+        with self.name_scope():
+            self.conv1 = nn.Conv2D(planes, 3, strides=strides, padding=1, use_bias=False)
+            self.bn1 = _batch_norm(planes)
+            self.conv2 = nn.Conv2D(planes, 3, strides=1, padding=1, use_bias=False)
+            self.bn2 = _batch_norm(planes, zero_gamma=last_gamma)
+            self.downsample = downsample
+
+    def hybrid_forward(self, F, x):
+        out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.Activation(out + shortcut, act_type="relu")
+
+
+class Bottleneck(HybridBlock):
+    """1x1 -> 3x3 -> 1x1 (ResNet-50/101/152). ResNet-A strides in the first 1x1 conv, which
+    skips three quarters of the input; ResNet-B and later stride in the 3x3 conv (Figure 2a)."""
+    expansion = 4
+
+    def __init__(self, planes, strides=1, downsample=None, last_gamma=False,
+                 stride_in_3x3=True, bottleneck_bias=False, **_variant):
+        super().__init__()
+        stride_1x1, stride_3x3 = (1, strides) if stride_in_3x3 else (strides, 1)
+        with self.name_scope():
+            self.conv1 = nn.Conv2D(planes, 1, strides=stride_1x1, use_bias=bottleneck_bias)
+            self.bn1 = _batch_norm(planes)
+            self.conv2 = nn.Conv2D(planes, 3, strides=stride_3x3, padding=1, use_bias=False)
+            self.bn2 = _batch_norm(planes)
+            self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=bottleneck_bias)
+            self.bn3 = _batch_norm(planes * 4, zero_gamma=last_gamma)
+            self.downsample = downsample
+
+    def hybrid_forward(self, F, x):
+        out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        out = F.Activation(self.bn2(self.conv2(out)), act_type="relu")
+        out = self.bn3(self.conv3(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.Activation(out + shortcut, act_type="relu")
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+class ResNet(HybridBlock):
+    """ResNet-A/B/C/D of the paper, chosen by `variant` (a key of VARIANTS) and `depth`.
+
+    last_gamma: zero-initialise the gamma of the last BN of every residual block (section 3.1).
+    """
+
+    def __init__(self, depth=50, variant="v1d", classes=1000, last_gamma=False, **kwargs):
+        options = dict(VARIANTS[variant])
+        block_kind, stage_blocks = DEPTHS[depth]
+        super().__init__(prefix="resnet%s_" % variant, **kwargs)
+        self.depth, self.variant = depth, variant
+        block = BLOCKS[block_kind]
+        with self.name_scope():
+            self._make_stem(options["deep_stem"])
+            in_channels = 2 * DEEP_STEM_WIDTH if options["deep_stem"] else 64
+            for index, (planes, blocks) in enumerate(zip(STAGE_WIDTHS, stage_blocks), start=1):
+                strides = 1 if index == 1 else 2
+                stage = self._make_stage(index, block, planes, blocks, strides, in_channels,
+                                         last_gamma, options)
+                setattr(self, "layer%d" % index, stage)
+                in_channels = planes * block.expansion
+            self.fc = nn.Dense(classes, in_units=in_channels)
+
+    def _make_stem(self, deep_stem):
+        """ResNet-C/D: three 3x3 convs (32, 32, 64; the first strided) replace the 7x7 conv."""
+        if deep_stem:
+            width = DEEP_STEM_WIDTH
+            self.conv1 = nn.HybridSequential(prefix="conv1")
+            with self.conv1.name_scope():
+                self.conv1.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False),
+                               _batch_norm(width), nn.Activation("relu"),
+                               nn.Conv2D(width, 3, strides=1, padding=1, use_bias=False),
+                               _batch_norm(width), nn.Activation("relu"),
+                               nn.Conv2D(2 * width, 3, strides=1, padding=1, use_bias=False))
+            self.bn1 = _batch_norm(2 * width)
+        else:
+            self.conv1 = nn.Conv2D(64, 7, strides=2, padding=3, use_bias=False)
+            self.bn1 = _batch_norm(64)
+        self.maxpool = nn.MaxPool2D(pool_size=3, strides=2, padding=1)
+
+    @staticmethod
+    def _make_stage(index, block, planes, blocks, strides, in_channels, last_gamma, options):
+        out_channels = planes * block.expansion
+        downsample = None
+        if strides != 1 or in_channels != out_channels:
+            downsample = nn.HybridSequential(prefix="down%d_" % index)
+            with downsample.name_scope():
+                if options["avg_down"]:
+                    # ResNet-D: a 2x2 average pool does the striding, the 1x1 conv sees every
+                    # input. Stage 1 keeps a 1x1 (identity) pool so the names match GluonCV's.
+                    downsample.add(nn.AvgPool2D(pool_size=strides, strides=strides,
+                                                ceil_mode=True, count_include_pad=False))
+                    downsample.add(nn.Conv2D(out_channels, 1, strides=1, use_bias=False))
+                else:
+                    downsample.add(nn.Conv2D(out_channels, 1, strides=strides, use_bias=False))
+                downsample.add(_batch_norm(out_channels))
+        stage = nn.HybridSequential(prefix="layers%d_" % index)
+        with stage.name_scope():
+            stage.add(block(planes, strides, downsample, last_gamma, **options))
+            for _ in range(1, blocks):
+                stage.add(block(planes, 1, None, last_gamma, **options))
+        return stage
+
+    def hybrid_forward(self, F, x):
+        x = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        x = self.maxpool(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="avg")
+        return self.fc(F.Flatten(x))

@@ -1,0 +1,1 @@
+"""Training: the schedule, the tricks, the loop for one process or N Horovod ranks, checkpoints."""
