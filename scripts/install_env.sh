@@ -38,9 +38,9 @@ else
   command -v cmake >/dev/null || fail "horovod's build needs cmake>=3.13 (apt-get install cmake)"
   step "$horovod_pin from source with MXNet and Gloo (about 4 minutes on 2 cores)"
   # The system cmake is used on purpose: the cmake 4.x wheel rejects the bundled gloo's CMakeLists.
-  HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
-  HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 ${HOROVOD_GPU_OPERATIONS:+HOROVOD_GPU_OPERATIONS=$HOROVOD_GPU_OPERATIONS} \
-  CMAKE_POLICY_VERSION_MINIMUM=3.5 MAKEFLAGS="-j$(nproc)" \
+  # A GPU image sets HOROVOD_GPU_OPERATIONS=NCCL (and HOROVOD_CUDA_HOME) before calling this script.
+  env HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
+      HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 CMAKE_POLICY_VERSION_MINIMUM=3.5 MAKEFLAGS="-j$(nproc)" \
     "${pip[@]}" install -q --no-deps --no-build-isolation --no-cache-dir "$horovod_pin" \
     || fail "horovod's build failed (see the compiler output above)"
 fi
