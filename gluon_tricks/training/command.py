@@ -1,0 +1,21 @@
+"""`gluon-tricks train`: parse GluonCV-compatible flags, check them, train in one process or as
+one of N Horovod ranks (launched by horovodrun)."""
+from gluon_tricks.training.config import add_arguments as _add_arguments
+from gluon_tricks.training.config import check_flags
+
+
+def add_arguments(parser):
+    _add_arguments(parser)
+
+
+def run(args):
+    from gluon_tricks.training.distributed import World
+    from gluon_tricks.training.loop import train
+    check_flags(args)
+    world = World.from_environment()
+    result = train(args, world)
+    if world.is_root:
+        print("final validation: err-top1=%.4f err-top5=%.4f; log: %s; checkpoint: %s"
+              % (result["err_top1"], result["err_top5"], args.logging_file,
+                 result["checkpoint"]))
+    return 0

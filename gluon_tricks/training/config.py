@@ -1,0 +1,193 @@
+"""The flags of `gluon-tricks train`: GluonCV's train_imagenet.py flags with the same names and
+meaning (so its command lines run unchanged), plus image folders, --seed and --teacher-params.
+
+Defaults are the paper's baseline (section 2.1: 120 epochs, step decay at 30/60/90, NAG with
+momentum 0.9, wd 1e-4); `--lr` defaults to the linear scaling rule, 0.1 x global batch / 256.
+"""
+import os
+
+from gluon_tricks.errors import UserError
+
+GLUONCV_REC_DEFAULTS = {
+    "rec_train": "~/.mxnet/datasets/imagenet/rec/train.rec",
+    "rec_train_idx": "~/.mxnet/datasets/imagenet/rec/train.idx",
+    "rec_val": "~/.mxnet/datasets/imagenet/rec/val.rec",
+    "rec_val_idx": "~/.mxnet/datasets/imagenet/rec/val.idx",
+}
+
+
+def add_data_arguments(parser, train=True):
+    """The data flags shared by `train` and `eval`."""
+    data = parser.add_argument_group("data (default: the embedded demo data set)")
+    data.add_argument("--data-dir", help="an ImageNet-style folder with train/ and val/ class "
+                      "folders (GluonCV's --data-dir)")
+    if train:
+        data.add_argument("--rec-train", help="training RecordIO file (with --use-rec)")
+        data.add_argument("--rec-train-idx", help="its index")
+        data.add_argument("--train-dir", help="training image folder (one folder per class)")
+    data.add_argument("--rec-val", help="validation RecordIO file")
+    data.add_argument("--rec-val-idx", help="its index")
+    data.add_argument("--val-dir", help="validation image folder (one folder per class)")
+    data.add_argument("--use-rec", action="store_true", help="read the --rec-* files (GluonCV's "
+                      "default paths under ~/.mxnet/datasets/imagenet/rec when not given)")
+    data.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
+                      help="decoding/augmentation worker processes (default 4)")
+    data.add_argument("--input-size", type=int, default=None,
+                      help="input image side (default 224; 299 for inceptionv3)")
+    data.add_argument("--crop-ratio", type=float, default=0.875,
+                      help="validation: centre crop / resized shorter side (default 0.875)")
+    data.add_argument("--batch-size", type=int, default=32, help="batch size per device")
+
+
+def add_arguments(parser):
+    """All flags of `gluon-tricks train`."""
+    parser.add_argument("--model", required=True, help="network, e.g. resnet50_v1d "
+                        "(`gluon-tricks models` lists the ResNets; also inceptionv3, mobilenet1.0)")
+    add_data_arguments(parser, train=True)
+    parser.add_argument("--augmentation", choices=("paper", "gluoncv"), default="paper",
+                        help="training augmentation: the paper's (hue/saturation/brightness) or "
+                             "GluonCV's recipe (brightness/contrast/saturation)")
+
+    sched = parser.add_argument_group("schedule (per iteration)")
+    sched.add_argument("--num-epochs", type=int, default=120, help="epochs (default 120)")
+    sched.add_argument("--lr", type=float, default=None,
+                       help="peak learning rate (default: 0.1 x global batch / 256)")
+    sched.add_argument("--lr-mode", choices=("step", "cosine", "poly", "linear"), default="step",
+                       help="decay after warmup (default step)")
+    sched.add_argument("--lr-decay", type=float, default=0.1, help="step decay factor")
+    sched.add_argument("--lr-decay-epoch", default="30,60,90",
+                       help="epochs (from the start of training) at which step decay applies")
+    sched.add_argument("--lr-decay-period", type=int, default=0,
+                       help="decay every N epochs instead of --lr-decay-epoch (0: off)")
+    sched.add_argument("--warmup-epochs", type=int, default=0, help="linear warmup epochs")
+    sched.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate warmup starts at")
+
+    optim = parser.add_argument_group("optimiser and tricks")
+    optim.add_argument("--momentum", type=float, default=0.9, help="NAG momentum")
+    optim.add_argument("--wd", type=float, default=0.0001, help="weight decay")
+    optim.add_argument("--no-wd", action="store_true",
+                       help="no weight decay on biases and BN gamma/beta")
+    optim.add_argument("--last-gamma", action="store_true",
+                       help="zero-initialise the last BN gamma of every residual block")
+    optim.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                       help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
+    optim.add_argument("--label-smoothing", action="store_true", help="label smoothing, eps 0.1")
+    optim.add_argument("--label-smoothing-eps", type=float, default=0.1,
+                       help="epsilon of label smoothing (default 0.1, the paper's)")
+    optim.add_argument("--mixup", action="store_true", help="mixup training")
+    optim.add_argument("--mixup-alpha", type=float, default=0.2, help="Beta(alpha, alpha)")
+    optim.add_argument("--mixup-off-epoch", type=int, default=0,
+                       help="train the last N epochs without mixup")
+    optim.add_argument("--teacher", help="teacher network name for distillation")
+    optim.add_argument("--teacher-params", help="the teacher's .params file")
+    optim.add_argument("--temperature", type=float, default=20.0, help="distillation temperature")
+    optim.add_argument("--hard-weight", type=float, default=0.5,
+                       help="weight of the hard-label loss under distillation")
+
+    run = parser.add_argument_group("devices, checkpoints and logs")
+    run.add_argument("--num-gpus", type=int, default=0, help="GPUs per process (0: CPU); under "
+                     "horovodrun each rank drives the GPU of its local rank")
+    run.add_argument("--mode", choices=("hybrid", "imperative"), default="hybrid",
+                     help="hybrid: hybridize with static memory (default)")
+    run.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order, "
+                     "augmentation and mixup")
+    run.add_argument("--save-frequency", type=int, default=10, help="checkpoint every N epochs "
+                     "(and at the end); 0: only at the end")
+    run.add_argument("--save-dir", default="params", help="checkpoint directory")
+    run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint "
+                     "in --save-dir (found automatically too)")
+    run.add_argument("--resume-epoch", type=int, default=0, help="epoch to resume from (GluonCV)")
+    run.add_argument("--resume-params", default="", help=".params to resume from (GluonCV)")
+    run.add_argument("--resume-states", default="", help=".states to resume from (GluonCV)")
+    run.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
+    run.add_argument("--logging-file", default="train_imagenet.log",
+                     help="log file (GluonCV's format; a .jsonl twin is written beside it)")
+
+
+def tricks_of(config):
+    """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports)."""
+    tricks = []
+    if config.warmup_epochs:
+        tricks.append("warmup")
+    if config.last_gamma:
+        tricks.append("zero-gamma")
+    if config.no_wd:
+        tricks.append("no-bias-decay")
+    if config.dtype == "float16":
+        tricks.append("fp16")
+    if config.lr_mode == "cosine":
+        tricks.append("cosine")
+    if config.label_smoothing:
+        tricks.append("label-smoothing")
+    if config.teacher:
+        tricks.append("distillation")
+    if config.mixup:
+        tricks.append("mixup")
+    return tricks
+
+
+def check_flags(config):
+    """Contradictory or impossible flags end here, before anything is built, one line each."""
+    def need(condition, message):
+        if not condition:
+            raise UserError(message)
+    need(config.num_epochs > 0, "--num-epochs must be positive")
+    need(config.batch_size > 0, "--batch-size must be positive")
+    need(config.lr is None or config.lr > 0, "--lr must be positive")
+    need(0 <= config.warmup_epochs < config.num_epochs,
+         "--warmup-epochs (%d) must be smaller than --num-epochs (%d)"
+         % (config.warmup_epochs, config.num_epochs))
+    need(config.num_workers >= 0, "-j/--num-data-workers must be >= 0")
+    need(config.input_size is None or config.input_size >= 32, "--input-size must be >= 32")
+    need(0 < config.crop_ratio <= 1, "--crop-ratio must be in (0, 1]")
+    need(config.log_interval >= 0 and config.save_frequency >= 0,
+         "--log-interval and --save-frequency must be >= 0")
+    need(0 < config.label_smoothing_eps < 1, "the label smoothing epsilon must be in (0, 1)")
+    try:
+        decay = [int(e) for e in config.lr_decay_epoch.split(",") if e.strip()]
+    except ValueError:
+        raise UserError("--lr-decay-epoch must be comma-separated epochs, e.g. 30,60,90, not %r"
+                        % config.lr_decay_epoch) from None
+    need(all(0 < e for e in decay), "--lr-decay-epoch epochs must be positive")
+    if config.mixup:
+        need(config.mixup_alpha > 0, "--mixup-alpha must be positive")
+        need(0 <= config.mixup_off_epoch <= config.num_epochs,
+             "--mixup-off-epoch (%d) is beyond --num-epochs (%d)"
+             % (config.mixup_off_epoch, config.num_epochs))
+    else:
+        need(config.mixup_off_epoch == 0, "--mixup-off-epoch needs --mixup")
+    if config.teacher:
+        need(bool(config.teacher_params), "--teacher %s needs --teacher-params FILE (its trained "
+             "weights)" % config.teacher)
+        need(os.path.isfile(os.path.expanduser(config.teacher_params)),
+             "--teacher-params: no such file: %s" % config.teacher_params)
+        need(config.temperature > 0, "--temperature must be positive")
+        need(0 <= config.hard_weight <= 1, "--hard-weight must be in [0, 1]")
+    else:
+        need(not config.teacher_params, "--teacher-params needs --teacher NAME")
+    if config.resume_params or config.resume_states:
+        for flag, path in (("--resume-params", config.resume_params),
+                           ("--resume-states", config.resume_states)):
+            need(bool(path) and os.path.isfile(os.path.expanduser(path)),
+                 "%s: no such file: %s (GluonCV-style resume needs both --resume-params and "
+                 "--resume-states)" % (flag, path or "(not given)"))
+        need(config.resume_epoch > 0, "--resume-params/--resume-states need --resume-epoch N "
+             "(the epoch to continue from)")
+    check_devices(config)
+
+
+def check_devices(config):
+    """GPUs and FP16 only where this MXNet build and machine have them."""
+    import mxnet as mx
+    need_gpus = config.num_gpus
+    if need_gpus < 0:
+        raise UserError("--num-gpus must be >= 0")
+    if need_gpus:
+        visible = mx.context.num_gpus()
+        if visible < need_gpus:
+            raise UserError("--num-gpus %d: this machine/MXNet build sees %d GPU(s)%s"
+                            % (need_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
+                               if not mx.runtime.Features().is_enabled("CUDA") else ""))
+    if config.dtype == "float16" and not need_gpus:
+        raise UserError("--dtype float16 needs GPUs (--num-gpus N): MXNet's CPU has no FP16 "
+                        "matrix products; train in float32 on the CPU")

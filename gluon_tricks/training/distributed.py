@@ -1,0 +1,56 @@
+"""The distributed environment, passed explicitly: one process, or one of N Horovod ranks.
+
+Horovod is imported and initialised only when the process was started by horovodrun (or mpirun),
+so a plain `gluon-tricks train` needs no Horovod at all.
+"""
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_LAUNCHER_RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+
+
+@dataclass(frozen=True)
+class World:
+    """rank/size/local_rank of this process; `hvd` is the horovod.mxnet module when size > 1."""
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    hvd: Any = None
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls):
+        """Horovod's world when launched by horovodrun/mpirun, else a single process."""
+        if not any(name in os.environ for name in _LAUNCHER_RANK_VARIABLES):
+            return cls()
+        import horovod.mxnet as hvd
+        hvd.init()
+        return cls(rank=hvd.rank(), size=hvd.size(), local_rank=hvd.local_rank(), hvd=hvd)
+
+    def broadcast_parameters(self, net):
+        """Every rank starts from rank 0's weights (and BN statistics)."""
+        if self.size > 1:
+            self.hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+
+    def sum(self, values, name):
+        """Element-wise sum of a small float64 vector over all ranks (exact validation counts)."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.size == 1:
+            return values
+        import mxnet as mx
+        total = self.hvd.allreduce(mx.nd.array(values, dtype=np.float64), average=False, name=name)
+        return total.asnumpy()
+
+    def all_equal(self, value, name):
+        """True when `value` (a float) is the same on every rank."""
+        if self.size == 1:
+            return True
+        import mxnet as mx
+        gathered = self.hvd.allgather(mx.nd.array([value], dtype=np.float64), name=name)
+        return bool(np.all(gathered.asnumpy() == value))

@@ -1,0 +1,32 @@
+"""The optimiser: NAG with momentum and weight decay, no decay on biases and BN (section 3.1),
+FP32 master weights under FP16 (section 3.2)."""
+from mxnet import gluon
+
+NO_DECAY_PATTERN = ".*beta|.*gamma|.*bias"
+
+
+def apply_no_bias_decay(net):
+    """Weight decay only on conv and dense weights: wd_mult = 0 for every bias and BN gamma/beta.
+    Returns the names that were exempted."""
+    exempted = net.collect_params(NO_DECAY_PATTERN)
+    for param in exempted.values():
+        param.wd_mult = 0.0
+    return sorted(exempted.keys())
+
+
+def optimizer_settings(momentum, wd, dtype):
+    """Arguments of the 'nag' optimiser; the learning rate is set by the loop every batch."""
+    settings = {"momentum": momentum, "wd": wd, "learning_rate": 0.0}
+    if dtype != "float32":
+        settings["multi_precision"] = True  # an FP32 master copy of FP16 weights for the update
+    return settings
+
+
+def make_trainer(net, momentum, wd, dtype, world, num_devices=1):
+    """A gluon.Trainer (several devices of one process share gradients through the 'device'
+    kvstore), or Horovod's DistributedTrainer (gradients averaged over ranks)."""
+    settings = optimizer_settings(momentum, wd, dtype)
+    if world.size > 1:
+        return world.hvd.DistributedTrainer(net.collect_params(), "nag", settings)
+    return gluon.Trainer(net.collect_params(), "nag", settings,
+                         kvstore="device" if num_devices > 1 else None)

@@ -1,0 +1,70 @@
+"""Training logs in GluonCV's train_imagenet.py line format (so the project's figures read its own
+logs and GluonCV's published ones alike), with a JSON-lines twin holding the same numbers.
+
+Only rank 0 writes; other ranks get a TrainLog that writes nothing.
+"""
+import json
+import logging
+import os
+import sys
+
+
+class TrainLog:
+    """Writes the Namespace line, per-interval batch lines and per-epoch lines."""
+
+    def __init__(self, path=None, enabled=True, stream=sys.stdout):
+        self.enabled = enabled
+        self.jsonl = None
+        self.logger = logging.getLogger("gluon_tricks.train.%d" % id(self))
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        if not enabled:
+            return
+        formatter = logging.Formatter("%(message)s")
+        handlers = [logging.StreamHandler(stream)]
+        if path:
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            handlers.append(logging.FileHandler(path, mode="a"))
+            self.jsonl = open(path + ".jsonl", "a")
+        for handler in handlers:
+            handler.setFormatter(formatter)
+            self.logger.addHandler(handler)
+
+    def _emit(self, message, record):
+        if not self.enabled:
+            return
+        self.logger.info(message)
+        if self.jsonl:
+            self.jsonl.write(json.dumps(record, sort_keys=True) + "\n")
+            self.jsonl.flush()
+
+    def namespace(self, config):
+        """GluonCV's first line: the resolved flags as an argparse Namespace."""
+        items = ", ".join("%s=%r" % (k, v) for k, v in sorted(config.items()))
+        self._emit("Namespace(%s)" % items, dict(config, event="config"))
+
+    def info(self, message):
+        self._emit(message, {"event": "info", "message": message})
+
+    def batch(self, epoch, batch, speed, metric, value, lr):
+        self._emit("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f"
+                   % (epoch, batch, speed, metric, value, lr),
+                   {"event": "batch", "epoch": epoch, "batch": batch, "speed": speed,
+                    metric: value, "lr": lr})
+
+    def epoch(self, epoch, metric, value, speed, seconds, err_top1, err_top5):
+        self._emit("[Epoch %d] training: %s=%f" % (epoch, metric, value),
+                   {"event": "train", "epoch": epoch, metric: value})
+        self._emit("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, speed, seconds),
+                   {"event": "speed", "epoch": epoch, "speed": speed, "time": seconds})
+        self._emit("[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, err_top1, err_top5),
+                   {"event": "validation", "epoch": epoch, "err_top1": err_top1,
+                    "err_top5": err_top5})
+
+    def close(self):
+        for handler in list(self.logger.handlers):
+            handler.close()
+            self.logger.removeHandler(handler)
+        if self.jsonl:
+            self.jsonl.close()
