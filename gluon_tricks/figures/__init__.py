@@ -1,0 +1,5 @@
+"""Figures and reports from files: training logs (this project's and GluonCV's) and saved logits.
+
+The data flows logparse -> tricks/paper_numbers -> report (tables) and gap/plots -> plot_command
+(figures). Nothing is imported here: `gluon-tricks report` must start without MXNet.
+"""

@@ -1,0 +1,317 @@
+"""One parser for the training logs this project and GluonCV write, messy ones included.
+
+Line formats (the message may follow any prefix: `INFO:root:`, a timestamp, a rank tag):
+- GluonCV train_imagenet.py, current (and `gluon-tricks train`):
+  `Epoch[0] Batch [49]\tSpeed: 1036.6 samples/sec\taccuracy=0.001016\tlr=0.004000` (or `rmse=`),
+  `[Epoch 0] training: accuracy=0.0135`, `[Epoch 0] speed: 1056 samples/sec\ttime cost: 1228.7`,
+  `[Epoch 0] validation: err-top1=0.938760 err-top5=0.838940`;
+- GluonCV train_imagenet.py, 2018: `...Speed: %f samples/sec\ttop1-err=%f\ttop5-err=%f` (later
+  `\ttop1-err=%f\tlr=%f`), `[Epoch 0] training: err-top1=%f err-top5=%f`, `[Epoch 0] time cost: %f`;
+- GluonCV train_horovod.py: `Epoch[0] Rank[0] Batch[40]\taccuracy=%f\tlr=%f`,
+  `Epoch[0] Batch[40]\tSpeed: %.2f samples/sec`, `Epoch[0] Batch[40] Loss[%.3f]`,
+  `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`, `Epoch[0]\tSpeed: %.2f samples/sec`,
+  `Epoch[0] Rank[0]\tValidation-accuracy=%f\tValidation-top_k_accuracy_5=%f` (accuracies).
+Defects handled: a last line cut off (no final newline: dropped), restarts that repeat epochs (the
+later run's records replace the earlier ones from the repeated epoch on), foreign lines (ignored),
+lines of other Horovod ranks (ignored), epochs without validation (top-1/top-5 None).
+"""
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from gluon_tricks.errors import UserError
+from gluon_tricks.figures.namespace import parse_config_object, parse_namespace
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
+_KEY_VALUE = re.compile(r"([A-Za-z_][\w\-]*)\s*=\s*(" + _NUM + r")(?![\w.])", re.IGNORECASE)
+_BRACKET_EPOCH = re.compile(r"\[Epoch (\d+)\]\s*(training|speed|validation|time cost)\s*:?(.*)")
+_EPOCH = re.compile(r"Epoch\[(\d+)(?:/\d+)?\]")
+_RANK = re.compile(r"Rank\[(\d+)\]")
+_BATCH = re.compile(r"Batch\s*\[(\d+)(?:/\d+)?\]")
+_SPEED = re.compile(r"Speed:\s*(" + _NUM + r")\s*samples/sec")
+_TIME_COST = re.compile(r"[Tt]ime cost\s*[:=]\s*(" + _NUM + ")")
+_VALIDATION = re.compile(r"Validation-([\w\-]+)=(" + _NUM + ")")
+_TRAIN_METRIC = re.compile(r"Train-([\w\-]+)=(" + _NUM + ")")
+_TOP1_NAMES = ("accuracy", "acc", "top1", "acc-top1")
+_TOP5_NAMES = ("top_k_accuracy_5", "top5", "acc-top5")
+LOG_SUFFIXES = (".log", ".txt")
+
+
+@dataclass
+class EpochRecord:
+    """What the end of one epoch logged; accuracies are fractions, None where not logged."""
+    epoch: int
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    train_metric: Optional[Tuple[str, float]] = None
+    speed: Optional[float] = None          # training samples/sec over the epoch
+    time_cost: Optional[float] = None      # seconds
+
+
+@dataclass
+class BatchRecord:
+    """One per-interval line; `done` counts the epoch's batches trained so far."""
+    epoch: int
+    done: int
+    speed: Optional[float] = None
+    metric: Optional[Tuple[str, float]] = None
+    lr: Optional[float] = None
+
+
+@dataclass
+class TrainingLog:
+    """A parsed log: its configuration, per-epoch records (after restarts) and batch records."""
+    path: str
+    config: Dict[str, object] = field(default_factory=dict)
+    epochs: Dict[int, EpochRecord] = field(default_factory=dict)
+    batches: List[BatchRecord] = field(default_factory=list)
+    formats: set = field(default_factory=set)
+    restarts: int = 0
+    ignored_lines: int = 0
+    truncated: bool = False
+
+    @property
+    def recognised(self):
+        return bool(self.config or self.epochs or self.batches)
+
+    @property
+    def format(self):
+        """'horovod', 'gluoncv-2018' (error-based metrics) or 'gluoncv' (current format)."""
+        for name in ("horovod", "gluoncv-2018", "gluoncv"):
+            if name in self.formats:
+                return name
+        return "unknown"
+
+    def validated(self):
+        """The epoch records with a top-1 accuracy, in epoch order."""
+        return [r for _, r in sorted(self.epochs.items()) if r.top1 is not None]
+
+
+class _Parser:
+    """Line-by-line state: the records so far and the last position of each kind of record,
+    so that a position that goes backwards is seen as a restart."""
+
+    def __init__(self, path):
+        self.log = TrainingLog(path=path)
+        self.last_batch = (-1, -1)
+        self.last_epoch_of = {}
+
+    # -- restarts -------------------------------------------------------------------------
+    def _restart_at(self, epoch):
+        """A resumed run repeats `epoch` and what follows: forget the earlier run's records."""
+        log = self.log
+        log.restarts += 1
+        log.epochs = {e: r for e, r in log.epochs.items() if e < epoch}
+        log.batches = [b for b in log.batches if b.epoch < epoch]
+        self.last_batch = (log.batches[-1].epoch, log.batches[-1].done) if log.batches else (-1, -1)
+        self.last_epoch_of = {k: min(v, epoch - 1) for k, v in self.last_epoch_of.items()}
+
+    def _epoch_record(self, epoch, kind):
+        """The record of `epoch` about to receive a `kind` value (restarting if it repeats)."""
+        # The same epoch again only overwrites (Horovod evaluates its last epoch twice).
+        if self.last_epoch_of.get(kind, -1) > epoch:
+            self._restart_at(epoch)
+        self.last_epoch_of[kind] = epoch
+        return self.log.epochs.setdefault(epoch, EpochRecord(epoch))
+
+    def _batch_record(self, epoch, done):
+        if (epoch, done) < self.last_batch:
+            self._restart_at(epoch)
+        if (epoch, done) == self.last_batch:
+            return self.log.batches[-1]  # a second line about the same batch (Horovod)
+        self.last_batch = (epoch, done)
+        record = BatchRecord(epoch, done)
+        self.log.batches.append(record)
+        return record
+
+    # -- lines ----------------------------------------------------------------------------
+    def feed(self, line):
+        """Take one line; returns whether it was a log line this parser knows."""
+        if "Namespace(" in line:
+            config = parse_namespace(line)
+            if config is not None:
+                self.log.config.update(config)
+                return True
+        if "[Epoch " in line:
+            match = _BRACKET_EPOCH.search(line)
+            if match:
+                return self._bracket_epoch(int(match.group(1)), match.group(2), match.group(3))
+        epoch_match = _EPOCH.search(line)
+        if epoch_match:
+            return self._epoch_line(int(epoch_match.group(1)), line[epoch_match.end():])
+        if "{" in line and not self.log.config:
+            config = parse_config_object(line)
+            if config:
+                self.log.config.update(config)
+                return True
+        return False
+
+    def _bracket_epoch(self, epoch, kind, rest):
+        """`[Epoch N] training|speed|validation|time cost: ...` (train_imagenet.py)."""
+        values = dict((k.lower(), float(v)) for k, v in _KEY_VALUE.findall(rest))
+        if kind == "validation":
+            if "err-top1" not in values:
+                return False
+            record = self._epoch_record(epoch, "validation")
+            record.top1 = 1.0 - values["err-top1"]
+            if "err-top5" in values:
+                record.top5 = 1.0 - values["err-top5"]
+        elif kind == "training":
+            pairs = _KEY_VALUE.findall(rest)
+            if not pairs:
+                return False
+            self._epoch_record(epoch, "training").train_metric = (pairs[0][0], float(pairs[0][1]))
+            self.log.formats.add("gluoncv-2018" if pairs[0][0].startswith("err") else "gluoncv")
+        elif kind == "speed":
+            speed = _SPEED.search("Speed: " + rest)
+            if not speed:
+                return False
+            record = self._epoch_record(epoch, "speed")
+            record.speed = float(speed.group(1))
+            time_cost = _TIME_COST.search(rest)
+            if time_cost:
+                record.time_cost = float(time_cost.group(1))
+        else:  # `[Epoch N] time cost: T` of the 2018 script
+            time_cost = re.match(r"\s*:?\s*(" + _NUM + ")", rest)
+            if not time_cost:
+                return False
+            self._epoch_record(epoch, "time").time_cost = float(time_cost.group(1))
+            self.log.formats.add("gluoncv-2018")
+        return True
+
+    def _epoch_line(self, epoch, rest):
+        """`Epoch[N] ...` lines: train_imagenet.py's batch lines and all of train_horovod.py's."""
+        rank = _RANK.search(rest)
+        if rank:
+            self.log.formats.add("horovod")
+            if int(rank.group(1)) != 0:
+                return True  # every rank logs; rank 0 speaks for the run
+        validation = _VALIDATION.findall(rest)
+        if validation:
+            self.log.formats.add("horovod")
+            record = self._epoch_record(epoch, "validation:" + validation[0][0])
+            for name, value in validation:
+                if name.lower() in _TOP1_NAMES:
+                    record.top1 = float(value)
+                elif name.lower() in _TOP5_NAMES:
+                    record.top5 = float(value)
+            return True
+        time_cost = _TIME_COST.search(rest)
+        train = _TRAIN_METRIC.search(rest)
+        if time_cost:  # Horovod's end of epoch: `Batch[n]\tTime cost=..\tTrain-metric=..`
+            record = self._epoch_record(epoch, "time")
+            record.time_cost = float(time_cost.group(1))
+            if train:
+                record.train_metric = (train.group(1), float(train.group(2)))
+            return True
+        batch = _BATCH.search(rest)
+        speed = _SPEED.search(rest)
+        if not batch and train:  # MXNet Module.fit's `Epoch[N] Train-accuracy=..`
+            self._epoch_record(epoch, "training").train_metric = (train.group(1),
+                                                                  float(train.group(2)))
+            return True
+        if not batch:
+            if not speed:
+                return False
+            self.log.formats.add("horovod")  # `Epoch[N]\tSpeed: ...` over the whole epoch
+            self._epoch_record(epoch, "speed").speed = float(speed.group(1))
+            return True
+        after = rest[batch.end():]
+        values = [(k, float(v)) for k, v in _KEY_VALUE.findall(after)]
+        lr = next((v for k, v in values if k.lower() == "lr"), None)
+        metric = next(((k, v) for k, v in values if k.lower() not in ("lr", "time")), None)
+        if speed is None and lr is None and metric is None:
+            return "Loss[" in after  # Horovod's loss line: known, nothing to keep
+        # train_imagenet.py logs speed and metric on one line and counts batches from 0;
+        # train_horovod.py splits them over two lines and counts from 1.
+        one_line = speed is not None and (metric is not None or lr is not None) and not rank
+        self.log.formats.add("gluoncv" if one_line else "horovod")
+        done = int(batch.group(1)) + (1 if one_line else 0)
+        record = self._batch_record(epoch, done)
+        if speed is not None:
+            record.speed = float(speed.group(1))
+        if metric is not None:
+            record.metric = metric
+            if metric[0].lower() in ("top1-err", "top5-err"):
+                self.log.formats.add("gluoncv-2018")
+        if lr is not None:
+            record.lr = lr
+        return True
+
+
+def read_text(path):
+    """The file's text, or a UserError naming it: missing, a directory, unreadable, empty."""
+    if not os.path.exists(path):
+        raise UserError("%s: no such file" % path)
+    if os.path.isdir(path):
+        raise UserError("%s: is a directory" % path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise UserError("%s: cannot read: %s" % (path, error.strerror or error)) from None
+    text = data.replace(b"\x00", b"").decode("utf-8", errors="replace")
+    if not text.strip():
+        raise UserError("%s: empty file" % path)
+    return text
+
+
+def parse_text(text, path="<log>"):
+    """A TrainingLog from a log's text (never raises on messy content)."""
+    parser = _Parser(path)
+    lines = text.splitlines()
+    if text and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]  # written line by line: a last line without newline was cut off
+        parser.log.truncated = True
+    for line in lines:
+        if line.strip() and not parser.feed(line):
+            parser.log.ignored_lines += 1
+    return parser.log
+
+
+def parse_log(path):
+    """Parse one log file; a file with no recognisable line is a UserError naming it."""
+    log = parse_text(read_text(path), path)
+    if not log.recognised:
+        raise UserError("%s: not a training log (no Namespace, epoch or batch line of GluonCV's "
+                        "train_imagenet.py/train_horovod.py formats)" % path)
+    return log
+
+
+def expand_log_paths(paths):
+    """Files as given; a directory stands for the .log/.txt files under it (recursively)."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
+                           for name in names if name.endswith(LOG_SUFFIXES))
+            if not found:
+                raise UserError("%s: directory with no log files (*.log, *.txt)" % path)
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def load_logs(paths, warn):
+    """Parse every log; an unreadable one is reported through `warn(message)` and skipped.
+    When none can be read, the (single) error becomes a UserError."""
+    if not paths:
+        raise UserError("no log file given")
+    files = expand_log_paths(paths)
+    logs, errors = [], []
+    for path in files:
+        try:
+            logs.append(parse_log(path))
+        except UserError as error:
+            errors.append(str(error))
+    if not logs:
+        if len(errors) == 1:
+            raise UserError(errors[0])
+        for message in errors:
+            warn(message)
+        raise UserError("none of the %d log files could be read" % len(files))
+    for message in errors:
+        warn(message)
+    return logs
