@@ -1,0 +1,127 @@
+"""Drawing the paper's figures with matplotlib, from data already read (no file parsing here).
+
+Figures are drawn on a `Figure` with an explicit Agg canvas: no pyplot, no global backend or
+figure state, nothing at import time. `save` writes PNG, SVG or PDF.
+"""
+import functools
+import os
+
+import numpy as np
+
+FORMATS = ("png", "svg", "pdf")
+_STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
+          "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _styled(draw):
+    """Run a drawing function under this module's matplotlib style."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+        with matplotlib.rc_context(_STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def _axes(width=7.0, height=4.4):
+    """A new figure with the Agg canvas selected, and its one axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.grid(True, alpha=0.3, linewidth=0.6)
+    return figure, axes
+
+
+@_styled
+def save(figure, path, fmt):
+    """Write the figure to `path` in `fmt` (png at 150 dpi), making its folder if needed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, format=fmt, dpi=150)
+    return path
+
+
+def _legend(axes, **kwargs):
+    with_labels = [h for h in axes.get_legend_handles_labels()[1] if not h.startswith("_")]
+    if with_labels:
+        axes.legend(frameon=False, **kwargs)
+
+
+@_styled
+def lr_figure(series, title):
+    """Figure 3(a): learning rate against epoch; `series` is [(label, epochs, lrs)]."""
+    figure, axes = _axes()
+    for label, epochs, lrs in series:
+        axes.plot(epochs, lrs, label=label, linewidth=1.6)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("learning rate")
+    axes.set_title(title)
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    _legend(axes, loc="upper right")
+    return figure
+
+
+@_styled
+def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
+    """Figure 3(b): validation top-1 accuracy (%) against epoch; [(label, epochs, top1 %)]."""
+    figure, axes = _axes()
+    for label, epochs, top1 in series:
+        few = len(epochs) <= 30
+        axes.plot(epochs, top1, label=label, linewidth=1.5, marker="o" if few else None,
+                  markersize=3)
+    from matplotlib.ticker import MaxNLocator
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epochs trained")
+    axes.set_ylabel("validation top-1 accuracy (%)")
+    axes.set_title(title)
+    axes.set_xlim(left=0)
+    _legend(axes, loc="best")
+    return figure
+
+
+@_styled
+def gap_theory_figure(curves, mark):
+    """Figure 4(a): the optimal gap against eps; `curves` is [(K, eps array, gap array)],
+    `mark` is (K, eps, gap) for the point to annotate."""
+    figure, axes = _axes()
+    for classes, eps, gap in curves:
+        axes.plot(eps, gap, linewidth=1.6, label="K = %d classes" % classes)
+    classes, eps, gap = mark
+    axes.plot([eps], [gap], "o", color="black", markersize=5, zorder=3)
+    axes.annotate("ε = %g, K = %d: gap %.2f" % (eps, classes, gap), (eps, gap),
+                  xytext=(12, 8), textcoords="offset points")
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.set_xlabel("label smoothing ε")
+    axes.set_ylabel("optimal gap log((K−1)(1−ε)/ε)  (logit units)")
+    axes.set_title("Figure 4(a): theoretical gap between the true-class logit and the others")
+    axes.set_xlim(0, 1)
+    _legend(axes, loc="upper right")
+    return figure
+
+
+@_styled
+def gap_figure(items, marks, eps):
+    """Figure 4(b): the distribution of the empirical gap per model; `items` is
+    [(label, gaps)], `marks` is [(K, optimal gap)] drawn as dashed lines."""
+    figure, axes = _axes()
+    values = np.concatenate([gaps for _, gaps in items] + [np.array([g for _, g in marks])])
+    low, high = float(np.min(values)), float(np.max(values))
+    if high - low < 1e-6:
+        low, high = low - 0.5, high + 0.5
+    bins = np.linspace(low, high, int(np.clip(np.sqrt(max(len(g) for _, g in items)), 10, 80)) + 1)
+    for index, (label, gaps) in enumerate(items):
+        color = "C%d" % index
+        axes.hist(gaps, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color=color)
+        axes.hist(gaps, bins=bins, density=True, histtype="step", linewidth=1.4, color=color,
+                  label=label)
+    for index, (classes, value) in enumerate(marks):
+        axes.axvline(value, color="black", linestyle=("--", ":", "-.")[index % 3], linewidth=1.2,
+                     label="optimum under label smoothing ε = %g, K = %d: %.2f"
+                     % (eps, classes, value))
+    axes.set_xlabel("gap: largest logit − mean of the other logits (logit units)")
+    axes.set_ylabel("density (fraction of images per unit gap)")
+    axes.set_title("Figure 4(b): distribution of the logit gap over the validation set")
+    _legend(axes, loc="upper right")
+    return figure
