@@ -78,7 +78,8 @@ def test_lr_figure_from_logs(cli, tmp_path, drawn):
     step, cosine = two_logs(tmp_path)
     out = tmp_path / "lr_logs.svg"
     status, stdout, _ = cli("plot", "lr", "--log", step, cosine, "-o", out)
-    assert status == 0 and out.stat().st_size > 1000 and out.read_text().lstrip().startswith("<?xml")
+    assert status == 0 and out.stat().st_size > 1000
+    assert out.read_text().lstrip().startswith("<?xml")
     (label, xs, ys), _ = lines_of(drawn[0])
     assert label == "resnet50_v1d: warmup"
     # batches 49 and 99 of a 100-batch epoch (the largest batch position logged)
@@ -219,12 +220,15 @@ def test_gap_from_a_model_params_and_validation_data(cli, tmp_path, monkeypatch,
                            "-o", tmp_path / "h.png")
     assert_one_line_error(status, out, err, "--rec-val")
     status, out, err = cli("plot", "gap", "--model", "resnet50_v1d", "--params",
-                           tmp_path / "none.params", "--val-dir", tmp_path, "-o", tmp_path / "h.png")
+                           tmp_path / "none.params", "--val-dir", tmp_path,
+                           "-o", tmp_path / "h.png")
     assert_one_line_error(status, out, err, "none.params")
 
 
-def test_output_path_rules():
+def test_output_path_rules(tmp_path):
     assert output_path(None, None, "fig") == ("fig.png", "png")
+    assert output_path(str(tmp_path), "pdf", "fig") == (str(tmp_path / "fig.pdf"), "pdf")
+    assert output_path("new/", None, "fig") == ("new/fig.png", "png")
     assert output_path(None, "svg", "fig") == ("fig.svg", "svg")
     assert output_path("out/a.PDF", None, "fig") == ("out/a.PDF", "pdf")
     assert output_path("out/a", "svg", "fig") == ("out/a.svg", "svg")

@@ -142,8 +142,8 @@ def test_2018_formats_store_errors_as_accuracies(tmp_path):
     assert early.epochs[0].train_metric == ("err-top1", 0.7)
     assert early.batches[0].metric == ("top1-err", 0.7) and early.batches[0].lr is None
 
-    late = parse_log(write_log(tmp_path / "late.log", [namespace()] + late_2018_epoch(0, 0.3, lr=0.2),
-                               prefix=""))
+    late_lines = [namespace()] + late_2018_epoch(0, 0.3, lr=0.2)
+    late = parse_log(write_log(tmp_path / "late.log", late_lines, prefix=""))
     assert late.format == "gluoncv-2018"
     assert late.batches[0].lr == pytest.approx(0.2) and late.epochs[0].speed == 950
 
@@ -193,7 +193,8 @@ def test_restart_replaces_repeated_epochs(tmp_path):
     assert log.config["resume_epoch"] == 2
     epoch2 = [b for b in log.batches if b.epoch == 2]
     assert len(epoch2) == 2 and all(b.lr == pytest.approx(0.05) for b in epoch2)
-    assert [(b.epoch, b.done) for b in log.batches] == sorted((b.epoch, b.done) for b in log.batches)
+    positions = [(b.epoch, b.done) for b in log.batches]
+    assert positions == sorted(positions)
 
 
 def test_restart_without_batch_lines_is_found_from_epoch_lines(tmp_path):

@@ -9,7 +9,8 @@ Line formats (the message may follow any prefix: `INFO:root:`, a timestamp, a ra
   `\ttop1-err=%f\tlr=%f`), `[Epoch 0] training: err-top1=%f err-top5=%f`, `[Epoch 0] time cost: %f`;
 - GluonCV train_horovod.py: `Epoch[0] Rank[0] Batch[40]\taccuracy=%f\tlr=%f`,
   `Epoch[0] Batch[40]\tSpeed: %.2f samples/sec`, `Epoch[0] Batch[40] Loss[%.3f]`,
-  `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`, `Epoch[0]\tSpeed: %.2f samples/sec`,
+  `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`,
+  `Epoch[0]\tSpeed: %.2f samples/sec`,
   `Epoch[0] Rank[0]\tValidation-accuracy=%f\tValidation-top_k_accuracy_5=%f` (accuracies).
 Defects handled: a last line cut off (no final newline: dropped), restarts that repeat epochs (the
 later run's records replace the earlier ones from the repeated epoch on), foreign lines (ignored),
@@ -84,8 +85,9 @@ class TrainingLog:
         return "unknown"
 
     def validated(self):
-        """The epoch records with a top-1 accuracy, in epoch order."""
-        return [r for _, r in sorted(self.epochs.items()) if r.top1 is not None]
+        """The epoch records with a top-1 accuracy (not NaN), in epoch order."""
+        return [r for _, r in sorted(self.epochs.items())
+                if r.top1 is not None and r.top1 == r.top1]
 
 
 class _Parser:
@@ -130,7 +132,7 @@ class _Parser:
         """Take one line; returns whether it was a log line this parser knows."""
         if "Namespace(" in line:
             config = parse_namespace(line)
-            if config is not None:
+            if config:
                 self.log.config.update(config)
                 return True
         if "[Epoch " in line:

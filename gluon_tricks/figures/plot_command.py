@@ -20,8 +20,8 @@ def warn(message):
 
 def _output_arguments(parser, default_stem):
     parser.add_argument("-o", "--output", metavar="FILE",
-                        help="where to write the figure (default %s.png, or .svg/.pdf with "
-                             "--format)" % default_stem)
+                        help="where to write the figure, or a folder for it (default %s.png, "
+                             "or .svg/.pdf with --format)" % default_stem)
     parser.add_argument("--format", choices=plots.FORMATS,
                         help="png (default), svg or pdf; taken from -o's extension when omitted")
     parser.set_defaults(default_stem=default_stem)
@@ -29,10 +29,11 @@ def _output_arguments(parser, default_stem):
 
 def output_path(output, fmt, default_stem):
     """(path, format) from `-o` and `--format`: the extension decides when --format is absent;
-    an extension that names another image type, or contradicts --format, is an error."""
-    if not output:
+    an extension that names another image type, or contradicts --format, is an error; a folder
+    gets the figure's default name inside it."""
+    if not output or output.endswith(os.sep) or os.path.isdir(output):
         fmt = fmt or "png"
-        return "%s.%s" % (default_stem, fmt), fmt
+        return os.path.join(output or "", "%s.%s" % (default_stem, fmt)), fmt
     extension = os.path.splitext(output)[1].lower().lstrip(".")
     if extension in plots.FORMATS:
         if fmt and fmt != extension:
@@ -101,7 +102,10 @@ def run(args):
     path, fmt = output_path(args.output, args.format, args.default_stem)
     figure = {"lr": _learning_rate, "curves": _curves, "gap-theory": _gap_theory,
               "gap": _gap}[args.figure](args)
-    plots.save(figure, path, fmt)
+    try:
+        plots.save(figure, path, fmt)
+    except OSError as error:
+        raise UserError("cannot write %s: %s" % (path, error.strerror or error)) from None
     print("wrote %s" % path)
     return 0
 
@@ -135,6 +139,8 @@ def _learning_rate(args):
     """Figure 3(a) from the trainer's scheduler, or from the lr= values of logs."""
     if args.log:
         return _learning_rate_from_logs(args.log)
+    if args.num_epochs < 1 or args.iters_per_epoch < 1 or args.lr <= 0:
+        raise UserError("--num-epochs, --iters-per-epoch and --lr must be positive")
     from gluon_tricks.training.schedule import lr_per_epoch, make_lr_schedule
     series = []
     decay_at = ", ".join(e.strip() for e in args.lr_decay_epoch.split(",") if e.strip())

@@ -9,10 +9,6 @@ import sys
 
 from gluon_tricks.figures import logparse, paper_numbers, tricks
 
-JSON_KEYS = ("log", "model", "tricks", "epochs", "best_top1", "best_top5", "final_top1",
-             "final_top5", "speed")
-
-
 def add_arguments(parser):
     parser.add_argument("logs", nargs="*", metavar="LOG",
                         help="training logs (GluonCV's or this project's), or folders of them")
