@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Table 6, ResNet-50-D, row "+ distill w/ mixup":
+# Cosine + label smoothing + mixup (alpha 0.2, 200 epochs) + distillation (T=20).
+# Efficient setting: batch 1024 (8 x 128), lr 0.4, warmup 5 epochs, zero gamma, no bias
+# decay, FP16.
+# The teacher: scripts/table6_teacher_resnet152_v1d.sh (TEACHER_PARAMS, see scripts/README.md).
+# Paper: top-1 79.29, top-5 94.63.
+set -euo pipefail
+source "$(dirname "$0")/lib/recipe.sh"
+recipe 1024 --model resnet50_v1d \
+  --num-epochs 200 --lr 0.4 --lr-mode cosine \
+  --warmup-epochs 5 --last-gamma --no-wd --dtype float16 \
+  --label-smoothing --mixup --mixup-alpha 0.2 \
+  --teacher resnet152_v1d --teacher-params "$TEACHER_PARAMS" --temperature 20 --hard-weight 0.5 \
+  "$@"

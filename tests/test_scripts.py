@@ -1,0 +1,413 @@
+"""The reproduction kit in scripts/: one recipe per row of the paper's Tables 2-6, and
+prepare_imagenet.sh.
+
+Every recipe runs with DRY_RUN=1 (plain bash, no GPU): it must print one horovodrun command whose
+`gluon-tricks train` flags the real parser accepts and whose values are the paper's (EXPECTED below
+is the spec, transcribed from PAPER.md). Real launches run against stub `horovodrun` and
+`gluon-tricks` commands that record their arguments; bad input must end with one line on stderr.
+"""
+import argparse
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from gluon_tricks.training import checkpoint
+from gluon_tricks.training.config import add_arguments, tricks_of
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "scripts")
+# Top-level scripts that are not recipes of a paper row.
+NOT_RECIPES = {"install_env.sh", "prepare_imagenet.sh", "cpu_ablation.sh"}
+# Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
+SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
+                    "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
+                    "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
+                    "QUALITY", "PYTHON")
+
+# The paper's rows: script -> (model, total batch, epochs, lr mode, tricks as config.tricks_of
+# names them). The total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
+EFFICIENT = ["warmup", "zero-gamma", "no-bias-decay", "fp16"]
+EFFICIENT_NOT_RESIDUAL = ["warmup", "no-bias-decay", "fp16"]  # no zero gamma without res. blocks
+EXPECTED = {
+    "table2_resnet50_baseline": ("resnet50_v1", 256, 120, "step", []),
+    "table2_inceptionv3_baseline": ("inceptionv3", 256, 120, "step", []),
+    "table2_mobilenet_baseline": ("mobilenet1.0", 256, 120, "step", []),
+    "table4_bs256_warmup": ("resnet50_v1", 256, 120, "step", ["warmup"]),
+    "table4_bs256_zero_gamma": ("resnet50_v1", 256, 120, "step", ["warmup", "zero-gamma"]),
+    "table4_bs256_no_bias_decay": ("resnet50_v1", 256, 120, "step", EFFICIENT[:3]),
+    "table4_bs256_fp16": ("resnet50_v1", 256, 120, "step", EFFICIENT),
+    "table4_bs1024_linear_scaling": ("resnet50_v1", 1024, 120, "step", []),
+    "table4_bs1024_warmup": ("resnet50_v1", 1024, 120, "step", ["warmup"]),
+    "table4_bs1024_zero_gamma": ("resnet50_v1", 1024, 120, "step", ["warmup", "zero-gamma"]),
+    "table4_bs1024_no_bias_decay": ("resnet50_v1", 1024, 120, "step", EFFICIENT[:3]),
+    "table4_bs1024_fp16": ("resnet50_v1", 1024, 120, "step", EFFICIENT),
+    "table5_resnet50_v1b": ("resnet50_v1b", 1024, 120, "step", EFFICIENT),
+    "table5_resnet50_v1c": ("resnet50_v1c", 1024, 120, "step", EFFICIENT),
+    "table5_resnet50_v1d": ("resnet50_v1d", 1024, 120, "step", EFFICIENT),
+    "table6_inceptionv3_efficient": ("inceptionv3", 1024, 120, "step", EFFICIENT_NOT_RESIDUAL),
+    "table6_mobilenet_efficient": ("mobilenet1.0", 1024, 120, "step", EFFICIENT_NOT_RESIDUAL),
+    # The teacher: GluonCV's published ResNet-152-D recipe (batch 512, lr 0.2, FP32).
+    "table6_teacher_resnet152_v1d": ("resnet152_v1d", 512, 120, "cosine",
+                                     ["warmup", "zero-gamma", "no-bias-decay", "cosine",
+                                      "label-smoothing"]),
+}
+for _short, _model, _efficient in (("resnet50_v1d", "resnet50_v1d", EFFICIENT),
+                                   ("inceptionv3", "inceptionv3", EFFICIENT_NOT_RESIDUAL),
+                                   ("mobilenet", "mobilenet1.0", EFFICIENT_NOT_RESIDUAL)):
+    _refined = _efficient + ["cosine", "label-smoothing"]
+    EXPECTED.update({
+        "table6_%s_cosine" % _short: (_model, 1024, 120, "cosine", _efficient + ["cosine"]),
+        "table6_%s_label_smoothing" % _short: (_model, 1024, 120, "cosine", _refined),
+        "table6_%s_distill" % _short: (_model, 1024, 120, "cosine", _refined + ["distillation"]),
+        "table6_%s_mixup" % _short: (_model, 1024, 200, "cosine", _refined + ["mixup"]),
+        "table6_%s_distill_mixup" % _short: (_model, 1024, 200, "cosine",
+                                             _refined + ["distillation", "mixup"]),
+    })
+
+TEACHER = "table6_teacher_resnet152_v1d"
+
+
+def recipes_on_disk():
+    return sorted(f[:-3] for f in os.listdir(SCRIPTS) if f.startswith("table") and f.endswith(".sh"))
+
+
+def write_stub(folder, name):
+    """An executable `name` that records each call's arguments (one a line) in its own file."""
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write('#!/usr/bin/env bash\nset -eu\nout="$STUB_CALLS/%s.$$"\n'
+                'printf "%%s\\n" "$@" > "$out"\n'
+                '[ "${1:-}" != pack ] || touch "$3.rec" "$3.idx"\n' % name)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+
+
+def stub_calls(calls_dir, name):
+    """The recorded calls of a stub, each as its argument list."""
+    calls = []
+    for f in sorted(os.listdir(calls_dir)):
+        if f.startswith(name + "."):
+            with open(os.path.join(calls_dir, f)) as handle:
+                calls.append(handle.read().splitlines())
+    return calls
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """run(script, *args, **env) -> CompletedProcess, with stubs first on PATH and a clean env."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    calls.mkdir()
+    for name in ("horovodrun", "gluon-tricks"):
+        write_stub(str(bin_dir), name)
+    base = {k: v for k, v in os.environ.items() if k not in SCRIPT_VARIABLES}
+    base.update(PATH="%s:%s" % (bin_dir, os.environ["PATH"]), STUB_CALLS=str(calls),
+                OUT_DIR=str(tmp_path / "out"))
+
+    def run(script, *args, **env):
+        merged = dict(base, **{k: str(v) for k, v in env.items()})
+        return subprocess.run(["bash", os.path.join(SCRIPTS, script), *map(str, args)],
+                              env=merged, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    run.tmp = tmp_path
+    run.calls = lambda name: stub_calls(str(calls), name)
+    return run
+
+
+def train_parser():
+    parser = argparse.ArgumentParser(prog="gluon-tricks train")
+    add_arguments(parser)
+    return parser
+
+
+def dry_run(sandbox, name, *args, **env):
+    """The printed command of a recipe as its words; checks it is one line and nothing else."""
+    result = sandbox(name + ".sh", *args, DRY_RUN=1, **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    return shlex.split(lines[0])
+
+
+def split_command(words):
+    """(horovodrun words, the `gluon-tricks train` flags)."""
+    at = words.index("gluon-tricks")
+    assert words[at + 1] == "train"
+    return words[:at], words[at + 2:]
+
+
+def test_every_row_of_the_paper_has_a_recipe_and_every_recipe_a_row():
+    assert recipes_on_disk() == sorted(EXPECTED)
+    others = sorted(set(os.listdir(SCRIPTS)) - NOT_RECIPES - {n + ".sh" for n in EXPECTED}
+                    - {"lib", "README.md"})
+    assert others == [], "scripts/ holds scripts this test does not know: %s" % others
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_recipe_prints_a_horovodrun_command_with_the_papers_values(sandbox, name):
+    model, total, epochs, lr_mode, tricks = EXPECTED[name]
+    rec, out = sandbox.tmp / "rec", sandbox.tmp / "out"
+    launcher, flags = split_command(dry_run(sandbox, name, REC_DIR=rec))
+    assert launcher == ["horovodrun", "-np", "8", "-H", "localhost:8"]
+    config = train_parser().parse_args(flags)  # exits (fails) on a flag `train` does not know
+
+    assert config.model == model
+    assert config.batch_size * 8 == total and config.num_gpus == 1
+    assert config.lr == pytest.approx(0.1 * total / 256)  # the linear scaling rule
+    assert config.num_epochs == epochs and config.lr_mode == lr_mode
+    assert tricks_of(config) == tricks
+    assert config.warmup_epochs == (5 if "warmup" in tricks else 0)
+    assert (config.momentum, config.wd) == (0.9, 0.0001)
+    if lr_mode == "step":
+        assert config.lr_decay_epoch == "30,60,90" and config.lr_decay == 0.1
+    assert config.input_size == (299 if model == "inceptionv3" else None)
+    assert config.label_smoothing_eps == 0.1
+    if config.mixup:
+        assert (config.mixup_alpha, config.mixup_off_epoch, config.num_epochs) == (0.2, 0, 200)
+    if config.teacher:
+        teacher_model, _, teacher_epochs, _, _ = EXPECTED[TEACHER]
+        assert config.teacher == teacher_model
+        assert (config.temperature, config.hard_weight) == (20.0, 0.5)
+        # The default teacher weights are the teacher recipe's last checkpoint, as it names it.
+        assert config.teacher_params == checkpoint.checkpoint_prefix(
+            str(out / TEACHER), teacher_model, teacher_epochs) + ".params"
+    assert config.use_rec and (config.rec_train, config.rec_train_idx, config.rec_val,
+                               config.rec_val_idx) == tuple(
+        str(rec / f) for f in ("train.rec", "train.idx", "val.rec", "val.idx"))
+    assert config.save_dir == str(out / name)
+    assert config.logging_file == str(out / name / (name + ".log"))
+
+
+def test_the_models_are_ones_the_package_builds():
+    from gluon_tricks.models import MODEL_NAMES
+    assert {spec[0] for spec in EXPECTED.values()} <= set(MODEL_NAMES)
+
+
+def test_np_hosts_and_extra_arguments(sandbox):
+    words = dry_run(sandbox, "table4_bs1024_fp16", "--seed", "5", "-j", "3", NP=16,
+                    HOSTS="host1:8,host2:8", HOROVODRUN_ARGS="-p 12345", WORKERS=12,
+                    DATA_DIR=sandbox.tmp / "images")
+    launcher, flags = split_command(words)
+    assert launcher == ["horovodrun", "-np", "16", "-H", "host1:8,host2:8", "-p", "12345"]
+    config = train_parser().parse_args(flags)
+    assert config.batch_size == 64  # the paper's total of 1024 over 16 GPUs
+    assert config.seed == 5 and config.num_workers == 3  # a recipe's own arguments come last
+    assert config.data_dir == str(sandbox.tmp / "images") and not config.use_rec
+
+
+def test_each_recordio_file_may_be_given_alone(sandbox):
+    files = {v: sandbox.tmp / ("%s.file" % v.lower()) for v in
+             ("REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL", "REC_VAL_IDX")}
+    config = train_parser().parse_args(split_command(dry_run(
+        sandbox, "table2_mobilenet_baseline", **files))[1])
+    assert (config.rec_train, config.rec_train_idx, config.rec_val, config.rec_val_idx) == tuple(
+        str(files[v]) for v in ("REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL", "REC_VAL_IDX"))
+
+
+def test_a_launch_runs_exactly_the_printed_command(sandbox):
+    images = sandbox.tmp / "images"
+    (images / "train").mkdir(parents=True)
+    (images / "val").mkdir()
+    printed = dry_run(sandbox, "table6_mobilenet_mixup", DATA_DIR=images)
+    result = sandbox("table6_mobilenet_mixup.sh", DATA_DIR=images)
+    assert result.returncode == 0, result.stderr
+    assert sandbox.calls("horovodrun") == [printed[1:]]
+    assert (sandbox.tmp / "out" / "table6_mobilenet_mixup").is_dir()
+
+
+def test_a_distillation_launch_finds_the_teachers_weights(sandbox):
+    rec = sandbox.tmp / "rec"
+    rec.mkdir()
+    for f in ("train.rec", "train.idx", "val.rec", "val.idx"):
+        (rec / f).touch()
+    teacher = sandbox.tmp / "teacher.params"
+    teacher.touch()
+    result = sandbox("table6_resnet50_v1d_distill.sh", REC_DIR=rec, TEACHER_PARAMS=teacher)
+    assert result.returncode == 0, result.stderr
+    [call] = sandbox.calls("horovodrun")
+    assert call[call.index("--teacher-params") + 1] == str(teacher)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"NP": "abc", "DRY_RUN": "1"}, "NP must be a positive whole number"),
+    ({"NP": "0", "DRY_RUN": "1"}, "NP must be a positive whole number"),
+    ({"NP": "3", "DRY_RUN": "1"}, "does not divide the paper's total batch of 256"),
+    ({"NP": "16", "DRY_RUN": "1"}, "has 8 slots"),
+    ({"HOSTS": "host1 host2", "DRY_RUN": "1"}, "HOSTS must look like"),
+    ({"DRY_RUN": "yes"}, "DRY_RUN must be 1"),
+    ({"WORKERS": "many", "DRY_RUN": "1"}, "WORKERS must be a whole number"),
+    ({"DATA_DIR": "x", "REC_DIR": "y", "DRY_RUN": "1"}, "not both"),
+    ({}, "no data: set REC_DIR"),
+    ({"DATA_DIR": "missing"}, "needs train/ and val/ folders"),
+    ({"REC_DIR": "missing"}, "no such file"),
+    ({"REC_TRAIN": "a.rec"}, "REC_TRAIN_IDX is not set"),
+])
+def test_bad_input_ends_with_one_line(sandbox, env, message):
+    result = sandbox("table2_resnet50_baseline.sh", **env)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line
+    assert result.stderr.startswith("table2_resnet50_baseline: error: ") and message in result.stderr
+    assert sandbox.calls("horovodrun") == []
+
+
+def test_a_missing_teacher_stops_before_launching(sandbox):
+    images = sandbox.tmp / "images"
+    (images / "train").mkdir(parents=True)
+    (images / "val").mkdir()
+    result = sandbox("table6_inceptionv3_distill.sh", DATA_DIR=images)
+    assert result.returncode != 0
+    assert len(result.stderr.splitlines()) == 1 and "train the teacher first" in result.stderr
+    assert sandbox.calls("horovodrun") == []
+
+
+def test_readme_maps_every_recipe_to_its_row_and_number():
+    with open(os.path.join(SCRIPTS, "README.md")) as f:
+        readme = f.read()
+    for name in EXPECTED:
+        with open(os.path.join(SCRIPTS, name + ".sh")) as f:
+            top1 = re.search(r"Paper: top-1 (\d+\.\d+)", f.read())
+        rows = [line for line in readme.splitlines() if "`%s.sh`" % name in line]
+        assert rows, "%s.sh is missing from scripts/README.md" % name
+        if top1:  # the README's table shows the number the script's header quotes
+            assert any(top1.group(1) in row for row in rows), (name, top1.group(1))
+    for script in ("prepare_imagenet.sh", "cpu_ablation.sh"):
+        assert script in readme
+
+
+def test_every_script_is_valid_bash():
+    paths = [os.path.join(SCRIPTS, f) for f in os.listdir(SCRIPTS) if f.endswith(".sh")]
+    paths += [os.path.join(SCRIPTS, "lib", f) for f in os.listdir(os.path.join(SCRIPTS, "lib"))
+              if f.endswith(".sh")]
+    for path in paths:
+        result = subprocess.run(["bash", "-n", path], capture_output=True, text=True)
+        assert result.returncode == 0, (path, result.stderr)
+
+
+# -- prepare_imagenet.sh, on a fake ImageNet of three classes
+
+WNIDS = ["n01440764", "n01443537", "n01484850"]
+VAL = {"ILSVRC2012_val_00000001.JPEG": "n01443537", "ILSVRC2012_val_00000002.JPEG": "n01440764",
+       "ILSVRC2012_val_00000003.JPEG": "n01484850"}
+
+
+def add_file(tar, name, data):
+    import io
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def fake_imagenet(folder):
+    """ILSVRC2012_img_train.tar (a tar per class inside) and ILSVRC2012_img_val.tar (flat)."""
+    import io
+    folder.mkdir()
+    with tarfile.open(folder / "ILSVRC2012_img_train.tar", "w") as outer:
+        for wnid in WNIDS:
+            inner = io.BytesIO()
+            with tarfile.open(fileobj=inner, mode="w") as tar:
+                for i in range(2):
+                    add_file(tar, "%s_%d.JPEG" % (wnid, i), b"jpeg")
+            add_file(outer, wnid + ".tar", inner.getvalue())
+    with tarfile.open(folder / "ILSVRC2012_img_val.tar", "w") as tar:
+        for name in VAL:
+            add_file(tar, name, b"jpeg")
+    return folder
+
+
+def fake_devkit(path):
+    """ILSVRC2012_devkit_t12.tar.gz: meta.mat (ids 1..3 and a non-leaf synset) + ground truth."""
+    import io
+
+    import numpy as np
+    from scipy.io import savemat
+    synsets = np.array([(i + 1, w, 0) for i, w in enumerate(WNIDS)] + [(1001, "n00001740", 3)],
+                       dtype=[("ILSVRC2012_ID", "O"), ("WNID", "O"), ("num_children", "O")])
+    mat = io.BytesIO()
+    savemat(mat, {"synsets": synsets})
+    truth = "".join("%d\n" % (WNIDS.index(VAL[name]) + 1) for name in sorted(VAL))
+    with tarfile.open(path, "w:gz") as tar:
+        add_file(tar, "ILSVRC2012_devkit_t12/data/meta.mat", mat.getvalue())
+        add_file(tar, "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt",
+                 truth.encode())
+
+
+def folder_listing(folder):
+    return {d: sorted(os.listdir(folder / d)) for d in sorted(os.listdir(folder))}
+
+
+@pytest.mark.parametrize("labels", ["devkit", "text"])
+def test_prepare_imagenet_from_the_official_tar_files(sandbox, labels):
+    imagenet = fake_imagenet(sandbox.tmp / "imagenet")
+    env = dict(IMAGENET_DIR=imagenet, REC_DIR=sandbox.tmp / "rec", WORKERS=2,
+               PYTHON=sys.executable)
+    if labels == "devkit":
+        fake_devkit(imagenet / "ILSVRC2012_devkit_t12.tar.gz")
+    else:
+        (imagenet / "val.csv").write_text("ImageId,PredictionString\n" + "".join(
+            "%s,%s 1 2 3 4\n" % (name[:-5], wnid) for name, wnid in VAL.items()))
+        env["VAL_LABELS"] = imagenet / "val.csv"
+    result = sandbox("prepare_imagenet.sh", **env)
+    assert result.returncode == 0, result.stderr
+
+    images = sandbox.tmp / "rec" / "images"
+    assert folder_listing(images / "train") == {
+        w: ["%s_0.JPEG" % w, "%s_1.JPEG" % w] for w in WNIDS}
+    assert folder_listing(images / "val") == {w: [n for n in VAL if VAL[n] == w] for w in WNIDS}
+    rec = str(sandbox.tmp / "rec")
+    assert sandbox.calls("gluon-tricks") == [
+        ["pack", str(images / split), os.path.join(rec, split), "--resize", "480", "--quality",
+         "95", "--workers", "2"] for split in ("train", "val")]
+
+    again = sandbox("prepare_imagenet.sh", **env)  # every step done: nothing runs again
+    assert again.returncode == 0, again.stderr
+    assert len(sandbox.calls("gluon-tricks")) == 2
+
+
+def test_prepare_imagenet_dry_run_from_image_folders(sandbox):
+    result = sandbox("prepare_imagenet.sh", DRY_RUN=1, IMAGE_DIR="data", REC_DIR="rec",
+                     WORKERS=5, RESIZE=320)
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert commands == [["gluon-tricks", "pack", str(sandbox.tmp / "data" / split),
+                         str(sandbox.tmp / "rec" / split), "--resize", "320", "--quality", "95",
+                         "--workers", "5"] for split in ("train", "val")]
+    assert sandbox.calls("gluon-tricks") == []
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "set IMAGENET_DIR"),
+    ({"IMAGE_DIR": "x", "IMAGENET_DIR": "y", "REC_DIR": "r"}, "not both"),
+    ({"IMAGE_DIR": "x"}, "set REC_DIR"),
+    ({"IMAGE_DIR": "missing", "REC_DIR": "r"}, "needs train/ and val/ folders"),
+    ({"IMAGENET_DIR": "missing", "REC_DIR": "r"}, "no such file"),
+    ({"IMAGE_DIR": "x", "WORKERS": "0", "DRY_RUN": "1"}, "WORKERS must be a positive"),
+])
+def test_prepare_imagenet_bad_input_ends_with_one_line(sandbox, env, message):
+    result = sandbox("prepare_imagenet.sh", **env)
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("prepare_imagenet: error: ") and message in result.stderr
+
+
+def test_prepare_imagenet_needs_validation_labels(sandbox):
+    imagenet = fake_imagenet(sandbox.tmp / "imagenet")
+    result = sandbox("prepare_imagenet.sh", IMAGENET_DIR=imagenet, REC_DIR=sandbox.tmp / "rec")
+    assert result.returncode != 0 and "no validation labels" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_validation_image_without_label_stops_the_sorting(sandbox):
+    imagenet = fake_imagenet(sandbox.tmp / "imagenet")
+    (imagenet / "val.txt").write_text("ILSVRC2012_val_00000001.JPEG n01443537\n")
+    result = sandbox("prepare_imagenet.sh", IMAGENET_DIR=imagenet, REC_DIR=sandbox.tmp / "rec",
+                     VAL_LABELS=imagenet / "val.txt", PYTHON=sys.executable)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("==>")]
+    assert errors == ["imagenet_val: error: no label for 2 of 3 images in %s (first: "
+                      "ILSVRC2012_val_00000002.JPEG)" % (sandbox.tmp / "rec" / "images" / "val")]
+    assert sandbox.calls("gluon-tricks") == []
