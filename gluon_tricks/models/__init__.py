@@ -45,7 +45,11 @@ def paper_initializer():
     return mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3)
 
 
-def initialize(net, ctx):
-    """Initialise `net` on the contexts `ctx` with the paper's scheme."""
+def initialize(net, ctx, input_size=None):
+    """Initialise `net` on the contexts `ctx` with the paper's scheme. With `input_size`, shapes are
+    inferred first so every parameter exists at once (no forward pass: an inference pass would
+    leave oneDNN-layout weights behind, which Horovod cannot broadcast)."""
+    if input_size:
+        net.infer_shape(mx.nd.zeros((1, 3, input_size, input_size)))
     net.initialize(paper_initializer(), ctx=ctx)
     return net

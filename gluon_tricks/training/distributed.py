@@ -38,6 +38,16 @@ class World:
         if self.size > 1:
             self.hvd.broadcast_parameters(net.collect_params(), root_rank=0)
 
+    def average_batch_norm_statistics(self, net):
+        """Average the BN running mean/var over ranks (each rank saw only its shard), so that every
+        rank validates and saves the same network: the one a single process would evaluate."""
+        if self.size == 1:
+            return
+        for name, param in sorted(net.collect_params().items()):
+            if param.grad_req == "null":
+                data = param.data()
+                data[:] = self.hvd.allreduce(data, average=True, name="bn_stats." + name)
+
     def sum(self, values, name):
         """Element-wise sum of a small float64 vector over all ranks (exact validation counts)."""
         values = np.asarray(values, dtype=np.float64)

@@ -60,8 +60,7 @@ def resolve(config, world, num_devices, num_classes, iters_per_epoch):
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
     """The paper-initialised network on `ctx`, materialised (shapes known) and cast to `dtype`."""
     mx.random.seed(seed)
-    net = initialize(get_model(name, classes=classes, last_gamma=last_gamma), ctx)
-    net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx[0]))
+    net = initialize(get_model(name, classes=classes, last_gamma=last_gamma), ctx, input_size)
     if dtype != "float32":
         net.cast(dtype)
     return net
@@ -205,6 +204,7 @@ def train(config, world):
                 last = checkpoint.find_latest(config.save_dir, config.model)
                 raise Diverged("%s; the last good checkpoint is %s" % (
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
+            world.average_batch_norm_statistics(net)
             err_top1, err_top5, _ = validate(net, val_loader, ctx, world, config.dtype)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)

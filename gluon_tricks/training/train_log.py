@@ -12,7 +12,7 @@ import sys
 class TrainLog:
     """Writes the Namespace line, per-interval batch lines and per-epoch lines."""
 
-    def __init__(self, path=None, enabled=True, stream=sys.stdout):
+    def __init__(self, path=None, enabled=True, stream=None):
         self.enabled = enabled
         self.jsonl = None
         self.logger = logging.getLogger("gluon_tricks.train.%d" % id(self))
@@ -21,7 +21,7 @@ class TrainLog:
         if not enabled:
             return
         formatter = logging.Formatter("%(message)s")
-        handlers = [logging.StreamHandler(stream)]
+        handlers = [logging.StreamHandler(stream or sys.stdout)]
         if path:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
