@@ -23,8 +23,11 @@ pip=("$python" -m pip --disable-pip-version-check)
 step "build tools (setuptools<70, wheel: horovod's setup.py needs both)"
 "${pip[@]}" install -q "setuptools>=65,<70" wheel || fail "pip could not install setuptools/wheel"
 
-step "the pinned stack from requirements.txt (--no-deps: nothing outside the pins comes in)"
-grep -v '^horovod==' requirements.txt > "${TMPDIR:-/tmp}/gluon_tricks_reqs.txt"
+# MXNET_PACKAGE replaces the mxnet pin: the GPU image sets mxnet-cu112==1.9.1 (same version, CUDA).
+mxnet_package=${MXNET_PACKAGE:-$(grep '^mxnet==' requirements.txt)}
+step "the pinned stack from requirements.txt, $mxnet_package (--no-deps: nothing outside the pins)"
+{ grep -v -e '^horovod==' -e '^mxnet==' requirements.txt; echo "$mxnet_package"; } \
+  > "${TMPDIR:-/tmp}/gluon_tricks_reqs.txt"
 "${pip[@]}" install -q --no-deps -r "${TMPDIR:-/tmp}/gluon_tricks_reqs.txt" \
   || fail "pip could not install requirements.txt"
 "$python" -c "import mxnet, gluoncv, cv2, numpy; cv2.circle" \

@@ -27,8 +27,12 @@ die() {
   exit 2
 }
 abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+quote() {  # one shell word, quoted only when needed (as Python's shlex.quote)
+  if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
 }
 # run CMD...: run it, or print it (one shell-quoted line) when dry.
 run() {
@@ -51,7 +55,8 @@ workers=${WORKERS:-$(nproc 2>/dev/null || echo 4)}
 resize=${RESIZE:-480}
 quality=${QUALITY:-95}
 for pair in "WORKERS=$workers" "RESIZE=$resize" "QUALITY=$quality"; do
-  [[ ${pair#*=} =~ ^[1-9][0-9]*$ ]] || die "${pair%%=*} must be a positive whole number, not '${pair#*=}'"
+  [[ ${pair#*=} =~ ^[1-9][0-9]*$ ]] \
+    || die "${pair%%=*} must be a positive whole number, not '${pair#*=}'"
 done
 python=${PYTHON:-python3}
 
@@ -119,7 +124,7 @@ if [ -n "${IMAGENET_DIR:-}" ]; then
         class=$train_src/${member%.tar}
         count=$((count + 1))
         if [ ! -d "$class" ]; then  # else done by an earlier run
-          # Unpacked beside its final name, renamed when whole: an interruption leaves no half class.
+          # Unpacked beside its final name, renamed when whole: no half class survives a crash.
           rm -rf "$class.partial" && mkdir "$class.partial"
           tar -xOf "$train_tar" "$member" | tar -xf - -C "$class.partial"
           mv "$class.partial" "$class"

@@ -74,7 +74,8 @@ TEACHER = "table6_teacher_resnet152_v1d"
 
 
 def recipes_on_disk():
-    return sorted(f[:-3] for f in os.listdir(SCRIPTS) if f.startswith("table") and f.endswith(".sh"))
+    return sorted(f[:-3] for f in os.listdir(SCRIPTS)
+                  if f.startswith("table") and f.endswith(".sh"))
 
 
 def write_stub(folder, name):
@@ -251,7 +252,8 @@ def test_bad_input_ends_with_one_line(sandbox, env, message):
     result = sandbox("table2_resnet50_baseline.sh", **env)
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr  # one line
-    assert result.stderr.startswith("table2_resnet50_baseline: error: ") and message in result.stderr
+    assert result.stderr.startswith("table2_resnet50_baseline: error: ")
+    assert message in result.stderr
     assert sandbox.calls("horovodrun") == []
 
 
@@ -372,7 +374,8 @@ def test_prepare_imagenet_dry_run_from_image_folders(sandbox):
     result = sandbox("prepare_imagenet.sh", DRY_RUN=1, IMAGE_DIR="data", REC_DIR="rec",
                      WORKERS=5, RESIZE=320)
     assert result.returncode == 0, result.stderr
-    commands = [shlex.split(line) for line in result.stdout.splitlines() if not line.startswith("#")]
+    commands = [shlex.split(line) for line in result.stdout.splitlines()
+                if not line.startswith("#")]
     assert commands == [["gluon-tricks", "pack", str(sandbox.tmp / "data" / split),
                          str(sandbox.tmp / "rec" / split), "--resize", "320", "--quality", "95",
                          "--workers", "5"] for split in ("train", "val")]
@@ -411,3 +414,68 @@ def test_a_validation_image_without_label_stops_the_sorting(sandbox):
     assert errors == ["imagenet_val: error: no label for 2 of 3 images in %s (first: "
                       "ILSVRC2012_val_00000002.JPEG)" % (sandbox.tmp / "rec" / "images" / "val")]
     assert sandbox.calls("gluon-tricks") == []
+
+
+# -- the Docker image installs through scripts/install_env.sh, the script CI runs
+
+def dockerfile_instructions():
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    with open(os.path.join(REPO, "Dockerfile")) as f:
+        text = re.sub(r"\\\n", " ", "".join(l for l in f if not l.lstrip().startswith("#")))
+    return [tuple(line.strip().split(None, 1)) for line in text.splitlines() if line.strip()]
+
+
+def test_the_dockerfile_installs_only_through_the_install_script():
+    instructions = dockerfile_instructions()
+    runs = [args for op, args in instructions if op == "RUN"]
+    for command in runs:  # every RUN is valid sh
+        result = subprocess.run(["sh", "-n"], input=command, capture_output=True, text=True)
+        assert result.returncode == 0, (command, result.stderr)
+    assert sum(c.count("bash scripts/install_env.sh /opt/venv") for c in runs) == 2
+    assert not any(re.search(r"\bpip[\d.]*\s+install|-m\s+pip\b", c) for c in runs), \
+        "a second copy of the install in the Dockerfile"
+    froms = [args for op, args in instructions if op == "FROM"]
+    assert "${CPU_IMAGE} AS base-cpu" in froms and "${CUDA_IMAGE} AS base-gpu" in froms
+    assert froms[-1] == "base-${VARIANT}"  # one install stage for both variants
+    assert ("ARG", "VARIANT=gpu") in instructions
+    copied = [args.split()[0] for op, args in instructions
+              if op == "COPY" and not args.startswith("--from")]
+    assert all(os.path.exists(os.path.join(REPO, p)) for p in copied if p != ".")
+    cmd = [args for op, args in instructions if op == "CMD"][-1]
+    assert "horovodrun --check-build" in cmd and "gluon-tricks --help" in cmd
+    # The GPU build installs the CUDA wheel of the very MXNet version requirements.txt pins.
+    env = " ".join(args for op, args in instructions if op == "ENV")
+    with open(os.path.join(REPO, "requirements.txt")) as f:
+        mxnet_pin = re.search(r"^mxnet==(\S+)", f.read(), re.M).group(1)
+    assert "MXNET_PACKAGE=mxnet-cu112==%s" % mxnet_pin in env
+    assert "HOROVOD_GPU_OPERATIONS=NCCL" in env
+    with open(os.path.join(REPO, ".dockerignore")) as f:
+        ignored = f.read().split()
+    assert {".git", ".venv", "runs", "logs/*.params"} <= set(ignored)
+
+
+@pytest.mark.parametrize("mxnet_package", [None, "mxnet-cu112==1.9.1"])
+def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_package):
+    """install_env.sh against a stub python that records what pip is asked to install."""
+    stub = tmp_path / "python"
+    stub.write_text(
+        '#!/usr/bin/env bash\n'
+        'if [ "$1 $2" = "-m pip" ]; then\n'
+        '  prev=""; for a in "$@"; do [ "$prev" != -r ] || cp "$a" "$STUB_OUT"; prev=$a; done\n'
+        'elif [[ "$*" == *horovod.__version__* ]]; then echo "$HOROVOD_VERSION"; fi\n')
+    stub.chmod(0o755)
+    with open(os.path.join(REPO, "requirements.txt")) as f:
+        pins = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_PACKAGE"}
+    env.update(PYTHON=str(stub), TMPDIR=str(tmp_path), STUB_OUT=str(tmp_path / "asked.txt"),
+               HOROVOD_VERSION=next(p for p in pins if p.startswith("horovod=="))[9:])
+    if mxnet_package:
+        env["MXNET_PACKAGE"] = mxnet_package
+    result = subprocess.run(["bash", os.path.join(SCRIPTS, "install_env.sh"), "system"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    asked = [l.strip() for l in (tmp_path / "asked.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    mxnet = next(p for p in pins if p.startswith("mxnet=="))
+    expected = [p for p in pins if not p.startswith(("horovod==", "mxnet=="))]
+    assert sorted(asked) == sorted(expected + [mxnet_package or mxnet])

@@ -29,8 +29,8 @@ def labels_from_devkit(path):
     try:
         from scipy.io import loadmat
     except ImportError:
-        raise Fail("reading the devkit's meta.mat needs scipy (the pinned stack of "
-                   "scripts/install_env.sh has it; set PYTHON), or give a text label file") from None
+        raise Fail("reading the devkit's meta.mat needs scipy (in the pinned stack of "
+                   "scripts/install_env.sh; set PYTHON), or use a text label file") from None
     try:
         with tarfile.open(path) as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}

@@ -77,11 +77,12 @@ recipe_data_flags() {
   for var in "${rec_vars[@]}"; do any_rec+=${!var:-}; done
   RECIPE_DATA=()
   if [ -n "${DATA_DIR:-}" ]; then
-    [ -z "$any_rec" ] || recipe_die "set DATA_DIR (image folders) or REC_DIR/REC_* (RecordIO), not both"
+    [ -z "$any_rec" ] \
+      || recipe_die "set DATA_DIR (image folders) or REC_DIR/REC_* (RecordIO), not both"
     path=$(recipe_abspath "$DATA_DIR")
     if [ "$dry" = 0 ]; then
       [ -d "$path/train" ] && [ -d "$path/val" ] \
-        || recipe_die "DATA_DIR=$DATA_DIR needs train/ and val/ folders (one folder per class inside)"
+        || recipe_die "DATA_DIR=$DATA_DIR needs train/ and val/ folders (a folder per class inside)"
     fi
     RECIPE_DATA=(--data-dir "$path")
     return
