@@ -1,0 +1,174 @@
+"""Training and validation batches as MXNet NDArrays, decoded and augmented in parallel workers.
+
+TrainLoader: this rank's equal share of a per-epoch permutation, whole batches only; every
+random draw of an image depends on (seed, epoch, image index) alone, so `epoch(e)` is
+bit-identical whenever it runs (exact resume), with any number of workers.
+ValLoader: each rank a disjoint block, every image once, the last batch possibly smaller.
+A corrupt image never stops an epoch: training replaces it by the next readable image of the
+rank's share (its own label with it), validation drops it; both count it in `skipped` and warn
+once at the end of the epoch.
+"""
+import logging
+
+import numpy as np
+
+from gluon_tricks.data import recordio, sharding, transforms
+from gluon_tricks.data.workers import WorkerPool
+from gluon_tricks.errors import UserError
+
+LOG = logging.getLogger(__name__)
+SPARES = 8  # readable-image candidates handed to each training batch to replace corrupt ones
+
+
+def _read(source, index):
+    """(label, bytes) or None if the record is unreadable."""
+    try:
+        return source.read(int(index))
+    except recordio.CorruptRecord:
+        return None
+
+
+class _TrainFill:
+    """Fills one training batch (runs in a worker): task = (epoch, indices, spares)."""
+
+    def __init__(self, source, input_size, flavour, seed, fast_decode):
+        self.source, self.size, self.flavour = source, input_size, flavour
+        self.seed, self.fast_decode = seed, fast_decode
+
+    def _sample(self, index, epoch, attempt, out):
+        record = _read(self.source, index)
+        if record is None:
+            return None
+        rng = sharding.sample_rng(self.seed, epoch, int(index), attempt)
+        ok = transforms.train_sample(record[1], rng, self.size, self.flavour, out,
+                                     self.fast_decode)
+        return record[0] if ok else None
+
+    def __call__(self, task, data, labels):
+        epoch, indices, spares = task
+        spares, filled, skipped = list(spares), 0, 0
+        for index in indices:
+            label = self._sample(index, epoch, 0, data[filled])
+            if label is None:
+                skipped += 1
+                while label is None and spares:  # the spare's own image and its own label
+                    label = self._sample(spares.pop(0), epoch, 1, data[filled])
+            if label is not None:
+                labels[filled] = label
+                filled += 1
+        return filled, skipped
+
+
+class _ValFill:
+    """Fills one validation batch (runs in a worker): task = indices."""
+
+    def __init__(self, source, input_size, crop_ratio, fast_decode):
+        self.source, self.size = source, input_size
+        self.crop_ratio, self.fast_decode = crop_ratio, fast_decode
+
+    def __call__(self, indices, data, labels):
+        filled = 0
+        for index in indices:
+            record = _read(self.source, index)
+            if record is not None and transforms.val_sample(
+                    record[1], self.size, data[filled], self.crop_ratio, self.fast_decode):
+                labels[filled] = record[0]
+                filled += 1
+        return filled, len(indices) - filled
+
+
+def _check(source, batch_size, input_size, num_workers, rank, num_ranks):
+    if len(source) == 0:
+        raise UserError("%r has no images" % (source,))
+    for name, value in (("batch_size", batch_size), ("input_size", input_size)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise UserError("%s must be a positive integer, not %r" % (name, value))
+    if not (isinstance(num_workers, (int, np.integer)) and num_workers >= 0):
+        raise UserError("num_workers must be 0 or more, not %r" % (num_workers,))
+    sharding.check_ranks(rank, num_ranks)
+
+
+class _Loader:
+    """What both loaders share: the worker pool, `skipped`, and the end-of-epoch warning."""
+
+    def __init__(self, source, batch_size, input_size, num_workers, fill):
+        self.source, self.batch_size, self.input_size = source, batch_size, input_size
+        self.skipped = 0
+        self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size))
+
+    def _batches(self, tasks, what):
+        self.skipped = 0
+        for skipped, data, label in self._pool.map(tasks):
+            self.skipped += skipped
+            if data is not None:
+                yield data, label
+        if self.skipped:
+            LOG.warning("%s: skipped %d corrupt or unreadable images of %s", what, self.skipped,
+                        self.source.path)
+
+    def close(self):
+        """Stop the worker processes (also done when the loader is garbage collected)."""
+        self._pool.close()
+
+
+class TrainLoader(_Loader):
+    """Augmented training batches of this rank: `len(loader)` (equal on every rank) batches of
+    (data float32 (B, 3, S, S) normalised, label float32 (B,)) from `loader.epoch(e)`."""
+
+    def __init__(self, source, batch_size, input_size=224, flavour="paper", num_workers=2,
+                 rank=0, num_ranks=1, seed=0, fast_decode=True):
+        _check(source, batch_size, input_size, num_workers, rank, num_ranks)
+        transforms.check_flavour(flavour)
+        if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+            raise UserError("seed must be a non-negative integer, not %r" % (seed,))
+        self.flavour, self.rank, self.num_ranks, self.seed = flavour, rank, num_ranks, seed
+        self.share_size = len(source) // num_ranks
+        if self.share_size < batch_size:
+            raise UserError("%d images over %d ranks leave %d per rank, fewer than the batch "
+                            "size %d" % (len(source), num_ranks, self.share_size, batch_size))
+        fill = _TrainFill(source, input_size, flavour, seed, fast_decode)
+        super().__init__(source, batch_size, input_size, num_workers, fill)
+
+    def __len__(self):
+        return self.share_size // self.batch_size
+
+    def indices(self, epoch):
+        """The image indices of this rank's batches in `epoch`, shape (len(self), B)."""
+        share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
+                                     self.num_ranks)
+        return share[:len(self) * self.batch_size].reshape(len(self), self.batch_size)
+
+    def epoch(self, epoch):
+        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0)."""
+        if not (isinstance(epoch, (int, np.integer)) and epoch >= 0):
+            raise UserError("epoch must be a non-negative integer, not %r" % (epoch,))
+        share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
+                                     self.num_ranks)
+        b = self.batch_size
+        tasks = ((epoch, share[i * b:(i + 1) * b],
+                  np.take(share, range((i + 1) * b, (i + 1) * b + SPARES), mode="wrap"))
+                 for i in range(len(self)))
+        return self._batches(tasks, "epoch %d" % epoch)
+
+
+class ValLoader(_Loader):
+    """Validation batches of this rank: resize the shorter side to input_size / crop_ratio,
+    centre crop, normalise; deterministic; iterate it once per evaluation."""
+
+    def __init__(self, source, batch_size, input_size=224, crop_ratio=0.875, num_workers=2,
+                 rank=0, num_ranks=1, fast_decode=True):
+        _check(source, batch_size, input_size, num_workers, rank, num_ranks)
+        if not 0 < crop_ratio <= 1:
+            raise UserError("crop ratio must be in (0, 1], not %r" % (crop_ratio,))
+        self.crop_ratio = crop_ratio
+        self.share = sharding.val_share(len(source), rank, num_ranks)
+        fill = _ValFill(source, input_size, crop_ratio, fast_decode)
+        super().__init__(source, batch_size, input_size, num_workers, fill)
+
+    def __len__(self):
+        return -(-len(self.share) // self.batch_size)
+
+    def __iter__(self):
+        b = self.batch_size
+        tasks = (self.share[i * b:(i + 1) * b] for i in range(len(self)))
+        return self._batches(tasks, "validation")

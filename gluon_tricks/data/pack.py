@@ -1,0 +1,152 @@
+"""`gluon-tricks pack SRC_DIR OUT_PREFIX`: an image folder -> PREFIX.rec/.idx/.lst/.classes.txt.
+
+The output is what MXNet's im2rec makes (IRHeader records written with mx.recordio, an im2rec
+`.lst`), so mx.io.ImageRecordIter and ImageRecordDataset read it. Images are read and, with
+--resize, decoded, shrunk and re-encoded in parallel workers, streamed in order to one writer.
+Without --resize the original bytes are stored as they are (im2rec's --pass-through): lossless
+and fast. Restartable: everything is written to temporary names and renamed at the end, so an
+interrupted run leaves no half-written set; run it again to start over.
+"""
+import logging
+import multiprocessing
+import os
+
+from gluon_tricks.data import images
+from gluon_tricks.data.sources import CLASSES_SUFFIX, DataSource
+from gluon_tricks.errors import UserError
+
+LOG = logging.getLogger(__name__)
+DEFAULT_QUALITY = 95  # im2rec's default
+_CHUNK = 16
+
+
+def add_arguments(parser):
+    parser.add_argument("src_dir", metavar="SRC_DIR", help="image folder: SRC_DIR/CLASS/IMAGE.jpg")
+    parser.add_argument("out_prefix", metavar="OUT_PREFIX",
+                        help="writes OUT_PREFIX.rec, .idx, .lst and .classes.txt")
+    parser.add_argument("--resize", type=int, default=0, metavar="N",
+                        help="shrink the shorter side to N pixels (never enlarge) and re-encode "
+                             "as JPEG; default: store the files as they are")
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, metavar="Q",
+                        help="JPEG quality with --resize (default %d)" % DEFAULT_QUALITY)
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), metavar="N",
+                        help="parallel reader/encoder processes (default: cores, at most 8)")
+
+
+def run(args):
+    summary = pack_folder(args.src_dir, args.out_prefix, resize=args.resize,
+                          quality=args.quality, workers=args.workers)
+    print("packed %(written)d images of %(classes)d classes into %(rec)s (%(skipped)d unreadable "
+          "images skipped, %(ignored)d non-image files ignored)" % summary)
+    return 0
+
+
+def encode_image(path, resize=0, quality=DEFAULT_QUALITY):
+    """The bytes to store for one image file, or None if it cannot be read or decoded."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError:
+        return None
+    size = images.image_size(buf)
+    if size is None or not images.looks_complete(buf):
+        image = images.decode(buf)  # a header we do not parse: keep it if it decodes
+        if image is None:
+            return None
+        size = image.shape[1], image.shape[0]
+    if not resize or min(size) <= resize:
+        return buf
+    import cv2
+    reduce = images.reduction_for(size[0], size[1], resize * size[0] // min(size),
+                                  resize * size[1] // min(size))
+    image = images.decode(buf, reduce)
+    if image is None:
+        return None
+    height, width = image.shape[:2]
+    scale = resize / min(width, height)
+    new = (max(resize, int(round(width * scale))), max(resize, int(round(height * scale))))
+    image = cv2.resize(image, new, interpolation=cv2.INTER_AREA)  # area: the better shrink
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return encoded.tobytes() if ok else None
+
+
+def _encode_job(job):
+    return encode_image(*job)
+
+
+def _worker_init():
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=0,
+                progress=True):
+    """Pack an image folder; returns a summary dict (written, skipped, ignored, classes, paths)."""
+    if resize < 0:
+        raise UserError("--resize must be 0 (keep) or a size in pixels, not %d" % resize)
+    if not 1 <= quality <= 100:
+        raise UserError("--quality must be in [1, 100], not %d" % quality)
+    if workers < 0:
+        raise UserError("--workers must be 0 or more, not %d" % workers)
+    source = DataSource.from_folder(src_dir)
+    out_prefix = os.path.expanduser(str(out_prefix))
+    out_dir = os.path.dirname(os.path.abspath(out_prefix))
+    if not os.path.isdir(out_dir):
+        raise UserError("output folder %s does not exist" % out_dir)
+    paths = {ext: out_prefix + ext for ext in (".rec", ".idx", ".lst", CLASSES_SUFFIX)}
+    temp = {ext: "%s.tmp-%d%s" % (out_prefix, os.getpid(), ext) for ext in paths}
+    jobs = [(os.path.join(source.path, source.entry(i)), resize, quality)
+            for i in range(len(source))]
+    try:
+        written, skipped = _write(source, jobs, temp, workers, progress)
+        with open(temp[CLASSES_SUFFIX], "w") as f:
+            f.write("".join(name + "\n" for name in source.classes))
+        for ext in paths:  # the .rec last but one, the .idx last: readers look for it
+            if ext not in (".rec", ".idx"):
+                os.replace(temp[ext], paths[ext])
+        os.replace(temp[".rec"], paths[".rec"])
+        os.replace(temp[".idx"], paths[".idx"])
+    finally:
+        for path in temp.values():
+            if os.path.exists(path):
+                os.remove(path)
+    if skipped:
+        LOG.warning("%s: skipped %d images that cannot be decoded", src_dir, skipped)
+    return {"written": written, "skipped": skipped, "ignored": source.ignored,
+            "classes": source.num_classes, "rec": paths[".rec"], "idx": paths[".idx"],
+            "lst": paths[".lst"], "classes_file": paths[CLASSES_SUFFIX]}
+
+
+def _write(source, jobs, temp, workers, progress):
+    """Encode the jobs in order (in parallel) and write records, the .idx and the .lst."""
+    import mxnet as mx
+    from tqdm import tqdm
+    pool = None
+    if workers > 0:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+        results = pool.imap(_encode_job, jobs, chunksize=_CHUNK)
+    else:
+        results = map(_encode_job, jobs)
+    record = mx.recordio.MXIndexedRecordIO(temp[".idx"], temp[".rec"], "w")
+    written = skipped = 0
+    try:
+        with open(temp[".lst"], "w") as lst, tqdm(total=len(jobs), unit="img", disable=not progress,
+                                                  desc="pack", mininterval=1.0) as bar:
+            for i, encoded in enumerate(results):
+                bar.update(1)
+                if encoded is None:
+                    skipped += 1
+                    continue
+                label = int(source.labels[i])
+                header = mx.recordio.IRHeader(0, float(label), written, 0)
+                record.write_idx(written, mx.recordio.pack(header, encoded))
+                # im2rec's list format: index, label(s) as floats, relative path
+                lst.write("%d\t%f\t%s\n" % (written, label, source.entry(i)))
+                written += 1
+    finally:
+        record.close()
+        if pool is not None:
+            pool.terminate()
+    if written == 0:
+        raise UserError("%s: none of the %d images could be decoded" % (source.path, len(jobs)))
+    return written, skipped

@@ -1,0 +1,100 @@
+"""Reading MXNet RecordIO (.rec + .idx) without MXNet, with positional reads safe across forks.
+
+The format is dmlc's: each record is a uint32 magic, a uint32 whose top 3 bits say whether the
+record is whole or a part (the writer splits a payload where it contains the magic) and whose low
+29 bits are the length, the bytes, and padding to 4 bytes. An image record's payload starts with
+MXNet's IRHeader (flag, label, id, id2) as `mx.recordio.pack` writes it. Writing is left to
+`mx.recordio` itself (see pack.py).
+"""
+import os
+import struct
+
+import numpy as np
+
+MAGIC = 0xCED7230A
+_MAGIC_BYTES = struct.pack("<I", MAGIC)
+IR_FORMAT = "<IfQQ"  # mx.recordio.IRHeader: flag, label, id, id2
+IR_SIZE = struct.calcsize(IR_FORMAT)
+_LENGTH_MASK = (1 << 29) - 1
+MAX_PARTS = 1 << 16
+
+
+class CorruptRecord(Exception):
+    """A record whose framing or header cannot be read."""
+
+
+def read_index(idx_path):
+    """(keys, offsets) of an .idx file (`key<TAB>offset` per line), in file order, as int64."""
+    keys, offsets = [], []
+    with open(idx_path) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            fields = line.split("\t")
+            try:
+                keys.append(int(fields[0]))
+                offsets.append(int(fields[1]))
+            except (ValueError, IndexError):
+                raise CorruptRecord("%s line %d is not `key<TAB>offset`: %r"
+                                    % (idx_path, number, line[:80])) from None
+    return np.asarray(keys, np.int64), np.asarray(offsets, np.int64)
+
+
+def _read_part(fd, offset):
+    """(continuation flag, data, offset of the next part) of the record part at `offset`."""
+    head = os.pread(fd, 8, offset)
+    if len(head) < 8:
+        raise CorruptRecord("record at byte %d is past the end of the file" % offset)
+    magic, lrec = struct.unpack("<II", head)
+    if magic != MAGIC:
+        raise CorruptRecord("no record starts at byte %d (bad magic)" % offset)
+    flag, length = lrec >> 29, lrec & _LENGTH_MASK
+    data = os.pread(fd, length, offset + 8)
+    if len(data) < length:
+        raise CorruptRecord("record at byte %d is truncated" % offset)
+    return flag, data, offset + 8 + ((length + 3) & ~3)
+
+
+def read_record(fd, offset):
+    """The payload of the record starting at `offset`, its parts joined back with the magic."""
+    flag, data, offset = _read_part(fd, offset)
+    if flag == 0:
+        return data
+    if flag != 1:
+        raise CorruptRecord("record at byte %d starts mid-record" % offset)
+    parts = [data]
+    for _ in range(MAX_PARTS):
+        flag, data, offset = _read_part(fd, offset)
+        if flag not in (2, 3):
+            raise CorruptRecord("record part at byte %d has flag %d" % (offset, flag))
+        parts.append(data)
+        if flag == 3:
+            return _MAGIC_BYTES.join(parts)
+    raise CorruptRecord("record with more than %d parts" % MAX_PARTS)
+
+
+def read_label(fd, offset):
+    """The label of the image record at `offset` (one pread of its header), as a float."""
+    head = os.pread(fd, 8 + IR_SIZE, offset)
+    if len(head) < 8 + IR_SIZE:
+        raise CorruptRecord("record at byte %d is too short for an image header" % offset)
+    magic, lrec = struct.unpack("<II", head[:8])
+    if magic != MAGIC or (lrec >> 29) not in (0, 1) or (lrec & _LENGTH_MASK) < IR_SIZE:
+        return unpack_image_record(read_record(fd, offset))[0]  # rare: a split header
+    flag, label, _, _ = struct.unpack(IR_FORMAT, head[8:])
+    if flag != 0:
+        raise CorruptRecord("record at byte %d has %d labels; one class label per image is "
+                            "expected" % (offset, flag))
+    return label
+
+
+def unpack_image_record(payload):
+    """(label, encoded image bytes) of an image record's payload (mx.recordio.unpack's layout)."""
+    if len(payload) < IR_SIZE:
+        raise CorruptRecord("image record shorter than its header")
+    flag, label, _, _ = struct.unpack(IR_FORMAT, payload[:IR_SIZE])
+    if flag != 0:
+        raise CorruptRecord("image record with %d labels; one class label per image is "
+                            "expected" % flag)
+    return label, payload[IR_SIZE:]

@@ -1,0 +1,38 @@
+"""Which images each Horovod rank reads: disjoint equal training shares reshuffled every epoch
+from a shared seed, and a validation split in which every image is seen exactly once."""
+import numpy as np
+
+# Distinct streams for the per-epoch permutation and the per-sample augmentation draws.
+_PERMUTATION_STREAM = 0
+_SAMPLE_STREAM = 1
+
+
+def check_ranks(rank, num_ranks):
+    from gluon_tricks.errors import UserError
+    if not (isinstance(num_ranks, int) and num_ranks >= 1 and 0 <= rank < num_ranks):
+        raise UserError("rank %r is not in [0, num_ranks=%r)" % (rank, num_ranks))
+
+
+def epoch_permutation(n, seed, epoch):
+    """The order of all n images in `epoch`, the same on every rank (it depends on the seed)."""
+    return np.random.default_rng([_PERMUTATION_STREAM, seed, epoch]).permutation(n)
+
+
+def train_share(n, seed, epoch, rank, num_ranks):
+    """This rank's images for `epoch`: block `rank` of floor(n / num_ranks) images of the epoch's
+    permutation. Shares are disjoint and of equal size, so every rank runs the same number of
+    steps; the n mod num_ranks images left over change every epoch."""
+    size = n // num_ranks
+    return epoch_permutation(n, seed, epoch)[rank * size:(rank + 1) * size]
+
+
+def val_share(n, rank, num_ranks):
+    """This rank's validation images: a contiguous block; the blocks cover 0..n-1 exactly once
+    (sizes differ by at most one)."""
+    return np.arange(rank * n // num_ranks, (rank + 1) * n // num_ranks)
+
+
+def sample_rng(seed, epoch, index, attempt=0):
+    """The generator of every random draw for image `index` in `epoch`: a function of these
+    numbers only, so a batch comes out bit-identical whatever the workers or the history."""
+    return np.random.default_rng([_SAMPLE_STREAM, seed, epoch, index, attempt])

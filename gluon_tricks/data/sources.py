@@ -1,0 +1,192 @@
+"""Where labelled encoded images come from: a RecordIO file with its index, or an image folder.
+
+Labels follow the sorted class-folder names, as MXNet's im2rec and ImageFolderDataset do. A
+source holds only paths, offsets and labels, so it forks and pickles cheaply into data workers;
+each process opens the .rec itself and reads with pread (no shared file position).
+"""
+import logging
+import math
+import os
+
+import numpy as np
+
+from gluon_tricks.data import images, recordio
+from gluon_tricks.errors import UserError
+
+LOG = logging.getLogger(__name__)
+CLASSES_SUFFIX = ".classes.txt"  # PREFIX.classes.txt beside PREFIX.rec: class names, one a line
+
+
+class DataSource:
+    """N labelled images: `read(i)` gives (label, encoded bytes) of image i, or raises
+    recordio.CorruptRecord; `labels`, `classes`, `num_classes`, `len()` describe the set."""
+
+    def __init__(self, kind, path, entries, labels, classes, ignored=0):
+        self.kind = kind            # "rec" or "folder"
+        self.path = path            # the .rec file or the folder root
+        self._entries = entries     # record offsets (rec) or relative file paths (folder)
+        self.labels = labels        # int64 array; -1 where a record's header is unreadable
+        self.classes = classes      # class names, index = label
+        self.ignored = ignored      # non-image files (and nested folders) left out of a folder
+        self._fd, self._fd_pid = None, None
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return "DataSource(%s %s: %d images, %d classes)" % (self.kind, self.path, len(self),
+                                                             self.num_classes)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fd"], state["_fd_pid"] = None, None  # every process opens its own
+        return state
+
+    @classmethod
+    def from_rec(cls, rec_path, idx_path=None, num_classes=None, classes_file=None):
+        """A RecordIO file and its index (made by `gluon-tricks pack` or MXNet's im2rec).
+
+        Classes come from `classes_file` (default: PREFIX.classes.txt beside the .rec, if
+        present), else `num_classes`, else the largest label + 1; every label must lie in
+        [0, classes). Labels are read from the record headers, one small read per record.
+        """
+        rec_path = os.path.expanduser(str(rec_path))
+        prefix = os.path.splitext(rec_path)[0]
+        idx_path = os.path.expanduser(str(idx_path)) if idx_path else prefix + ".idx"
+        if not os.path.isfile(rec_path):
+            raise UserError("RecordIO file %s does not exist" % rec_path)
+        if not os.path.isfile(idx_path):
+            raise UserError("index file %s does not exist; make it by packing the images with "
+                            "`gluon-tricks pack SRC_DIR %s` (or with MXNet's tools/im2rec.py or "
+                            "tools/rec2idx.py)" % (idx_path, prefix))
+        try:
+            _, offsets = recordio.read_index(idx_path)
+        except recordio.CorruptRecord as error:
+            raise UserError(str(error)) from None
+        if len(offsets) == 0:
+            raise UserError("index file %s lists no records" % idx_path)
+        labels = _scan_labels(rec_path, offsets)
+        if classes_file is None and os.path.isfile(prefix + CLASSES_SUFFIX):
+            classes_file = prefix + CLASSES_SUFFIX
+        if classes_file is not None:
+            classes = read_classes(classes_file)
+        else:
+            count = num_classes if num_classes is not None else int(labels.max()) + 1
+            classes = [str(i) for i in range(max(count, 0))]
+        if num_classes is not None and num_classes != len(classes):
+            raise UserError("%s names %d classes, but %d were asked for"
+                            % (classes_file, len(classes), num_classes))
+        bad = labels >= len(classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UserError("%s: record %d has label %d, outside [0, %d) classes"
+                            % (rec_path, i, labels[i], len(classes)))
+        return cls("rec", rec_path, offsets, labels, classes)
+
+    @classmethod
+    def from_folder(cls, root):
+        """An image-folder tree: one folder per class (sorted names give the labels), JPEG/PNG
+        files in it. Other files and nested folders are ignored and counted in `ignored`."""
+        root = os.path.expanduser(str(root))
+        if not os.path.isdir(root):
+            raise UserError("image folder %s does not exist" % root)
+        classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        if not classes:
+            raise UserError("image folder %s has no class folders (expected ROOT/CLASS/IMAGE.jpg)"
+                            % root)
+        entries, labels, ignored = [], [], 0
+        for label, name in enumerate(classes):
+            found = 0
+            for filename in sorted(os.listdir(os.path.join(root, name))):
+                relative = os.path.join(name, filename)
+                if (os.path.splitext(filename)[1].lower() in images.IMAGE_EXTENSIONS
+                        and os.path.isfile(os.path.join(root, relative))):
+                    entries.append(relative)
+                    labels.append(label)
+                    found += 1
+                else:
+                    ignored += 1
+            if found == 0:
+                raise UserError("class folder %s has no images (%s)"
+                                % (os.path.join(root, name), "/".join(images.IMAGE_EXTENSIONS)))
+        if ignored:
+            LOG.warning("%s: ignored %d files that are not %s images", root, ignored,
+                        "/".join(images.IMAGE_EXTENSIONS))
+        return cls("folder", root, entries, np.asarray(labels, np.int64), classes, ignored)
+
+    @classmethod
+    def from_path(cls, path):
+        """A folder, or a .rec whose .idx lies beside it."""
+        if os.path.isdir(os.path.expanduser(str(path))):
+            return cls.from_folder(path)
+        return cls.from_rec(path)
+
+    def entry(self, i):
+        """Image i's path relative to the root (folder) or its byte offset in the .rec."""
+        return self._entries[i]
+
+    def _file(self):
+        if self._fd is None or self._fd_pid != os.getpid():
+            self._fd, self._fd_pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def read(self, i):
+        """(label, encoded image bytes) of image i; raises recordio.CorruptRecord if unreadable."""
+        if self.kind == "folder":
+            try:
+                with open(os.path.join(self.path, self._entries[i]), "rb") as f:
+                    return int(self.labels[i]), f.read()
+            except OSError as error:
+                raise recordio.CorruptRecord(str(error)) from None
+        payload = recordio.read_record(self._file(), int(self._entries[i]))
+        label, encoded = recordio.unpack_image_record(payload)
+        if label != self.labels[i]:
+            raise recordio.CorruptRecord("record %d changed since it was indexed" % i)
+        return int(self.labels[i]), encoded
+
+    def close(self):
+        if self._fd is not None and self._fd_pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
+def read_classes(path):
+    """Class names, one a line (blank lines ignored)."""
+    try:
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except OSError as error:
+        raise UserError("cannot read class names from %s: %s" % (path, error.strerror)) from None
+    if not names:
+        raise UserError("class file %s is empty" % path)
+    return names
+
+
+def _scan_labels(rec_path, offsets):
+    """Every record's integer label from its header; -1 (and a warning) where unreadable."""
+    labels = np.empty(len(offsets), np.int64)
+    unreadable = 0
+    fd = os.open(rec_path, os.O_RDONLY)
+    try:
+        for i, offset in enumerate(offsets.tolist()):
+            try:
+                value = recordio.read_label(fd, offset)
+            except recordio.CorruptRecord:
+                labels[i], unreadable = -1, unreadable + 1
+                continue
+            if not math.isfinite(value) or value != int(value) or value < 0:
+                raise UserError("%s: record %d has label %r; labels must be class numbers 0, 1, ..."
+                                % (rec_path, i, value))
+            labels[i] = int(value)
+    finally:
+        os.close(fd)
+    if unreadable:
+        LOG.warning("%s: %d of %d records are unreadable and will be skipped", rec_path,
+                    unreadable, len(offsets))
+    if unreadable == len(offsets):
+        raise UserError("%s: no readable records (is it a RecordIO file?)" % rec_path)
+    return labels

@@ -1,0 +1,242 @@
+"""The paper's preprocessing (section 2.1) and GluonCV's published recipe, as small functions.
+
+Two training flavours share one pipeline and differ only where the paper and GluonCV's
+`train_imagenet.py` differ:
+
+=====================  =========================================  ================================
+step                   "paper" (He et al. 2019, section 2.1)      "gluoncv" (train_imagenet.py)
+=====================  =========================================  ================================
+crop aspect ratio      uniform in [3/4, 4/3]                      log-uniform in [3/4, 4/3]
+colour jitter          hue, saturation, brightness x U[0.6, 1.4]  brightness, contrast, saturation
+                       (fixed order: hue, saturation, brightness) x U[0.6, 1.4], random order
+=====================  =========================================  ================================
+
+Shared: crop area ~ U[8%, 100%], bilinear resize to the input size, flip with p = 0.5, PCA
+lighting noise ~ N(0, 0.1) with ImageNet's eigenvalues/vectors, then the mean/std normalisation.
+Every colour step is linear in the pixel values, so the whole colour chain (BGR->RGB, jitter,
+lighting, normalisation) is folded into one 3x4 affine matrix and applied in a single pass.
+Like MXNet's own augmenters, values are not clipped to [0, 255] between the steps.
+"""
+import math
+
+import cv2
+import numpy as np
+
+from gluon_tricks.data import images
+
+FLAVOURS = ("paper", "gluoncv")
+MEAN_RGB = (123.68, 116.779, 103.939)
+STD_RGB = (58.393, 57.12, 57.375)
+# ImageNet's RGB covariance (AlexNet lighting; the values MXNet's CreateAugmenter uses).
+PCA_EIGVAL = (55.46, 4.794, 1.148)
+PCA_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+              (-0.5808, -0.0045, -0.8140),
+              (-0.5836, -0.6948, 0.4203))
+CROP_AREA = (0.08, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+JITTER = 0.4          # colour coefficients ~ U[1 - 0.4, 1 + 0.4]
+LIGHTING_STD = 0.1    # PCA coefficient ~ N(0, 0.1)
+CROP_RATIO_DEFAULT = 0.875  # validation: resize the shorter side to input_size / 0.875
+CROP_ATTEMPTS = 10
+
+LUMA = np.array([0.299, 0.587, 0.114])  # the grey MXNet's contrast/saturation jitter use (RGB)
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
+                        [0.596, -0.274, -0.321],
+                        [0.211, -0.523, 0.311]])
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
+_BGR_TO_RGB = np.eye(3)[::-1]
+
+
+def check_flavour(flavour):
+    if flavour not in FLAVOURS:
+        from gluon_tricks.errors import UserError
+        raise UserError("unknown augmentation flavour %r; valid: %s" % (flavour, ", ".join(FLAVOURS)))
+    return flavour
+
+
+# -- random crop ------------------------------------------------------------------------------
+
+def sample_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO, log_ratio=False,
+                attempts=CROP_ATTEMPTS):
+    """(x0, y0, w, h) of a random crop: area fraction ~ U[area], aspect ratio w/h ~ U[ratio]
+    (paper) or log-uniform (GluonCV, `log_ratio=True`); up to `attempts` draws, the first that
+    fits wins, as in GluonCV and MXNet. If none fits: the whole image, centred, with its aspect
+    ratio clamped into `ratio` (torchvision's fallback; GluonCV's would crop a fixed 224 square)."""
+    for _ in range(attempts):
+        target = rng.uniform(area[0], area[1]) * width * height
+        if log_ratio:
+            aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        else:
+            aspect = rng.uniform(ratio[0], ratio[1])
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            x0 = int(rng.integers(0, width - w + 1))
+            y0 = int(rng.integers(0, height - h + 1))
+            return x0, y0, w, h
+    aspect = min(max(width / height, ratio[0]), ratio[1])
+    w = min(width, int(round(height * aspect)))
+    h = min(height, int(round(width / aspect)))
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+# -- colour: each step as a 3x3 matrix (and offset) acting on RGB column vectors ---------------
+
+def brightness_matrix(coef):
+    """x * coef (MXNet's BrightnessJitterAug)."""
+    return coef * np.eye(3)
+
+
+def saturation_matrix(coef):
+    """coef * x + (1 - coef) * grey(x), grey = 0.299 R + 0.587 G + 0.114 B (MXNet's
+    SaturationJitterAug): 0 gives grey, 1 the identity."""
+    return coef * np.eye(3) + (1.0 - coef) * np.outer(np.ones(3), LUMA)
+
+
+def hue_matrix(coef):
+    """Rotate the hue by (coef - 1) * 180 degrees in YIQ space, keeping luma (Y) fixed.
+
+    The paper "scales hue" by coef ~ U[0.6, 1.4]; we read that as MXNet's hue jitter 0.4
+    (HueJitterAug rotates by alpha * pi with alpha ~ U[-0.4, 0.4]), with coef = 1 + alpha and the
+    exact YIQ inverse so that coef = 1 is the identity. Paper flavour only: GluonCV uses no hue.
+    """
+    angle = (coef - 1.0) * math.pi
+    c, s = math.cos(angle), math.sin(angle)
+    rotation = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    return _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
+
+
+def contrast_affine(coef, mean_grey):
+    """coef * x + (1 - coef) * mean grey of the image (MXNet's ContrastJitterAug), as (M, b).
+    GluonCV flavour only: the paper lists no contrast jitter."""
+    return coef * np.eye(3), np.full(3, (1.0 - coef) * mean_grey)
+
+
+def lighting_offset(alpha):
+    """AlexNet PCA noise: the RGB shift eigvec @ (alpha * eigval), alpha ~ N(0, 0.1) per component."""
+    return np.asarray(PCA_EIGVEC) @ (np.asarray(alpha) * np.asarray(PCA_EIGVAL))
+
+
+def normalize_affine():
+    """(x - MEAN_RGB) / STD_RGB as (M, b)."""
+    inv = 1.0 / np.asarray(STD_RGB)
+    return np.diag(inv), -np.asarray(MEAN_RGB) * inv
+
+
+def sample_colour(rng, flavour):
+    """The random colour draws of one image: a list of (step, coefficient) in the order they are
+    applied, and the 3 PCA lighting coefficients."""
+    if flavour == "paper":
+        steps = [("hue", rng.uniform(1 - JITTER, 1 + JITTER)),
+                 ("saturation", rng.uniform(1 - JITTER, 1 + JITTER)),
+                 ("brightness", rng.uniform(1 - JITTER, 1 + JITTER))]
+    else:  # GluonCV's ColorJitterAug: each of the three, in a random order
+        coefs = rng.uniform(1 - JITTER, 1 + JITTER, size=3)
+        names = ("brightness", "contrast", "saturation")
+        steps = [(names[i], coefs[i]) for i in rng.permutation(3)]
+    alpha = rng.normal(0.0, LIGHTING_STD, size=3)
+    return steps, alpha
+
+
+def colour_affine(steps, alpha, input_mean=None, bgr_input=True):
+    """The (3, 4) matrix [M | b] taking input pixels (BGR by default, in [0, 255]) to normalised RGB
+    after the jitter `steps`, the lighting `alpha` and the normalisation, all folded into one.
+    `input_mean` (the image's mean pixel, in the input's channel order) is needed only for
+    contrast, whose grey level is the mean luma of the image as it is at that step."""
+    m, b = (_BGR_TO_RGB.copy() if bgr_input else np.eye(3)), np.zeros(3)
+    for name, coef in steps:
+        if name == "contrast":
+            mean_grey = LUMA @ (m @ np.asarray(input_mean, float) + b)
+            step_m, step_b = contrast_affine(coef, mean_grey)
+        else:
+            step_m = {"hue": hue_matrix, "saturation": saturation_matrix,
+                      "brightness": brightness_matrix}[name](coef)
+            step_b = np.zeros(3)
+        m, b = step_m @ m, step_m @ b + step_b
+    b = b + lighting_offset(alpha)
+    norm_m, norm_b = normalize_affine()
+    m, b = norm_m @ m, norm_m @ b + norm_b
+    return np.hstack([m, b[:, None]]).astype(np.float32)
+
+
+def apply_affine(pixels, affine, out):
+    """out (3, H, W) float32 <- affine [M | b] applied to every pixel of pixels (H, W, 3)."""
+    # one SIMD pass over the pixels, then the HWC -> CHW transpose as the copy into `out`
+    np.copyto(out, cv2.transform(pixels.astype(np.float32), affine).transpose(2, 0, 1))
+
+
+# -- whole pipelines -------------------------------------------------------------------------
+
+def crop_resize(buf, box, size, fast_decode=True, image=None):
+    """Decode `buf` (at a reduced JPEG scale when the crop is shrunk anyway), cut `box` = (x0,
+    y0, w, h) in full-resolution pixels and resize it bilinearly to size x size, in uint8 as
+    MXNet's readers do. None if the image is corrupt."""
+    x0, y0, w, h = box
+    reduce = 1
+    if image is None:
+        reduce = images.reduction_for(w, h, size, size) if fast_decode and images.is_jpeg(buf) else 1
+        image = images.decode(buf, reduce)
+        if image is None:
+            return None
+    if reduce == 1:
+        return cv2.resize(image[y0:y0 + h, x0:x0 + w], (size, size),
+                          interpolation=cv2.INTER_LINEAR)
+    # Pixel j of the 1/r image averages full pixels r*j .. r*j + r - 1: sample it at the exact
+    # (fractional) points where bilinear resizing of the full image would.
+    sx, sy = w / (size * reduce), h / (size * reduce)
+    to_source = np.array([[sx, 0, (x0 + 0.5 * w / size) / reduce - 0.5],
+                          [0, sy, (y0 + 0.5 * h / size) / reduce - 0.5]])
+    return cv2.warpAffine(image, to_source, (size, size), flags=cv2.INTER_LINEAR |
+                          cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+def train_sample(buf, rng, size, flavour, out, fast_decode=True):
+    """One training image: crop, flip, colour, lighting, normalise into out (3, size, size).
+    Returns False (out untouched) if the image is corrupt. All draws come from `rng`, in a fixed
+    order: flip, colour, lighting, then the crop attempts."""
+    flip = rng.random() < 0.5
+    steps, alpha = sample_colour(rng, flavour)
+    image, full = None, images.image_size(buf)
+    if full is None:  # a format whose header we do not read: decode first to learn the size
+        image = images.decode(buf)
+        if image is None:
+            return False
+        full = image.shape[1], image.shape[0]
+    box = sample_crop(rng, full[0], full[1], log_ratio=flavour == "gluoncv")
+    pixels = crop_resize(buf, box, size, fast_decode, image)
+    if pixels is None:
+        return False
+    input_mean = cv2.mean(pixels)[:3] if flavour == "gluoncv" else None
+    if flip:
+        pixels = pixels[:, ::-1]
+    apply_affine(pixels, colour_affine(steps, alpha, input_mean), out)
+    return True
+
+
+def val_resize_shape(width, height, input_size, crop_ratio=CROP_RATIO_DEFAULT):
+    """(w, h) after resizing the shorter side to ceil(input_size / crop_ratio) keeping the aspect
+    ratio (256 for 224), truncating the longer side as MXNet's Resize(keep_ratio=True) does."""
+    short = int(math.ceil(input_size / crop_ratio))
+    if width <= height:
+        return short, int(height * short / width)
+    return int(width * short / height), short
+
+
+def val_sample(buf, size, out, crop_ratio=CROP_RATIO_DEFAULT, fast_decode=True):
+    """One validation image: resize the shorter side, centre crop size x size, normalise into
+    out. Deterministic. Returns False if the image is corrupt."""
+    full = images.image_size(buf)
+    reduce = 1
+    if full is not None and fast_decode:
+        rw, rh = val_resize_shape(full[0], full[1], size, crop_ratio)
+        reduce = images.reduction_for(full[0], full[1], rw, rh)
+    image = images.decode(buf, reduce)
+    if image is None:
+        return False
+    if full is None:
+        full = image.shape[1], image.shape[0]
+    rw, rh = val_resize_shape(full[0], full[1], size, crop_ratio)
+    resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    x0, y0 = (rw - size) // 2, (rh - size) // 2
+    apply_affine(resized[y0:y0 + size, x0:x0 + size], colour_affine([], np.zeros(3)), out)
+    return True
