@@ -47,7 +47,8 @@ def devices(config, world):
 def resolve(config, world, num_devices, num_classes, iters_per_epoch):
     """The configuration a run really uses (logged, and saved in checkpoints)."""
     resolved = dict(vars(config))
-    resolved.pop("_command", None)
+    for internal in ("_command", "command"):  # argparse bookkeeping, not configuration
+        resolved.pop(internal, None)
     global_batch = config.batch_size * num_devices * world.size
     resolved.update(
         lr=config.lr if config.lr is not None else 0.1 * global_batch / 256,  # linear scaling
