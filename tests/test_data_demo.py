@@ -39,16 +39,18 @@ def test_full_demo_set_is_packed_balanced_and_readable_by_mxnet(tmp_path, cli):
     assert status == 2 and "not empty" in err
 
 
-def _build(queue):
+def _build(queue, splits):
+    demo_data.SPLITS = splits  # a fresh process: make the set small there too
     queue.put(demo_data.default_demo_data())
 
 
 def test_default_demo_data_is_built_once_under_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(demo_data.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(demo_data, "SPLITS", {"train": 20, "val": 10})
-    context = multiprocessing.get_context("fork")
+    small = {"train": 20, "val": 10}
+    monkeypatch.setattr(demo_data, "SPLITS", small)
+    context = multiprocessing.get_context("spawn")  # two independent processes race to build
     queue = context.Queue()
-    builders = [context.Process(target=_build, args=(queue,)) for _ in range(2)]
+    builders = [context.Process(target=_build, args=(queue, small)) for _ in range(2)]
     for builder in builders:
         builder.start()
     results = [queue.get(timeout=60) for _ in builders]

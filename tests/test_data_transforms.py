@@ -52,8 +52,7 @@ def test_pca_constants_are_mxnets_imagenet_eigen_decomposition():
 @pytest.mark.parametrize("flavour", T.FLAVOURS)
 def test_crop_area_and_aspect_ratio_follow_the_flavours_distribution(flavour):
     size = 4000  # large enough that rounding w and h does not move the ratio
-    boxes = np.array([T.sample_crop(rng, size, size, log_ratio=flavour == "gluoncv")
-                      for rng in _rngs()])
+    boxes = np.array([T.sample_flavour_crop(rng, size, size, flavour) for rng in _rngs()])
     x0, y0, w, h = boxes.T
     assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + w <= size).all() and (y0 + h <= size).all()
     area, ratio = w * h / size ** 2, w / h

@@ -1,9 +1,10 @@
 """`gluon-tricks bench data`: images/s of our paper-exact training pipeline and of MXNet's C++
 mx.io.ImageRecordIter with GluonCV's settings, side by side on the same .rec, in one run.
 
-Both are timed alternately for a few rounds (so that a busy machine hurts both alike), after
-one warm-up batch each (worker start-up, file cache); the result is images over seconds summed
-over the rounds.
+Each round starts one pipeline, lets it warm up (worker start-up, file cache, and its prefetch
+buffers drained, so that only steady-state production is timed), times it, stops it, then does
+the same for the other: they never run at the same time, and alternating rounds spread a busy
+machine's noise over both. The result is images over seconds summed over the rounds.
 """
 import json
 import os
@@ -12,6 +13,7 @@ import time
 from gluon_tricks.errors import UserError
 
 GLUONCV_JITTER, GLUONCV_LIGHTING = 0.4, 0.1
+WARMUP_BATCHES = 8  # more than either pipeline buffers ahead (ours: workers + 4, MXNet's: 4)
 
 
 def add_arguments(parser):
@@ -63,11 +65,14 @@ def _timed(batches, count):
 def _ours(source, workers, batch_size, input_size):
     from gluon_tricks.data.loader import TrainLoader
     loader = TrainLoader(source, batch_size, input_size, flavour="paper", num_workers=workers)
-    epoch = 0
-    while True:
-        for data, _ in loader.epoch(epoch):
-            yield data
-        epoch += 1
+    try:
+        epoch = 0
+        while True:
+            for data, _ in loader.epoch(epoch):
+                yield data
+            epoch += 1
+    finally:
+        loader.close()
 
 
 def _recorditer(source, idx_path, workers, batch_size, input_size):
@@ -83,10 +88,13 @@ def _recorditer(source, idx_path, workers, batch_size, input_size):
         min_aspect_ratio=3. / 4., max_random_area=1, min_random_area=0.08,
         brightness=GLUONCV_JITTER, saturation=GLUONCV_JITTER, contrast=GLUONCV_JITTER,
         pca_noise=GLUONCV_LIGHTING)
-    while True:
-        for batch in it:
-            yield batch.data[0][:batch_size - batch.pad]
-        it.reset()
+    try:
+        while True:
+            for batch in it:
+                yield batch.data[0][:batch_size - batch.pad]
+            it.reset()
+    finally:
+        del it  # joins its threads
 
 
 def bench_data(source, workers, batch_size=64, input_size=224, images=1024, rounds=2,
@@ -96,14 +104,17 @@ def bench_data(source, workers, batch_size=64, input_size=224, images=1024, roun
         raise UserError("%s has %d images, fewer than one batch of %d"
                         % (source.path, len(source), batch_size))
     idx_path = idx_path or os.path.splitext(source.path)[0] + ".idx"
-    pipelines = {"ours": _ours(source, workers, batch_size, input_size),
-                 "recorditer": _recorditer(source, idx_path, workers, batch_size, input_size)}
+    pipelines = {"ours": lambda: _ours(source, workers, batch_size, input_size),
+                 "recorditer": lambda: _recorditer(source, idx_path, workers, batch_size,
+                                                   input_size)}
     totals = {name: [0, 0.0] for name in pipelines}
-    for name, batches in pipelines.items():
-        next(batches).wait_to_read()  # warm-up
     for _ in range(rounds):
-        for name, batches in pipelines.items():
+        for name, start in pipelines.items():
+            batches = start()
+            for _ in range(WARMUP_BATCHES):
+                next(batches).wait_to_read()
             seen, seconds = _timed(batches, images)
+            batches.close()
             totals[name][0] += seen
             totals[name][1] += seconds
     result = {name: seen / seconds for name, (seen, seconds) in totals.items()}

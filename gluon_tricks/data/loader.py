@@ -34,6 +34,7 @@ class _TrainFill:
     def __init__(self, source, input_size, flavour, seed, fast_decode):
         self.source, self.size, self.flavour = source, input_size, flavour
         self.seed, self.fast_decode = seed, fast_decode
+        self.scratch = transforms.Scratch()
 
     def _sample(self, index, epoch, attempt, out):
         record = _read(self.source, index)
@@ -41,7 +42,7 @@ class _TrainFill:
             return None
         rng = sharding.sample_rng(self.seed, epoch, int(index), attempt)
         ok = transforms.train_sample(record[1], rng, self.size, self.flavour, out,
-                                     self.fast_decode)
+                                     self.fast_decode, self.scratch)
         return record[0] if ok else None
 
     def __call__(self, task, data, labels):
@@ -65,13 +66,15 @@ class _ValFill:
     def __init__(self, source, input_size, crop_ratio, fast_decode):
         self.source, self.size = source, input_size
         self.crop_ratio, self.fast_decode = crop_ratio, fast_decode
+        self.scratch = transforms.Scratch()
 
     def __call__(self, indices, data, labels):
         filled = 0
         for index in indices:
             record = _read(self.source, index)
             if record is not None and transforms.val_sample(
-                    record[1], self.size, data[filled], self.crop_ratio, self.fast_decode):
+                    record[1], self.size, data[filled], self.crop_ratio, self.fast_decode,
+                    self.scratch):
                 labels[filled] = record[0]
                 filled += 1
         return filled, len(indices) - filled
@@ -119,7 +122,7 @@ class TrainLoader(_Loader):
                  rank=0, num_ranks=1, seed=0, fast_decode=True):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         transforms.check_flavour(flavour)
-        if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 1 << 64):
             raise UserError("seed must be a non-negative integer, not %r" % (seed,))
         self.flavour, self.rank, self.num_ranks, self.seed = flavour, rank, num_ranks, seed
         self.share_size = len(source) // num_ranks
@@ -140,7 +143,7 @@ class TrainLoader(_Loader):
 
     def epoch(self, epoch):
         """Iterator of this rank's (data, label) batches for `epoch` (counting from 0)."""
-        if not (isinstance(epoch, (int, np.integer)) and epoch >= 0):
+        if not (isinstance(epoch, (int, np.integer)) and 0 <= epoch < 1 << 26):
             raise UserError("epoch must be a non-negative integer, not %r" % (epoch,))
         share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
                                      self.num_ranks)

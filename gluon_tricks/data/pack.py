@@ -12,6 +12,7 @@ import multiprocessing
 import os
 
 from gluon_tricks.data import images
+from gluon_tricks.data.workers import fork_workers
 from gluon_tricks.data.sources import CLASSES_SUFFIX, DataSource
 from gluon_tricks.errors import UserError
 
@@ -123,7 +124,8 @@ def _write(source, jobs, temp, workers, progress):
     from tqdm import tqdm
     pool = None
     if workers > 0:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+        context = multiprocessing.get_context("fork")
+        pool = fork_workers(lambda: context.Pool(workers, initializer=_worker_init))
         results = pool.imap(_encode_job, jobs, chunksize=_CHUNK)
     else:
         results = map(_encode_job, jobs)

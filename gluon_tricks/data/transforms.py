@@ -45,6 +45,13 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                         [0.211, -0.523, 0.311]])
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 _BGR_TO_RGB = np.eye(3)[::-1]
+_EYE = np.eye(3)
+_GREY_ROWS = np.outer(np.ones(3), LUMA)
+_HUE_BASIS = tuple(_YIQ_TO_RGB @ r @ _RGB_TO_YIQ for r in (
+    np.diag([1.0, 0.0, 0.0]), np.diag([0.0, 1.0, 1.0]), np.array([[0, 0, 0], [0, 0, -1.0], [0, 1, 0]])))
+_LIGHTING = np.asarray(PCA_EIGVEC) * np.asarray(PCA_EIGVAL)
+_NORM_SCALE = 1.0 / np.asarray(STD_RGB)
+_NORM_SHIFT = -np.asarray(MEAN_RGB) / np.asarray(STD_RGB)
 
 
 def check_flavour(flavour):
@@ -80,17 +87,22 @@ def sample_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO, log_ratio=
     return (width - w) // 2, (height - h) // 2, w, h
 
 
+def sample_flavour_crop(rng, width, height, flavour):
+    """The flavour's crop: uniform aspect ratio (paper) or log-uniform (GluonCV)."""
+    return sample_crop(rng, width, height, log_ratio=flavour == "gluoncv")
+
+
 # -- colour: each step as a 3x3 matrix (and offset) acting on RGB column vectors ---------------
 
 def brightness_matrix(coef):
     """x * coef (MXNet's BrightnessJitterAug)."""
-    return coef * np.eye(3)
+    return coef * _EYE
 
 
 def saturation_matrix(coef):
     """coef * x + (1 - coef) * grey(x), grey = 0.299 R + 0.587 G + 0.114 B (MXNet's
     SaturationJitterAug): 0 gives grey, 1 the identity."""
-    return coef * np.eye(3) + (1.0 - coef) * np.outer(np.ones(3), LUMA)
+    return coef * _EYE + (1.0 - coef) * _GREY_ROWS
 
 
 def hue_matrix(coef):
@@ -101,26 +113,19 @@ def hue_matrix(coef):
     exact YIQ inverse so that coef = 1 is the identity. Paper flavour only: GluonCV uses no hue.
     """
     angle = (coef - 1.0) * math.pi
-    c, s = math.cos(angle), math.sin(angle)
-    rotation = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    return _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
+    fixed, cosine, sine = _HUE_BASIS  # YIQ^-1 @ rotation @ YIQ, split by cos and sin
+    return fixed + math.cos(angle) * cosine + math.sin(angle) * sine
 
 
 def contrast_affine(coef, mean_grey):
     """coef * x + (1 - coef) * mean grey of the image (MXNet's ContrastJitterAug), as (M, b).
     GluonCV flavour only: the paper lists no contrast jitter."""
-    return coef * np.eye(3), np.full(3, (1.0 - coef) * mean_grey)
+    return coef * _EYE, np.full(3, (1.0 - coef) * mean_grey)
 
 
 def lighting_offset(alpha):
     """AlexNet PCA noise: the RGB shift eigvec @ (alpha * eigval), alpha ~ N(0, 0.1) per component."""
-    return np.asarray(PCA_EIGVEC) @ (np.asarray(alpha) * np.asarray(PCA_EIGVAL))
-
-
-def normalize_affine():
-    """(x - MEAN_RGB) / STD_RGB as (M, b)."""
-    inv = 1.0 / np.asarray(STD_RGB)
-    return np.diag(inv), -np.asarray(MEAN_RGB) * inv
+    return _LIGHTING @ np.asarray(alpha)
 
 
 def sample_colour(rng, flavour):
@@ -143,26 +148,40 @@ def colour_affine(steps, alpha, input_mean=None, bgr_input=True):
     after the jitter `steps`, the lighting `alpha` and the normalisation, all folded into one.
     `input_mean` (the image's mean pixel, in the input's channel order) is needed only for
     contrast, whose grey level is the mean luma of the image as it is at that step."""
-    m, b = (_BGR_TO_RGB.copy() if bgr_input else np.eye(3)), np.zeros(3)
+    m, b = (_BGR_TO_RGB if bgr_input else _EYE), np.zeros(3)
     for name, coef in steps:
         if name == "contrast":
-            mean_grey = LUMA @ (m @ np.asarray(input_mean, float) + b)
-            step_m, step_b = contrast_affine(coef, mean_grey)
+            step_m, step_b = contrast_affine(coef, LUMA @ (m @ np.asarray(input_mean) + b))
+            m, b = step_m @ m, step_m @ b + step_b
         else:
             step_m = {"hue": hue_matrix, "saturation": saturation_matrix,
                       "brightness": brightness_matrix}[name](coef)
-            step_b = np.zeros(3)
-        m, b = step_m @ m, step_m @ b + step_b
-    b = b + lighting_offset(alpha)
-    norm_m, norm_b = normalize_affine()
-    m, b = norm_m @ m, norm_m @ b + norm_b
-    return np.hstack([m, b[:, None]]).astype(np.float32)
+            m, b = step_m @ m, step_m @ b
+    affine = np.empty((3, 4), np.float32)
+    affine[:, :3] = m * _NORM_SCALE[:, None]  # then (x - mean) / std
+    affine[:, 3] = (b + lighting_offset(alpha)) * _NORM_SCALE + _NORM_SHIFT
+    return affine
 
 
-def apply_affine(pixels, affine, out):
+class Scratch:
+    """Float buffers reused from image to image: a fresh 600 KB array per image costs more in
+    page faults than the arithmetic done in it."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, shape):
+        if shape not in self._buffers:
+            self._buffers[shape] = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+        return self._buffers[shape]
+
+
+def apply_affine(pixels, affine, out, scratch=None):
     """out (3, H, W) float32 <- affine [M | b] applied to every pixel of pixels (H, W, 3)."""
-    # one SIMD pass over the pixels, then the HWC -> CHW transpose as the copy into `out`
-    np.copyto(out, cv2.transform(pixels.astype(np.float32), affine).transpose(2, 0, 1))
+    floats, result = (scratch or Scratch()).get(pixels.shape)
+    np.copyto(floats, pixels, casting="unsafe")
+    cv2.transform(floats, affine, dst=result)  # one SIMD pass over the pixels
+    np.copyto(out, result.transpose(2, 0, 1))  # HWC -> CHW as the copy into `out`
 
 
 # -- whole pipelines -------------------------------------------------------------------------
@@ -190,7 +209,7 @@ def crop_resize(buf, box, size, fast_decode=True, image=None):
                           cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
-def train_sample(buf, rng, size, flavour, out, fast_decode=True):
+def train_sample(buf, rng, size, flavour, out, fast_decode=True, scratch=None):
     """One training image: crop, flip, colour, lighting, normalise into out (3, size, size).
     Returns False (out untouched) if the image is corrupt. All draws come from `rng`, in a fixed
     order: flip, colour, lighting, then the crop attempts."""
@@ -202,14 +221,14 @@ def train_sample(buf, rng, size, flavour, out, fast_decode=True):
         if image is None:
             return False
         full = image.shape[1], image.shape[0]
-    box = sample_crop(rng, full[0], full[1], log_ratio=flavour == "gluoncv")
+    box = sample_flavour_crop(rng, full[0], full[1], flavour)
     pixels = crop_resize(buf, box, size, fast_decode, image)
     if pixels is None:
         return False
     input_mean = cv2.mean(pixels)[:3] if flavour == "gluoncv" else None
     if flip:
-        pixels = pixels[:, ::-1]
-    apply_affine(pixels, colour_affine(steps, alpha, input_mean), out)
+        pixels = cv2.flip(pixels, 1)
+    apply_affine(pixels, colour_affine(steps, alpha, input_mean), out, scratch)
     return True
 
 
@@ -222,7 +241,7 @@ def val_resize_shape(width, height, input_size, crop_ratio=CROP_RATIO_DEFAULT):
     return int(width * short / height), short
 
 
-def val_sample(buf, size, out, crop_ratio=CROP_RATIO_DEFAULT, fast_decode=True):
+def val_sample(buf, size, out, crop_ratio=CROP_RATIO_DEFAULT, fast_decode=True, scratch=None):
     """One validation image: resize the shorter side, centre crop size x size, normalise into
     out. Deterministic. Returns False if the image is corrupt."""
     full = images.image_size(buf)
@@ -238,5 +257,5 @@ def val_sample(buf, size, out, crop_ratio=CROP_RATIO_DEFAULT, fast_decode=True):
     rw, rh = val_resize_shape(full[0], full[1], size, crop_ratio)
     resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
     x0, y0 = (rw - size) // 2, (rh - size) // 2
-    apply_affine(resized[y0:y0 + size, x0:x0 + size], colour_affine([], np.zeros(3)), out)
+    apply_affine(resized[y0:y0 + size, x0:x0 + size], colour_affine([], np.zeros(3)), out, scratch)
     return True

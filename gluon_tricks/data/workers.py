@@ -1,9 +1,11 @@
 """Forked worker processes that fill whole batches straight into shared memory, ahead of use.
 
-Why not mx.gluon.data.DataLoader: its workers pickle every sample and batch back through a pipe
-(or /dev/shm, which Docker caps at 64 MB). Here the batch buffers are one anonymous shared
-mapping made before the fork: a worker writes its batch in place and sends back a few numbers;
-the consumer gets the batch as a zero-copy NDArray. Workers run numpy/OpenCV only, never MXNet.
+Why not mx.gluon.data.DataLoader: its workers pickle every batch back through a pipe or /dev/shm
+(which Docker caps at 64 MB). Here the batch buffers are one anonymous shared mapping made before
+the fork: a worker writes its batch in place and sends back a few numbers, and the consumer gets
+the batch as a zero-copy NDArray. Workers run numpy/OpenCV only, never MXNet. Fork, not spawn or
+forkserver: nothing is pickled and a script without `if __name__ == "__main__"` still works; the
+one fork hazard met here, OpenCV's thread pool (a child inheriting it hangs), is shut first.
 """
 import collections
 import mmap
@@ -24,11 +26,10 @@ class WorkerError(RuntimeError):
 
 
 class _Slots:
-    """`count` (data, label) buffers in one shared anonymous mapping (inherited by forks)."""
+    """`count` (data, label) float32 buffers in one shared anonymous mapping (kept by forks)."""
 
     def __init__(self, count, data_shape):
-        data_size = int(np.prod(data_shape))
-        batch = data_shape[0]
+        data_size, batch = int(np.prod(data_shape)), data_shape[0]
         self._map = mmap.mmap(-1, max(1, count * (data_size + batch) * 4))
         flat = np.frombuffer(self._map, np.float32, count=count * (data_size + batch))
         self.data = flat[:count * data_size].reshape((count,) + tuple(data_shape))
@@ -44,9 +45,22 @@ def _set_parent_death_signal():
         pass
 
 
+def _keep_freed_memory():
+    """Serve the per-image arrays (decoded images: ~0.5 MB each) from the heap and keep it, instead
+    of mmap-ing fresh zeroed pages for every image: a worker's decode runs ~15% faster (glibc)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 27)  # M_MMAP_THRESHOLD: 128 MB
+        libc.mallopt(-1, 1 << 28)  # M_TRIM_THRESHOLD: 256 MB
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(fill, slots, tasks, results):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _set_parent_death_signal()
+    _keep_freed_memory()
     import cv2
     cv2.setNumThreads(1)  # one worker = one core; OpenCV's own threads would oversubscribe
     while True:
@@ -59,6 +73,18 @@ def _worker_main(fill, slots, tasks, results):
             results.put((seq, slot, meta, None))
         except Exception:  # pylint: disable=broad-except
             results.put((seq, slot, None, traceback.format_exc()))
+
+
+def fork_workers(start):
+    """Run `start()`, which forks processes, with OpenCV's thread pool shut down meanwhile: a
+    child that inherits the pool's state without its threads hangs in its first OpenCV call."""
+    import cv2
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return start()
+    finally:
+        cv2.setNumThreads(threads)
 
 
 class WorkerPool:
@@ -88,7 +114,7 @@ class WorkerPool:
         for _ in range(self.num_workers):
             proc = context.Process(target=_worker_main, daemon=True,
                                    args=(self.fill, self._slots, self._tasks, self._results))
-            proc.start()
+            fork_workers(proc.start)
             self._procs.append(proc)
 
     def map(self, tasks):
