@@ -86,6 +86,18 @@ def test_epochs_are_bit_identical_whatever_the_workers_or_the_history(rec_source
     parallel.close()
 
 
+def test_a_new_epoch_ends_the_previous_iterator_without_mixing_batches(rec_source):
+    loader = TrainLoader(rec_source, 6, SIZE, num_workers=2, seed=3)
+    reference = [d.asnumpy() for d, _ in TrainLoader(rec_source, 6, SIZE, num_workers=0,
+                                                     seed=3).epoch(1)]
+    old = loader.epoch(0)
+    next(old)
+    new = [d.asnumpy() for d, _ in loader.epoch(1)]
+    assert len(new) == len(reference) and all(np.array_equal(a, b) for a, b in zip(new, reference))
+    assert list(old) == []
+    loader.close()
+
+
 def test_batches_held_by_the_consumer_stay_intact(rec_source):
     loader = TrainLoader(rec_source, 4, SIZE, num_workers=2, seed=5)
     reference = [d.asnumpy() for d, _ in TrainLoader(rec_source, 4, SIZE, num_workers=0,
@@ -146,6 +158,16 @@ def test_corrupt_records_are_replaced_counted_and_never_shift_labels(corrupt_sou
     labels = np.concatenate([l.asnumpy() for _, l in val])
     assert val.skipped == 3 and sorted(labels) == sorted(i % 4 for i in range(20)
                                                          if i not in corrupt)
+
+
+def test_a_training_batch_with_nothing_readable_is_an_error_not_a_missing_step(tmp_path):
+    writer = mx.recordio.MXIndexedRecordIO(str(tmp_path / "x.idx"), str(tmp_path / "x.rec"), "w")
+    for i in range(16):
+        writer.write_idx(i, mx.recordio.pack(mx.recordio.IRHeader(0, i % 2, i, 0), b"junk"))
+    writer.close()
+    loader = TrainLoader(DataSource.from_rec(str(tmp_path / "x.rec")), 4, SIZE, num_workers=0)
+    with pytest.raises(UserError, match="corrupt"):
+        next(iter(loader.epoch(0)))
 
 
 def test_bad_arguments_are_user_errors(rec_source):

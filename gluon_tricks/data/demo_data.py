@@ -31,8 +31,9 @@ def add_arguments(parser):
 
 def run(args):
     paths = write_demo_data(args.out_dir, seed=args.seed)
-    print("demo data in %s: %s" % (args.out_dir, ", ".join(
-        "%s %s" % (k, os.path.basename(v)) for k, v in sorted(paths.items()))))
+    print("demo data (%d classes) in %s: %s" % (len(CLASSES), os.path.dirname(paths["train_rec"]),
+          ", ".join("%s %d images (%s/, %s)" % (split, count, split, os.path.basename(
+              paths[split + "_rec"])) for split, count in SPLITS.items())))
     return 0
 
 

@@ -99,12 +99,17 @@ class _Loader:
         self.skipped = 0
         self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size))
 
-    def _batches(self, tasks, what):
+    def _batches(self, tasks, what, keep_count):
+        """The pool's batches; with keep_count, a batch with no readable image at all is an error
+        rather than a dropped step (Horovod ranks must all take the same number of steps)."""
         self.skipped = 0
-        for skipped, data, label in self._pool.map(tasks):
+        for number, (skipped, data, label) in enumerate(self._pool.map(tasks)):
             self.skipped += skipped
             if data is not None:
                 yield data, label
+            elif keep_count:
+                raise UserError("%s: no image of batch %d nor any of its %d spares is readable; "
+                                "is %s corrupt?" % (what, number, SPARES, self.source.path))
         if self.skipped:
             LOG.warning("%s: skipped %d corrupt or unreadable images of %s", what, self.skipped,
                         self.source.path)
@@ -142,7 +147,8 @@ class TrainLoader(_Loader):
         return share[:len(self) * self.batch_size].reshape(len(self), self.batch_size)
 
     def epoch(self, epoch):
-        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0)."""
+        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0); calling
+        it again (any epoch) ends the previous iterator."""
         if not (isinstance(epoch, (int, np.integer)) and 0 <= epoch < 1 << 26):
             raise UserError("epoch must be a non-negative integer, not %r" % (epoch,))
         share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
@@ -151,7 +157,7 @@ class TrainLoader(_Loader):
         tasks = ((epoch, share[i * b:(i + 1) * b],
                   np.take(share, range((i + 1) * b, (i + 1) * b + SPARES), mode="wrap"))
                  for i in range(len(self)))
-        return self._batches(tasks, "epoch %d" % epoch)
+        return self._batches(tasks, "epoch %d" % epoch, keep_count=True)
 
 
 class ValLoader(_Loader):
@@ -174,4 +180,4 @@ class ValLoader(_Loader):
     def __iter__(self):
         b = self.batch_size
         tasks = (self.share[i * b:(i + 1) * b] for i in range(len(self)))
-        return self._batches(tasks, "validation")
+        return self._batches(tasks, "validation", keep_count=False)

@@ -55,6 +55,7 @@ _NORM_SHIFT = -np.asarray(MEAN_RGB) / np.asarray(STD_RGB)
 
 
 def check_flavour(flavour):
+    """`flavour` if it is one of FLAVOURS, else a UserError."""
     if flavour not in FLAVOURS:
         from gluon_tricks.errors import UserError
         raise UserError("unknown augmentation flavour %r; valid: %s" % (flavour, ", ".join(FLAVOURS)))

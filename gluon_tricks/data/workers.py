@@ -103,6 +103,7 @@ class WorkerPool:
         self._procs = []
         self._tasks = self._results = None
         self._free = self._lent = None
+        self._active = None  # weak reference to the running map's generator
 
     def _start(self):
         self._slots = _Slots(self.num_slots, self.data_shape)
@@ -118,8 +119,17 @@ class WorkerPool:
             self._procs.append(proc)
 
     def map(self, tasks):
-        """Yield (meta, data NDArray, label NDArray) for each task, in order; batches a worker
-        could not fill at all are skipped (their meta is still counted by the caller)."""
+        """An iterator of (meta, data NDArray, label NDArray) for each task, in order (data and
+        label are None for a batch a worker could not fill at all). Starting a new map ends the
+        previous one, so that results of two streams never mix."""
+        previous = self._active() if self._active is not None else None
+        if previous is not None:
+            previous.close()  # drains its batches in flight
+        batches = self._map(tasks)
+        self._active = weakref.ref(batches)
+        return batches
+
+    def _map(self, tasks):
         if self._slots is None:
             self._start()
         tasks, done = iter(tasks), {}
