@@ -78,7 +78,16 @@ def _worker_main(fill, slots, tasks, results):
 def fork_workers(start):
     """Run `start()`, which forks processes, with OpenCV's thread pool shut down meanwhile: a
     child that inherits the pool's state without its threads hangs in its first OpenCV call."""
+    import gc
+    import sys
     import cv2
+    mxnet = sys.modules.get("mxnet")
+    if mxnet is not None:
+        # MXNet's pre-fork handler stops its engine, waiting for every pending operation while
+        # this thread holds the GIL; an operation that frees a zero-copy batch needs the GIL to
+        # finish, so drain the engine first (waitall releases the GIL) or the fork never returns.
+        gc.collect()
+        mxnet.nd.waitall()
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
