@@ -94,10 +94,13 @@ def _check(source, batch_size, input_size, num_workers, rank, num_ranks):
 class _Loader:
     """What both loaders share: the worker pool, `skipped`, and the end-of-epoch warning."""
 
-    def __init__(self, source, batch_size, input_size, num_workers, fill):
+    def __init__(self, source, batch_size, input_size, num_workers, fill, zero_copy):
         self.source, self.batch_size, self.input_size = source, batch_size, input_size
         self.skipped = 0
-        self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size))
+        # zero_copy: batches are views of the workers' shared memory (no 600 KB-per-image copy);
+        # off, every batch is copied (for a process that forks while batches are in flight)
+        self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size),
+                                lend=2 if zero_copy else 0)
 
     def _batches(self, tasks, what, keep_count):
         """The pool's batches; with keep_count, a batch with no readable image at all is an error
@@ -124,7 +127,7 @@ class TrainLoader(_Loader):
     (data float32 (B, 3, S, S) normalised, label float32 (B,)) from `loader.epoch(e)`."""
 
     def __init__(self, source, batch_size, input_size=224, flavour="paper", num_workers=2,
-                 rank=0, num_ranks=1, seed=0, fast_decode=True):
+                 rank=0, num_ranks=1, seed=0, fast_decode=True, zero_copy=True):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         transforms.check_flavour(flavour)
         if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 1 << 64):
@@ -135,7 +138,7 @@ class TrainLoader(_Loader):
             raise UserError("%d images over %d ranks leave %d per rank, fewer than the batch "
                             "size %d" % (len(source), num_ranks, self.share_size, batch_size))
         fill = _TrainFill(source, input_size, flavour, seed, fast_decode)
-        super().__init__(source, batch_size, input_size, num_workers, fill)
+        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy)
 
     def __len__(self):
         return self.share_size // self.batch_size
@@ -165,14 +168,14 @@ class ValLoader(_Loader):
     centre crop, normalise; deterministic; iterate it once per evaluation."""
 
     def __init__(self, source, batch_size, input_size=224, crop_ratio=0.875, num_workers=2,
-                 rank=0, num_ranks=1, fast_decode=True):
+                 rank=0, num_ranks=1, fast_decode=True, zero_copy=True):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         if not 0 < crop_ratio <= 1:
             raise UserError("crop ratio must be in (0, 1], not %r" % (crop_ratio,))
         self.crop_ratio = crop_ratio
         self.share = sharding.val_share(len(source), rank, num_ranks)
         fill = _ValFill(source, input_size, crop_ratio, fast_decode)
-        super().__init__(source, batch_size, input_size, num_workers, fill)
+        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy)
 
     def __len__(self):
         return -(-len(self.share) // self.batch_size)
