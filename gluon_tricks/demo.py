@@ -4,9 +4,9 @@ import os
 
 DEMO_FLAGS = [
     "--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "64",
-    "--num-epochs", "12", "--warmup-epochs", "2", "--lr-mode", "cosine", "--lr", "0.2",
+    "--num-epochs", "10", "--warmup-epochs", "2", "--lr-mode", "cosine", "--lr", "0.1",
     "--last-gamma", "--no-wd", "--label-smoothing", "--mixup", "--mixup-off-epoch", "2",
-    "-j", "2", "--log-interval", "10", "--save-frequency", "4",
+    "-j", "2", "--log-interval", "10", "--save-frequency", "5",
 ]
 
 

@@ -206,3 +206,16 @@ def test_two_horovod_ranks_agree_and_validate_exactly(cli, tiny_data, tmp_path):
     assert status == 0, err
     assert json.loads(out)["err_top1"] == pytest.approx(logged[-1]["err_top1"], abs=1e-9)
     assert json.loads(out)["images"] == 20
+
+
+def test_demo_flags_are_the_papers_full_recipe_and_valid():
+    import argparse
+    from gluon_tricks.demo import DEMO_FLAGS
+    from gluon_tricks.training.config import add_arguments, check_flags, tricks_of
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = parser.parse_args(DEMO_FLAGS)
+    check_flags(config)
+    assert config.model.endswith("_v1d")
+    assert tricks_of(config) == ["warmup", "zero-gamma", "no-bias-decay", "cosine",
+                                 "label-smoothing", "mixup"]
