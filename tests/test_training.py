@@ -96,6 +96,8 @@ def test_resume_continues_exactly(cli, tiny_data, tmp_path):
     assert straight.keys() == resumed.keys()
     worst = max(np.abs(straight[k] - resumed[k]).max() for k in straight)
     assert worst < 1e-6  # bitwise on this machine so far; see the README on CPU determinism
+    status, out, err = _train(cli, tiny_data, tmp_path / "straight", *flags)  # finished already
+    assert status == 0 and "nothing to train" in out
     first = _params(str(tmp_path / "straight" / "resnet18_v1d-0001.params"))
     assert max(np.abs(first[k] - straight[k]).max() for k in first) > 1e-3  # epoch 2 did train
 
@@ -179,6 +181,7 @@ HOROVOD_SCRIPT = textwrap.dedent("""
     loop.build_network = keep
     result = train(config, world)
     captured["net"].save_parameters("%s/rank%d.params" % (sys.argv[1], world.rank))
+    world.finish()
 """)
 
 

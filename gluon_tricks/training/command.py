@@ -14,7 +14,11 @@ def run(args):
     check_flags(args)
     world = World.from_environment()
     result = train(args, world)
-    if world.is_root:
+    world.finish()
+    if world.is_root and result["err_top1"] is None:
+        print("nothing to train: the checkpoint in %s has finished all %d epochs"
+              % (args.save_dir, args.num_epochs))
+    elif world.is_root:
         print("final validation: err-top1=%.4f err-top5=%.4f; log: %s; checkpoint: %s"
               % (result["err_top1"], result["err_top5"], args.logging_file,
                  result["checkpoint"]))

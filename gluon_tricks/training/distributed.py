@@ -48,6 +48,13 @@ class World:
                 data = param.data()
                 data[:] = self.hvd.allreduce(data, average=True, name="bn_stats." + name)
 
+    def finish(self):
+        """Wait for every rank, then shut Horovod down together: a rank that exits while another
+        still works (rank 0 writing a checkpoint) resets the other's Gloo connections."""
+        if self.size > 1:
+            self.sum([0.0], name="finish")
+            self.hvd.shutdown()
+
     def sum(self, values, name):
         """Element-wise sum of a small float64 vector over all ranks (exact validation counts)."""
         values = np.asarray(values, dtype=np.float64)
