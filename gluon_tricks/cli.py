@@ -10,7 +10,7 @@ import os
 import sys
 
 from gluon_tricks import __version__
-from gluon_tricks.errors import UserError
+from gluon_tricks.errors import UserError, error_summary
 
 # name -> (module, one-line help). The order is the order of `gluon-tricks --help`.
 COMMANDS = {
@@ -80,6 +80,5 @@ def main(argv=None):
         if os.environ.get(TRACEBACK_ENV):
             raise
         print("gluon-tricks: internal error: %s: %s (set %s=1 to see the traceback)"
-              % (type(error).__name__, str(error).strip().splitlines()[0] if str(error).strip()
-                 else "", TRACEBACK_ENV), file=sys.stderr)
+              % (type(error).__name__, error_summary(error), TRACEBACK_ENV), file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from gluon_tricks.errors import UserError
+from gluon_tricks.errors import UserError, error_summary
 
 
 def _devices(num_gpus):
@@ -53,9 +53,8 @@ def load_network(model, params_path, classes, ctx, input_size):
     try:
         net.load_parameters(path, ctx=ctx)
     except (AssertionError, mx.base.MXNetError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError("%s does not hold %s weights for %d classes: %s"
-                        % (params_path, model, classes, first[:200])) from None
+                        % (params_path, model, classes, error_summary(error))) from None
     net.hybridize()
     return net
 

@@ -147,6 +147,10 @@ def test_bad_inputs_end_in_one_line(cli, tiny_data, tmp_path):
     status, out, err = cli("eval", "--model", "resnet18_v1d", "--params", tmp_path / "none.params",
                            "--val-dir", tiny_data / "val")
     assert status == 2 and "no such file" in err and err.count("\n") == 1
+    status, out, err = cli("eval", "--model", "resnet18_v1d", "--params", tiny_data / "val" /
+                           "class0" / "000.jpg", "--val-dir", tiny_data / "val")
+    assert status == 2 and "does not hold resnet18_v1d weights" in err and err.count("\n") == 1
+    assert "Traceback" not in err
     status, out, err = cli("train", "--model", "resnet19_v1d", *_data_flags(tiny_data),
                            "--save-dir", tmp_path, "--logging-file", tmp_path / "x.log")
     assert status == 2 and "unknown model" in err and err.count("\n") == 1

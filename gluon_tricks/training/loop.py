@@ -11,7 +11,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from gluon_tricks.errors import UserError
+from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluate import validate
 from gluon_tricks.models import INPUT_SIZES, get_model, initialize
 from gluon_tricks.training import checkpoint
@@ -78,7 +78,7 @@ def load_teacher(config, classes, ctx, input_size):
     except (AssertionError, mxnet.base.MXNetError) as error:
         raise UserError("--teacher-params %s does not fit %s with %d classes (the data's): %s"
                         % (config.teacher_params, config.teacher, classes,
-                           str(error).strip().splitlines()[0][:160])) from None
+                           error_summary(error))) from None
     if config.dtype != "float32":
         teacher.cast(config.dtype)
     teacher.hybridize(static_alloc=True, static_shape=True)
