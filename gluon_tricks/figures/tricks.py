@@ -1,8 +1,8 @@
 """What a logged run was: its model, the paper's tricks it used and its batch size, read from the
 configuration dict of its log (GluonCV's flags, which `gluon-tricks train` shares).
 
-Trick names and order are those of `gluon_tricks.training.config.tricks_of` (Tables 4-6); this
-works on a plain dict because logs of other tools lack some flags.
+The one mapping from flags to the paper's trick names (Tables 4-6); `gluon-tricks train` uses it
+too. It works on a plain dict because logs of other tools lack some flags or log them as text.
 """
 import os
 import re

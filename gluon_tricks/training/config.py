@@ -105,25 +105,10 @@ def add_arguments(parser):
 
 
 def tricks_of(config):
-    """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports)."""
-    tricks = []
-    if config.warmup_epochs:
-        tricks.append("warmup")
-    if config.last_gamma:
-        tricks.append("zero-gamma")
-    if config.no_wd:
-        tricks.append("no-bias-decay")
-    if config.dtype == "float16":
-        tricks.append("fp16")
-    if config.lr_mode == "cosine":
-        tricks.append("cosine")
-    if config.label_smoothing:
-        tricks.append("label-smoothing")
-    if config.teacher:
-        tricks.append("distillation")
-    if config.mixup:
-        tricks.append("mixup")
-    return tricks
+    """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports): the same
+    reading the figures give a logged configuration, so a run and its log never disagree."""
+    from gluon_tricks.figures.tricks import tricks_of as tricks_of_config
+    return tricks_of_config(vars(config))
 
 
 def check_flags(config):
