@@ -8,21 +8,28 @@ forkserver: nothing is pickled and a script without `if __name__ == "__main__"` 
 one fork hazard met here, OpenCV's thread pool (a child inheriting it hangs), is shut first.
 """
 import collections
+import logging
 import mmap
 import multiprocessing
-import os
-import queue
 import signal
 import traceback
 import weakref
 
 import numpy as np
 
-_POLL_S = 5.0
+from gluon_tricks.errors import UserError
+
+LOG = logging.getLogger(__name__)
+_POLL_S = 1.0
+MAX_DEATHS_IN_A_ROW = 3
 
 
 class WorkerError(RuntimeError):
-    """A data worker failed or died."""
+    """A data worker failed (an exception in its fill)."""
+
+
+class WorkersKeepDying(UserError):
+    """Data workers died again and again (out of memory, killed): the stream cannot go on."""
 
 
 class _Slots:
@@ -40,7 +47,7 @@ def _set_parent_death_signal():
     """Make a worker die with its parent even when the parent is killed (Linux)."""
     try:
         import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -58,21 +65,30 @@ def _keep_freed_memory():
 
 
 def _worker_main(fill, slots, tasks, results):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    """A worker's life: fill the batches sent on its own `tasks` pipe, answer on its own
+    `results` pipe. Pipes, not shared queues: a worker killed mid-read or mid-write can then
+    corrupt or lock only its own pipes, which the parent throws away with it."""
+    # Ctrl-C and the preemption signals (which a scheduler may send to every process of the job)
+    # are the parent's to handle: it finishes its step with the batches it holds, then stops us.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
     _set_parent_death_signal()
     _keep_freed_memory()
     import cv2
     cv2.setNumThreads(1)  # one worker = one core; OpenCV's own threads would oversubscribe
     while True:
-        item = tasks.get()
+        try:
+            item = tasks.recv()
+        except (EOFError, OSError):
+            return
         if item is None:
             return
         seq, slot, task = item
         try:
             meta = fill(task, slots.data[slot], slots.labels[slot])  # (filled, meta)
-            results.put((seq, slot, meta, None))
+            results.send((seq, slot, meta, None))
         except Exception:  # pylint: disable=broad-except
-            results.put((seq, slot, None, traceback.format_exc()))
+            results.send((seq, slot, None, traceback.format_exc()))
 
 
 def fork_workers(start):
@@ -96,11 +112,31 @@ def fork_workers(start):
         cv2.setNumThreads(threads)
 
 
+class _Worker:
+    """One worker process, its two pipes, and the tasks it owes: {seq: (slot, task)}."""
+
+    def __init__(self, proc, tasks, results):
+        self.proc, self.tasks, self.results = proc, tasks, results
+        self.owed = {}
+
+    def close_pipes(self):
+        for conn in (self.tasks, self.results):
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
 class WorkerPool:
     """Runs `fill(task, data_out, label_out) -> (filled, meta)` for a stream of tasks on
     `num_workers` forked processes (inline when 0) and yields (meta, data, label) NDArrays in
     task order, with `data` a zero-copy view of its shared slot while the consumer keeps at most
-    `lend` batches alive (the slot is reused only once MXNet frees the array), else a copy."""
+    `lend` batches alive (the slot is reused only once MXNet frees the array), else a copy.
+
+    A worker that dies (killed, out of memory) is seen within a second, replaced, and the batches
+    it owed are filled again by its replacement, so the order and content of the stream do not
+    change; `MAX_DEATHS_IN_A_ROW` deaths without a batch delivered in between stop the stream
+    with WorkersKeepDying."""
 
     def __init__(self, fill, num_workers, data_shape, prefetch=2, lend=2):
         self.fill = fill
@@ -108,24 +144,29 @@ class WorkerPool:
         self.data_shape = tuple(data_shape)
         self.lend = lend
         self.num_slots = max(1, self.num_workers + prefetch) + lend
+        self.deaths = 0  # workers replaced over the pool's life
+        self._deaths_in_a_row = 0
         self._slots = None
-        self._procs = []
-        self._tasks = self._results = None
+        self._workers = []
         self._free = self._lent = None
         self._active = None  # weak reference to the running map's generator
 
     def _start(self):
         self._slots = _Slots(self.num_slots, self.data_shape)
         self._free, self._lent = collections.deque(range(self.num_slots)), set()
-        if self.num_workers == 0:
-            return
+        self._deaths_in_a_row = 0
+        self._workers = [self._fork() for _ in range(self.num_workers)]
+
+    def _fork(self):
         context = multiprocessing.get_context("fork")
-        self._tasks, self._results = context.Queue(), context.Queue()
-        for _ in range(self.num_workers):
-            proc = context.Process(target=_worker_main, daemon=True,
-                                   args=(self.fill, self._slots, self._tasks, self._results))
-            fork_workers(proc.start)
-            self._procs.append(proc)
+        task_out, task_in = context.Pipe(duplex=False)  # (reader, writer)
+        result_out, result_in = context.Pipe(duplex=False)
+        proc = context.Process(target=_worker_main, daemon=True,
+                               args=(self.fill, self._slots, task_out, result_in))
+        fork_workers(proc.start)
+        task_out.close()  # the child's ends: closed here so that its death shows as EOF
+        result_in.close()
+        return _Worker(proc, task_in, result_out)
 
     def map(self, tasks):
         """An iterator of (meta, data NDArray, label NDArray) for each task, in order (data and
@@ -159,7 +200,7 @@ class WorkerPool:
                 while next_seq not in done:
                     seq, slot, meta, error = self._get()
                     if error is not None:
-                        raise WorkerError("data worker failed:\n" + error)
+                        raise WorkerError("data worker failed:\\n" + error)
                     done[seq] = (slot, meta)
                 slot, (filled, meta) = done.pop(next_seq)
                 next_seq += 1
@@ -170,21 +211,28 @@ class WorkerPool:
                 data, label = self._hand_over(slot, filled)
                 yield meta, data, label
         finally:
-            # An abandoned or failed epoch: wait for the batches in flight so that their
-            # results never reach the next epoch.
-            for _ in range(submitted - next_seq - len(done)):
-                try:
-                    seq, slot, _, _ = self._get()
-                    self._free.append(slot)
-                except WorkerError:
-                    break
+            self._abandon(done)
+
+    def _abandon(self, done):
+        """End a stream: batches still owed by workers are dropped. Waiting for them could
+        block on a worker that never answers, so the workers are stopped instead (and forked
+        again by the next map); finished but unconsumed batches just free their slots."""
+        if any(worker.owed for worker in self._workers):
+            self._stop_workers()
+            self._slots = None  # the next map starts afresh (lent batches keep the old memory)
+        elif self._free is not None:
             self._free.extend(slot for slot, _ in done.values())
 
     def _submit(self, seq, slot, task, done):
         if self.num_workers == 0:
             done[seq] = (slot, self.fill(task, self._slots.data[slot], self._slots.labels[slot]))
-        else:
-            self._tasks.put((seq, slot, task))
+            return
+        worker = min(self._workers, key=lambda w: len(w.owed))  # the least busy
+        worker.owed[seq] = (slot, task)
+        try:
+            worker.tasks.send((seq, slot, task))
+        except OSError:
+            pass  # a dead worker: _get replaces it and sends the task again
 
     def _hand_over(self, slot, filled):
         """The slot's batch as NDArrays: zero-copy and lent while few are lent, else copied."""
@@ -201,34 +249,83 @@ class WorkerPool:
         return data, label
 
     def _get(self):
+        """The next (seq, slot, meta, error) any worker sends; dead workers are replaced meanwhile."""
+        from multiprocessing.connection import wait
         if self.num_workers == 0:
             raise WorkerError("no data worker is running")
         while True:
+            by_handle = {}
+            for worker in self._workers:
+                by_handle[worker.results] = worker
+                by_handle[worker.proc.sentinel] = worker
+            for handle in wait(list(by_handle), timeout=_POLL_S):
+                worker = by_handle[handle]
+                if handle is worker.results:
+                    try:
+                        result = worker.results.recv()
+                    except (EOFError, OSError):
+                        result = None  # died mid-message: replaced below
+                    if result is not None and result[0] in worker.owed:
+                        del worker.owed[result[0]]
+                        self._deaths_in_a_row = 0
+                        return result
+            for worker in list(self._workers):
+                if not worker.proc.is_alive():
+                    self._replace(worker)
+
+    def _replace(self, dead):
+        """A dead worker's successor, which fills again every batch the dead one owed."""
+        dead.proc.join(timeout=1)
+        code = dead.proc.exitcode
+        self.deaths += 1
+        self._deaths_in_a_row += 1
+        cause = ("killed by signal %d%s" % (-code, ", the out-of-memory killer's" if code == -9
+                                            else "") if code is not None and code < 0
+                 else "exit code %s" % code)
+        if self._deaths_in_a_row >= MAX_DEATHS_IN_A_ROW:
+            self._stop_workers()
+            self._slots = None
+            raise WorkersKeepDying(
+                "%d data workers died in a row without delivering a batch (the last: pid %d, %s); "
+                "out of memory? try fewer workers (-j) or a smaller batch"
+                % (self._deaths_in_a_row, dead.proc.pid, cause))
+        LOG.warning("data worker %d died (%s); replaced, its %d batch(es) redone",
+                    dead.proc.pid, cause, len(dead.owed))
+        dead.close_pipes()
+        successor = self._fork()
+        self._workers[self._workers.index(dead)] = successor
+        for seq, (slot, task) in sorted(dead.owed.items()):
+            successor.owed[seq] = (slot, task)
             try:
-                return self._results.get(timeout=_POLL_S)
-            except queue.Empty:
-                dead = [p for p in self._procs if not p.is_alive()]
-                if dead:
-                    self.close()
-                    raise WorkerError("data worker %d died with exit code %s (out of memory?)"
-                                      % (dead[0].pid, dead[0].exitcode)) from None
+                successor.tasks.send((seq, slot, task))
+            except OSError:
+                pass  # died already: the next round replaces it too
+
+    def _stop_workers(self):
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            try:
+                worker.tasks.send(None)
+            except OSError:
+                pass
+        for worker in workers:
+            worker.proc.join(timeout=2)
+            if worker.proc.is_alive():
+                worker.proc.kill()  # workers ignore SIGTERM
+                worker.proc.join(timeout=2)
+            worker.close_pipes()
+
+    def worker_pids(self):
+        """The process ids of the running workers (for tests and diagnostics)."""
+        return [worker.proc.pid for worker in self._workers]
 
     def close(self):
         """Stop the workers (they also stop when the parent exits)."""
-        procs, self._procs = self._procs, []
-        for _ in procs:
-            try:
-                self._tasks.put(None)
-            except (OSError, ValueError):
-                pass
-        for proc in procs:
-            proc.join(timeout=2)
-            if proc.is_alive():
-                proc.terminate()
+        self._stop_workers()
         self._slots = None
 
     def __del__(self):
-        if self._procs:
+        if self._workers:
             self.close()
 
 
