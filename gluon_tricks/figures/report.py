@@ -7,7 +7,8 @@ import json
 import statistics
 import sys
 
-from gluon_tricks.figures import logparse, paper_numbers, tricks
+from gluon_tricks.paper import match as paper_row_of
+from gluon_tricks.figures import logparse, tricks
 
 def add_arguments(parser):
     parser.add_argument("logs", nargs="*", metavar="LOG",
@@ -66,7 +67,7 @@ def summarise(log, paper=False):
 
 def _paper_entry(model, used, row):
     """The matching row of the paper and final minus paper, or None."""
-    match = paper_numbers.match(model, used, row["batch"])
+    match = paper_row_of(model, used, row["batch"])
     if match is None:
         return None
 

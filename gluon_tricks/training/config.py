@@ -107,7 +107,7 @@ def add_arguments(parser):
 def tricks_of(config):
     """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports): the same
     reading the figures give a logged configuration, so a run and its log never disagree."""
-    from gluon_tricks.figures.tricks import tricks_of as tricks_of_config
+    from gluon_tricks.paper import tricks_of as tricks_of_config
     return tricks_of_config(vars(config))
 
 
