@@ -1,0 +1,105 @@
+"""Loss scaling for FP16 training (paper section 3.2): the loss is multiplied by a scale S before
+backward and the gradients divided by S in the update, which lifts small gradients into FP16's
+range. S is static (`--loss-scale 1024`) or dynamic (`--loss-scale dynamic`, the scheme of
+NVIDIA's and MXNet's AMP): start at 2^16; on an inf/NaN gradient skip the update and halve S;
+double S after `window` clean steps in a row.
+
+What a skipped step leaves untouched: the weights and the whole optimiser state (momentum and
+the optimiser's update counter; the update is simply not issued). BatchNorm's running statistics
+are not optimiser state: the skipped batch's forward pass has updated them, as under AMP. The
+learning-rate schedule
+counts batches, not updates: a skipped batch still consumes its position in the schedule, so
+the schedule, the data order and the epochs stay aligned (and a resume stays exact). At most a
+few batches per run are skipped once S has settled, so the schedule loses nothing measurable.
+
+This module is pure Python (no MXNet): the training step asks it for the scale and reports
+whether the gradients were finite.
+"""
+from gluon_tricks.errors import UserError
+
+DYNAMIC_INITIAL_SCALE = 2.0 ** 16  # NVIDIA's and MXNet AMP's starting scale
+MAX_SCALE = 2.0 ** 24              # AMP's ceiling: beyond it FP16 gradients overflow anyway
+MIN_SCALE = 1.0                    # below 1 scaling no longer helps: the gradients are not finite
+DEFAULT_WINDOW = 2000              # clean steps before the scale doubles (AMP's scale_seq_len)
+
+
+def parse_loss_scale(text):
+    """`--loss-scale` -> (scale, dynamic): a positive number, or 'dynamic'."""
+    if str(text).strip().lower() == "dynamic":
+        return DYNAMIC_INITIAL_SCALE, True
+    try:
+        scale = float(text)
+    except ValueError:
+        raise UserError("--loss-scale must be a positive number or 'dynamic', not %r"
+                        % text) from None
+    if not scale > 0 or scale == float("inf"):
+        raise UserError("--loss-scale must be a positive finite number or 'dynamic', not %r"
+                        % text)
+    return scale, False
+
+
+class LossScaler:
+    """The loss scale of a run and its history: `scale` to multiply the loss by; `record(finite)`
+    after each step's gradients are known says whether to apply the update."""
+
+    def __init__(self, scale=1.0, dynamic=False, window=DEFAULT_WINDOW):
+        if window < 1:
+            raise UserError("--loss-scale-window must be >= 1")
+        self.scale = float(scale)
+        self.dynamic = bool(dynamic)
+        self.window = int(window)
+        self.clean_steps = 0   # finite steps since the last change of the scale
+        self.skipped = 0       # updates skipped over the whole run
+        self.exhausted = False  # a non-finite gradient at the smallest scale: training diverged
+
+    @classmethod
+    def from_flag(cls, text, window=DEFAULT_WINDOW):
+        scale, dynamic = parse_loss_scale(text)
+        return cls(scale, dynamic, window)
+
+    @property
+    def active(self):
+        """Whether the step must do anything at all (scale the loss, or check every step)."""
+        return self.dynamic or self.scale != 1.0
+
+    def record(self, finite):
+        """Account for one step whose (reduced) gradients were `finite`; True: apply the update.
+
+        Static scaling always applies it (non-finite values are the divergence check's business);
+        dynamic scaling skips it and halves the scale, or doubles the scale after `window` clean
+        steps."""
+        if not self.dynamic:
+            return True
+        if finite:
+            self.clean_steps += 1
+            if self.clean_steps >= self.window:
+                self.scale = min(self.scale * 2.0, MAX_SCALE)
+                self.clean_steps = 0
+            return True
+        self.skipped += 1
+        self.clean_steps = 0
+        if self.scale <= MIN_SCALE:
+            self.exhausted = True  # still overflowing at scale 1: the model itself is not finite
+        self.scale = max(self.scale / 2.0, MIN_SCALE)
+        return False
+
+    def state(self):
+        """What a checkpoint saves (JSON-safe) so that a resume continues with the same scale."""
+        return {"scale": self.scale, "dynamic": self.dynamic, "window": self.window,
+                "clean_steps": self.clean_steps, "skipped": self.skipped}
+
+    def load_state(self, state):
+        """Continue from a checkpoint's `state()`; a static scale comes from the flags, so only a
+        dynamic run restores the scale it had reached."""
+        if not state or not self.dynamic or not state.get("dynamic"):
+            return
+        self.scale = float(state["scale"])
+        self.clean_steps = int(state.get("clean_steps", 0))
+        self.skipped = int(state.get("skipped", 0))
+
+    def describe(self):
+        """One phrase for the log: 'dynamic loss scale 65536 (3 updates skipped)' or 'loss
+        scale 1024'."""
+        if self.dynamic:
+            return "dynamic loss scale %g (%d updates skipped)" % (self.scale, self.skipped)
+        return "loss scale %g" % self.scale

@@ -1,0 +1,170 @@
+"""One training step on the devices of this process, shared by the training loop and `bench
+train`: forward, (scaled) backward, gradient reduction, finiteness check, update.
+
+The step never waits for the device: the loss, the correct counts and finite flags (of the loss,
+the gradients and, at each read, the weights) accumulate in small arrays on the first device,
+and `read()` brings them to the host every --log-interval batches and at the end of an epoch (one
+small allreduce under Horovod). The host can thus queue the next step while the device computes.
+The one exception is dynamic loss scaling, which must know before the update whether the
+gradients were finite (MXNet's and NVIDIA's AMP read that flag every step as well).
+"""
+from dataclasses import dataclass
+
+import mxnet as mx
+from mxnet import autograd, gluon
+
+from gluon_tricks.training.loss_scale import LossScaler
+from gluon_tricks.training.losses import soft_targets
+
+_FINITE_CHUNK = 200  # arrays per multi_all_finite call (its kernel takes a bounded list)
+
+
+def all_finite(arrays, ctx):
+    """A 1-element array on `ctx`: 1.0 when every element of every array is finite, else 0.0.
+    Finite gradient elements are what a finite gradient norm means (the squared norm can only
+    overflow for gradients above 1e19, far past any divergence)."""
+    flag = mx.nd.ones((1,), ctx=ctx)
+    arrays = [a if a.context == ctx else a.as_in_context(ctx) for a in arrays]
+    for start in range(0, len(arrays), _FINITE_CHUNK):
+        chunk = arrays[start:start + _FINITE_CHUNK]
+        mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk), init_output=False, out=flag)
+    return flag
+
+
+@dataclass
+class StepStats:
+    """What `TrainStep.read()` returns: sums over the batches since the previous read, the finite
+    flags agreed by every rank, and the loss scale now."""
+    batches: int
+    samples: int
+    loss_sum: float
+    correct: int
+    loss_finite: bool
+    grads_finite: bool
+    weights_finite: bool
+    loss_scale: float
+    skipped: int
+
+    @property
+    def finite(self):
+        return self.loss_finite and self.grads_finite and self.weights_finite
+
+    def what_diverged(self):
+        """'the loss, the gradients' etc.: the quantities that were not finite."""
+        names = [name for name, ok in (("the loss", self.loss_finite),
+                                       ("the gradients", self.grads_finite),
+                                       ("the weights", self.weights_finite)) if not ok]
+        return ", ".join(names) or "nothing"
+
+
+class TrainStep:
+    """Issues training steps on `ctx` (one or more devices of this process) and keeps their
+    statistics on the device until `read()`.
+
+    `scaler` is a LossScaler (static scale 1 when None); `amp=True` uses mxnet.contrib.amp's own
+    dynamic loss scaling instead (GPUs only; amp.init() and amp.init_trainer() already called).
+    The trainer must allow `allreduce_grads()`/`update()` (no update on the kvstore)."""
+
+    def __init__(self, net, trainer, loss_fn, ctx, dtype="float32", scaler=None, teacher=None,
+                 temperature=1.0, amp=False):
+        self.net, self.trainer, self.loss_fn = net, trainer, loss_fn
+        self.ctx = list(ctx)
+        self.dtype = dtype
+        self.scaler = scaler or LossScaler()
+        self.teacher, self.temperature = teacher, temperature
+        self.amp = amp
+        self.params = [p for p in net.collect_params().values() if p.grad_req != "null"]
+        self._reset()
+
+    def _reset(self):
+        home = self.ctx[0]
+        self._loss = mx.nd.zeros((1,), ctx=home)
+        self._correct = mx.nd.zeros((1,), ctx=home)
+        self._loss_finite = mx.nd.ones((1,), ctx=home)
+        self._grads_finite = mx.nd.ones((1,), ctx=home)
+        self._batches = self._samples = 0
+        self._skipped_before = self.scaler.skipped
+
+    def __call__(self, data, target, hard):
+        """One step on a batch: `data` (B, 3, H, W), `target` (B, K) distributions, `hard` (B,)
+        labels the accuracy is counted against; all on the host, split over the devices here."""
+        ctx, batch = self.ctx, data.shape[0]
+        data_parts = gluon.utils.split_and_load(data, ctx, even_split=False)
+        target_parts = gluon.utils.split_and_load(target, ctx, even_split=False)
+        hard_parts = gluon.utils.split_and_load(hard, ctx, even_split=False)
+        # The teacher's soft targets are computed outside autograd.
+        teacher_parts = ([soft_targets(self.teacher(x.astype(self.dtype, copy=False))
+                                       .astype("float32"), self.temperature)
+                          for x in data_parts] if self.teacher is not None
+                         else [None] * len(data_parts))
+        scale = self.scaler.scale
+        with autograd.record():
+            outputs = [self.net(x.astype(self.dtype, copy=False)).astype("float32")
+                       for x in data_parts]
+            losses = [self.loss_fn(out, y) if soft is None else self.loss_fn(out, y, soft)
+                      for out, y, soft in zip(outputs, target_parts, teacher_parts)]
+            if self.amp:
+                from mxnet.contrib import amp
+                with amp.scale_loss(losses, self.trainer) as scaled:
+                    backward = scaled
+            else:
+                backward = [l * scale for l in losses] if scale != 1.0 else losses
+        autograd.backward(backward)
+        if self.amp:  # AMP checks the gradients and skips the update itself
+            self._accumulate(outputs, losses, hard_parts, count_loss=True)
+            self.trainer.step(batch)
+            return
+        self.trainer.allreduce_grads()
+        # After the reduction every device (and rank) holds the same gradients: one check.
+        grads_finite = all_finite([p.grad(ctx[0]) for p in self.params], ctx[0])
+        apply = True
+        if self.scaler.dynamic:
+            apply = self.scaler.record(bool(grads_finite.asscalar()))  # AMP's per-step read
+            if not apply and self.scaler.exhausted:
+                self._grads_finite *= grads_finite  # not finite even unscaled: diverged
+        else:
+            self._grads_finite *= grads_finite
+        # A skipped step (dynamic scaling) leaves the loss out: its overflow was handled.
+        self._accumulate(outputs, losses, hard_parts, count_loss=apply)
+        if apply:
+            self.trainer.update(batch * scale)  # the gradients divided by the scale
+
+    def _accumulate(self, outputs, losses, hard_parts, count_loss):
+        """Correct count, and (when `count_loss`) loss sum and loss finiteness of this batch,
+        added on the device."""
+        home = self.ctx[0]
+        with autograd.pause():
+            for out, loss, hard in zip(outputs, losses, hard_parts):
+                loss_sum = loss.sum()
+                correct = (out.argmax(axis=1) == hard.astype("float32")).sum()
+                if out.context != home:
+                    loss_sum, correct = loss_sum.as_in_context(home), correct.as_in_context(home)
+                self._correct += correct
+                if count_loss:
+                    self._loss += loss_sum
+                    self._loss_finite *= mx.nd.contrib.isfinite(loss_sum)
+            self._batches += 1
+            self._samples += sum(o.shape[0] for o in outputs)
+
+    def weights_finite(self):
+        """A device flag: 1.0 when every weight (first device) is finite."""
+        return all_finite([p.data(self.ctx[0]) for p in self.net.collect_params().values()],
+                          self.ctx[0])
+
+    def read(self, world=None):
+        """The statistics since the previous read, brought to the host (the one sync point), with
+        the weights checked too; the finite flags and loss are summed over ranks in one
+        allreduce, so every rank sees the same verdict. Resets the accumulators."""
+        flags = mx.nd.concat(self._loss, self._correct, 1 - self._loss_finite,
+                             1 - self._grads_finite, 1 - self.weights_finite(), dim=0)
+        loss, correct, bad_loss, bad_grads, bad_weights = (float(v) for v in flags.asnumpy())
+        batches, samples = self._batches, self._samples
+        skipped = self.scaler.skipped - self._skipped_before
+        if world is not None and world.size > 1:
+            loss, bad_loss, bad_grads, bad_weights = world.sum(
+                [loss, bad_loss, bad_grads, bad_weights], name="step_stats")
+        self._reset()
+        return StepStats(batches=batches, samples=samples, loss_sum=loss, correct=int(correct),
+                         loss_finite=bad_loss == 0,
+                         grads_finite=bad_grads == 0, weights_finite=bad_weights == 0,
+                         loss_scale=self.scaler.scale, skipped=skipped)
