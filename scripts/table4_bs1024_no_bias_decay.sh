@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 4, ResNet-50, BS=1024 column, row "+ no bias decay": the rows above plus no bias decay.
 # Batch 1024 (8 GPUs x 128), lr 0.4 (0.1 x 1024/256), step decay at 30, 60, 90; 120 epochs.
-# Paper: top-1 76.03, top-5 92.86.
+# Paper row: Table 4 "+ no bias decay, BS=1024", resnet50_v1: top-1 76.03, top-5 92.86.
 set -euo pipefail
 source "$(dirname "$0")/lib/recipe.sh"
 recipe 1024 --model resnet50_v1 \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 4, ResNet-50, BS=256 column, row "+ FP16": the rows above plus FP16.
 # Batch 256 (8 GPUs x 32), lr 0.1 (0.1 x 256/256), step decay at 30, 60, 90; 120 epochs.
-# Paper: top-1 76.15, top-5 93.09.
+# Paper row: Table 4 "+ FP16, BS=256", resnet50_v1: top-1 76.15, top-5 93.09.
 set -euo pipefail
 source "$(dirname "$0")/lib/recipe.sh"
 recipe 256 --model resnet50_v1 \

@@ -4,7 +4,7 @@
 # Efficient setting: batch 1024 (8 x 128), lr 0.4, 5 warmup epochs, no bias decay, FP16.
 # No zero gamma: Inception-V3 has no residual blocks (as in GluonCV's recipe).
 # The teacher: scripts/table6_teacher_resnet152_v1d.sh (TEACHER_PARAMS, see scripts/README.md).
-# Paper: top-1 78.26, top-5 94.01.
+# Paper row: Table 6 "+ distill w/o mixup", inceptionv3: top-1 78.26, top-5 94.01.
 set -euo pipefail
 source "$(dirname "$0")/lib/recipe.sh"
 recipe 1024 --model inceptionv3 --input-size 299 \

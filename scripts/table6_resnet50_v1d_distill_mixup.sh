@@ -4,7 +4,7 @@
 # Efficient setting: batch 1024 (8 x 128), lr 0.4, warmup 5 epochs, zero gamma, no bias
 # decay, FP16.
 # The teacher: scripts/table6_teacher_resnet152_v1d.sh (TEACHER_PARAMS, see scripts/README.md).
-# Paper: top-1 79.29, top-5 94.63.
+# Paper row: Table 6 "+ distill w/ mixup", resnet50_v1d: top-1 79.29, top-5 94.63.
 set -euo pipefail
 source "$(dirname "$0")/lib/recipe.sh"
 recipe 1024 --model resnet50_v1d \

@@ -2,8 +2,9 @@
 prepare_imagenet.sh.
 
 Every recipe runs with DRY_RUN=1 (plain bash, no GPU): it must print one horovodrun command whose
-`gluon-tricks train` flags the real parser accepts and whose values are the paper's (EXPECTED below
-is the spec, transcribed from PAPER.md). Real launches run against stub `horovodrun` and
+`gluon-tricks train` flags the real parser accepts and whose values are the paper's row, as
+gluon_tricks.paper.RECIPES names it (the one table of the paper's rows; the scripts' headers and
+scripts/README.md are checked against it). Real launches run against stub `horovodrun` and
 `gluon-tricks` commands that record their arguments; bad input must end with one line on stderr.
 """
 import argparse
@@ -17,60 +18,39 @@ import tarfile
 
 import pytest
 
+from gluon_tricks import paper
 from gluon_tricks.training import checkpoint
 from gluon_tricks.training.config import add_arguments, tricks_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
 # Top-level scripts that are not recipes of a paper row.
-NOT_RECIPES = {"install_env.sh", "prepare_imagenet.sh", "cpu_ablation.sh"}
+NOT_RECIPES = {"install_env.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
+               "fetch_gluoncv_logs.sh"}
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
                     "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
                     "QUALITY", "PYTHON")
 
-# The paper's rows: script -> (model, total batch, epochs, lr mode, tricks as config.tricks_of
-# names them). The total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
-EFFICIENT = ["warmup", "zero-gamma", "no-bias-decay", "fp16"]
-EFFICIENT_NOT_RESIDUAL = ["warmup", "no-bias-decay", "fp16"]  # no zero gamma without res. blocks
-EXPECTED = {
-    "table2_resnet50_baseline": ("resnet50_v1", 256, 120, "step", []),
-    "table2_inceptionv3_baseline": ("inceptionv3", 256, 120, "step", []),
-    "table2_mobilenet_baseline": ("mobilenet1.0", 256, 120, "step", []),
-    "table4_bs256_warmup": ("resnet50_v1", 256, 120, "step", ["warmup"]),
-    "table4_bs256_zero_gamma": ("resnet50_v1", 256, 120, "step", ["warmup", "zero-gamma"]),
-    "table4_bs256_no_bias_decay": ("resnet50_v1", 256, 120, "step", EFFICIENT[:3]),
-    "table4_bs256_fp16": ("resnet50_v1", 256, 120, "step", EFFICIENT),
-    "table4_bs1024_linear_scaling": ("resnet50_v1", 1024, 120, "step", []),
-    "table4_bs1024_warmup": ("resnet50_v1", 1024, 120, "step", ["warmup"]),
-    "table4_bs1024_zero_gamma": ("resnet50_v1", 1024, 120, "step", ["warmup", "zero-gamma"]),
-    "table4_bs1024_no_bias_decay": ("resnet50_v1", 1024, 120, "step", EFFICIENT[:3]),
-    "table4_bs1024_fp16": ("resnet50_v1", 1024, 120, "step", EFFICIENT),
-    "table5_resnet50_v1b": ("resnet50_v1b", 1024, 120, "step", EFFICIENT),
-    "table5_resnet50_v1c": ("resnet50_v1c", 1024, 120, "step", EFFICIENT),
-    "table5_resnet50_v1d": ("resnet50_v1d", 1024, 120, "step", EFFICIENT),
-    "table6_inceptionv3_efficient": ("inceptionv3", 1024, 120, "step", EFFICIENT_NOT_RESIDUAL),
-    "table6_mobilenet_efficient": ("mobilenet1.0", 1024, 120, "step", EFFICIENT_NOT_RESIDUAL),
-    # The teacher: GluonCV's published ResNet-152-D recipe (batch 512, lr 0.2, FP32).
-    "table6_teacher_resnet152_v1d": ("resnet152_v1d", 512, 120, "cosine",
-                                     ["warmup", "zero-gamma", "no-bias-decay", "cosine",
-                                      "label-smoothing"]),
-}
-for _short, _model, _efficient in (("resnet50_v1d", "resnet50_v1d", EFFICIENT),
-                                   ("inceptionv3", "inceptionv3", EFFICIENT_NOT_RESIDUAL),
-                                   ("mobilenet", "mobilenet1.0", EFFICIENT_NOT_RESIDUAL)):
-    _refined = _efficient + ["cosine", "label-smoothing"]
-    EXPECTED.update({
-        "table6_%s_cosine" % _short: (_model, 1024, 120, "cosine", _efficient + ["cosine"]),
-        "table6_%s_label_smoothing" % _short: (_model, 1024, 120, "cosine", _refined),
-        "table6_%s_distill" % _short: (_model, 1024, 120, "cosine", _refined + ["distillation"]),
-        "table6_%s_mixup" % _short: (_model, 1024, 200, "cosine", _refined + ["mixup"]),
-        "table6_%s_distill_mixup" % _short: (_model, 1024, 200, "cosine",
-                                             _refined + ["distillation", "mixup"]),
-    })
+# The recipes: script -> paper.Recipe (row, model, total batch, epochs, lr mode, tricks). The
+# total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
+EXPECTED = paper.RECIPES
+TEACHER = paper.TEACHER_RECIPE
+# A recipe's header names its row on one line: "# Paper row: <PaperRow.describe()>."
+HEADER_ROW = re.compile(r"^# Paper row: (.*)\.$", re.MULTILINE)
 
-TEACHER = "table6_teacher_resnet152_v1d"
+
+def header_row(name):
+    """The paper row the header of scripts/<name>.sh names, or None (the teacher names none)."""
+    with open(os.path.join(SCRIPTS, name + ".sh")) as f:
+        found = HEADER_ROW.findall(f.read())
+    assert len(found) <= 1, "%s.sh names %d paper rows" % (name, len(found))
+    if not found or found[0].startswith("none"):
+        return None
+    rows = [row for row in paper.ROWS if row.describe() == found[0]]
+    assert rows, "%s.sh names a row gluon_tricks.paper does not have: %s" % (name, found[0])
+    return rows[0]
 
 
 def recipes_on_disk():
@@ -151,7 +131,9 @@ def test_every_row_of_the_paper_has_a_recipe_and_every_recipe_a_row():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_recipe_prints_a_horovodrun_command_with_the_papers_values(sandbox, name):
-    model, total, epochs, lr_mode, tricks = EXPECTED[name]
+    recipe = EXPECTED[name]
+    model, total, epochs, lr_mode, tricks = (recipe.model, recipe.batch, recipe.epochs,
+                                             recipe.lr_mode, list(recipe.tricks))
     rec, out = sandbox.tmp / "rec", sandbox.tmp / "out"
     launcher, flags = split_command(dry_run(sandbox, name, REC_DIR=rec))
     assert launcher == ["horovodrun", "-np", "8", "-H", "localhost:8"]
@@ -171,7 +153,7 @@ def test_recipe_prints_a_horovodrun_command_with_the_papers_values(sandbox, name
     if config.mixup:
         assert (config.mixup_alpha, config.mixup_off_epoch, config.num_epochs) == (0.2, 0, 200)
     if config.teacher:
-        teacher_model, _, teacher_epochs, _, _ = EXPECTED[TEACHER]
+        teacher_model, teacher_epochs = EXPECTED[TEACHER].model, EXPECTED[TEACHER].epochs
         assert config.teacher == teacher_model
         assert (config.temperature, config.hard_weight) == (20.0, 0.5)
         # The default teacher weights are the teacher recipe's last checkpoint, as it names it.
@@ -186,7 +168,58 @@ def test_recipe_prints_a_horovodrun_command_with_the_papers_values(sandbox, name
 
 def test_the_models_are_ones_the_package_builds():
     from gluon_tricks.models import MODEL_NAMES
-    assert {spec[0] for spec in EXPECTED.values()} <= set(MODEL_NAMES)
+    assert {recipe.model for recipe in EXPECTED.values()} <= set(MODEL_NAMES)
+
+
+def logged_configuration(config, launcher):
+    """The configuration `gluon-tricks train` would log for these flags under this horovodrun
+    launcher (-np ranks, one device each): the trainer's own resolution, on 1000 classes."""
+    from gluon_tricks.training.distributed import World
+    from gluon_tricks.training.loop import resolve
+    ranks = int(launcher[launcher.index("-np") + 1])
+    return resolve(config, World(size=ranks), max(1, config.num_gpus), 1000, 1251)
+
+
+def write_train_log(path, configuration):
+    """A one-epoch log written by the trainer's own log writer (text and JSON-lines twin)."""
+    from gluon_tricks.training.train_log import TrainLog
+    log = TrainLog(str(path), stream=open(os.devnull, "w"))
+    try:
+        log.namespace(configuration)
+        log.epoch(0, "accuracy", 0.5, 1000.0, 60.0, 0.4, 0.2)
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, recipe in EXPECTED.items() if recipe.row))
+def test_report_matches_each_recipe_to_the_row_its_header_names(sandbox, name):
+    """Bug: the Inception-V3/MobileNet recipes leave zero gamma out (no residual blocks), and
+    `report --paper` matched none of them to a row. Here each recipe's command is parsed by the
+    trainer's parser, resolved and logged as the trainer does, and read back by the report."""
+    from gluon_tricks.figures import logparse, report
+    launcher, flags = split_command(dry_run(sandbox, name))
+    config = train_parser().parse_args(flags)
+    log_path = sandbox.tmp / (name + ".log")
+    write_train_log(log_path, logged_configuration(config, launcher))
+    [log] = logparse.load_logs([str(log_path)], pytest.fail)
+    summary = report.summarise(log, paper=True)
+    entry = summary["paper"]
+    named = header_row(name)
+    assert named == EXPECTED[name].row
+    assert entry is not None, "report --paper finds no row for %s (tricks %s, batch %s)" % (
+        name, summary["tricks"], summary["batch"])
+    assert (entry["table"], entry["row"], entry["top1"], entry["top5"]) == (
+        named.table, named.label, named.top1, named.top5)
+
+
+def test_the_teacher_recipe_names_no_row_and_report_gives_it_none(sandbox):
+    from gluon_tricks.figures import logparse, report
+    assert header_row(TEACHER) is None and EXPECTED[TEACHER].row is None
+    launcher, flags = split_command(dry_run(sandbox, TEACHER))
+    log_path = sandbox.tmp / "teacher.log"
+    write_train_log(log_path, logged_configuration(train_parser().parse_args(flags), launcher))
+    [log] = logparse.load_logs([str(log_path)], pytest.fail)
+    assert report.summarise(log, paper=True)["paper"] is None
 
 
 def test_np_hosts_and_extra_arguments(sandbox):
@@ -270,13 +303,13 @@ def test_a_missing_teacher_stops_before_launching(sandbox):
 def test_readme_maps_every_recipe_to_its_row_and_number():
     with open(os.path.join(SCRIPTS, "README.md")) as f:
         readme = f.read()
-    for name in EXPECTED:
-        with open(os.path.join(SCRIPTS, name + ".sh")) as f:
-            top1 = re.search(r"Paper: top-1 (\d+\.\d+)", f.read())
-        rows = [line for line in readme.splitlines() if "`%s.sh`" % name in line]
-        assert rows, "%s.sh is missing from scripts/README.md" % name
-        if top1:  # the README's table shows the number the script's header quotes
-            assert any(top1.group(1) in row for row in rows), (name, top1.group(1))
+    for name, recipe in EXPECTED.items():
+        rows = [line for line in readme.splitlines() if line.startswith("| `%s.sh` |" % name)]
+        assert len(rows) == 1, "%s.sh is not one row of scripts/README.md's table" % name
+        if recipe.row is not None:  # the README names the row gluon_tricks.paper gives, numbers too
+            assert "| %s |" % recipe.row.describe() in rows[0], (name, rows[0])
+        else:
+            assert "none" in rows[0]
     for script in ("prepare_imagenet.sh", "cpu_ablation.sh"):
         assert script in readme
 
@@ -421,7 +454,7 @@ def test_a_validation_image_without_label_stops_the_sorting(sandbox):
 def dockerfile_instructions():
     """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
     with open(os.path.join(REPO, "Dockerfile")) as f:
-        text = re.sub(r"\\\n", " ", "".join(l for l in f if not l.lstrip().startswith("#")))
+        text = re.sub(r"\\\n", " ", "".join(row for row in f if not row.lstrip().startswith("#")))
     return [tuple(line.strip().split(None, 1)) for line in text.splitlines() if line.strip()]
 
 
@@ -465,7 +498,7 @@ def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_p
         'elif [[ "$*" == *horovod.__version__* ]]; then echo "$HOROVOD_VERSION"; fi\n')
     stub.chmod(0o755)
     with open(os.path.join(REPO, "requirements.txt")) as f:
-        pins = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+        pins = [pin.strip() for pin in f if pin.strip() and not pin.startswith("#")]
     env = {k: v for k, v in os.environ.items() if k != "MXNET_PACKAGE"}
     env.update(PYTHON=str(stub), TMPDIR=str(tmp_path), STUB_OUT=str(tmp_path / "asked.txt"),
                HOROVOD_VERSION=next(p for p in pins if p.startswith("horovod=="))[9:])
@@ -474,8 +507,8 @@ def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_p
     result = subprocess.run(["bash", os.path.join(SCRIPTS, "install_env.sh"), "system"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    asked = [l.strip() for l in (tmp_path / "asked.txt").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
+    asked = [word.strip() for word in (tmp_path / "asked.txt").read_text().splitlines()
+             if word.strip() and not word.startswith("#")]
     mxnet = next(p for p in pins if p.startswith("mxnet=="))
     expected = [p for p in pins if not p.startswith(("horovod==", "mxnet=="))]
     assert sorted(asked) == sorted(expected + [mxnet_package or mxnet])
