@@ -21,6 +21,8 @@ COMMANDS = {
     "bench": ("gluon_tricks.data.bench", "benchmarks (`bench data`: input pipeline images/s)"),
     "train": ("gluon_tricks.training.command", "train with the paper's tricks (1 process or Horovod)"),
     "eval": ("gluon_tricks.evaluate", "top-1/top-5 error of a checkpoint; save logits"),
+    "export": ("gluon_tricks.export", "a trained network as MXNet symbol+params or ONNX, checked"),
+    "predict": ("gluon_tricks.predict", "top-k classes of images from weights or an export"),
     "plot": ("gluon_tricks.figures.plot_command", "draw the paper's figures from logs and logits"),
     "report": ("gluon_tricks.figures.report", "the ablation table from training logs"),
 }

@@ -1,0 +1,163 @@
+"""Fine-tuning: start from trained weights (ours or GluonCV's model zoo, same architecture),
+re-initialise the classifier when the class count differs, give it a larger learning rate, and
+freeze the stem and the first K stages (BN included: frozen BN normalises with its running
+statistics and does not update them).
+
+The classifier is the network's last Dense layer (`fc` in the ResNets, `output` in GluonCV's
+Inception-V3 and MobileNet); parameters are matched by their structural names
+(`layer1.0.conv1.weight`), which `save_parameters` writes for us and for GluonCV alike.
+"""
+import os
+
+from gluon_tricks.errors import UserError, error_summary
+
+# The stem of our ResNets (and GluonCV's ResNetV1b): the parameters before `layer1`.
+RESNET_STEM = ("conv1", "bn1")
+RESNET_STAGES = 4
+
+
+def classifier_prefix(net):
+    """The structural name of the network's output layer (its last Dense block), e.g. 'fc'."""
+    from mxnet.gluon import nn
+    found = None
+
+    def walk(block, prefix):
+        nonlocal found
+        if isinstance(block, nn.Dense):
+            found = prefix
+        for name, child in block._children.items():
+            walk(child, prefix + "." + name if prefix else name)
+    walk(net, "")
+    if not found:
+        raise UserError("%s has no Dense output layer to fine-tune" % type(net).__name__)
+    return found
+
+
+def classifier_names(net):
+    """The structural names of the output layer's parameters: {'fc.weight', 'fc.bias'}."""
+    prefix = classifier_prefix(net) + "."
+    return {name for name in net._collect_params_with_prefix() if name.startswith(prefix)}
+
+
+def read_params_file(path, flag="--pretrained-params"):
+    """{structural name: NDArray} of a .params file; `arg:`/`aux:` prefixes (an MXNet export)
+    are dropped. A missing or unreadable file is a UserError."""
+    import mxnet as mx
+    path = os.path.expanduser(str(path))
+    if not os.path.isfile(path):
+        raise UserError("%s: no such file: %s" % (flag, path))
+    try:
+        loaded = mx.nd.load(path)
+    except mx.base.MXNetError as error:
+        raise UserError("%s: %s is not an MXNet .params file: %s"
+                        % (flag, path, error_summary(error))) from None
+    if not isinstance(loaded, dict) or not loaded:
+        raise UserError("%s: %s holds no named parameters" % (flag, path))
+    return {name.split(":", 1)[1] if name.startswith(("arg:", "aux:")) else name: value
+            for name, value in loaded.items()}
+
+
+def _by_own_names(net, loaded):
+    """The loaded arrays keyed by the network's structural names. Files written with full names
+    (`resnetv1d_dense0_weight`, MXNet's `export`) are mapped through the network's own names."""
+    own = net._collect_params_with_prefix()
+    if set(loaded) & set(own):
+        return loaded
+    full_to_structural = {param.name: name for name, param in own.items()}
+    if set(loaded) & set(full_to_structural):
+        return {full_to_structural.get(name, name): value for name, value in loaded.items()}
+    return loaded
+
+
+def params_classes(model, path, flag="--params"):
+    """The class count of a .params file of `model`: rows of its output layer's weight."""
+    from gluon_tricks.models import get_model
+    net = get_model(model, classes=1)
+    loaded = _by_own_names(net, read_params_file(path, flag))
+    weight = classifier_prefix(net) + ".weight"
+    if weight not in loaded:
+        raise UserError("%s: %s holds no %s weights (no %s)" % (flag, path, model, weight))
+    return int(loaded[weight].shape[0])
+
+
+def load_pretrained(net, path, model):
+    """Copy the weights of `path` into the initialised `net`; returns a sentence for the log.
+
+    Every parameter must be present with the same shape, except the classifier: when its shape
+    differs (another class count) it keeps its fresh initialisation. Anything else that does not
+    fit (another architecture) is a one-line UserError."""
+    loaded = _by_own_names(net, read_params_file(path))
+    own = net._collect_params_with_prefix()
+    head = classifier_names(net)
+    missing = sorted(set(own) - set(loaded) - head)
+    unknown = sorted(set(loaded) - set(own))
+    if missing or unknown:
+        detail = ("lacks %d of its weights (e.g. %s)" % (len(missing), missing[0]) if missing else
+                  "holds %d weights it does not have (e.g. %s)" % (len(unknown), unknown[0]))
+        raise UserError("--pretrained-params %s is not a %s .params file: it %s"
+                        % (path, model, detail))
+    reinitialised = []
+    for name, param in sorted(own.items()):
+        value = loaded.get(name)
+        if value is not None and value.shape != param.shape:
+            if name in head:
+                reinitialised.append(name)
+                continue
+            raise UserError("--pretrained-params %s does not fit %s: %s has shape %s, not %s"
+                            % (path, model, name, value.shape, param.shape))
+        if value is None:  # a classifier parameter absent from the file
+            reinitialised.append(name)
+            continue
+        param.set_data(value.astype(param.dtype, copy=False))
+    if reinitialised:
+        weight = loaded.get(classifier_prefix(net) + ".weight")
+        was = "%d classes" % weight.shape[0] if weight is not None else "no classifier"
+        return ("loaded %s; its classifier (%s) does not fit %d classes: %s re-initialised"
+                % (path, was, own[classifier_prefix(net) + ".weight"].shape[0],
+                   ", ".join(reinitialised)))
+    return "loaded %s, classifier included" % path
+
+
+def set_classifier_lr_mult(net, mult):
+    """The output layer learns `mult` times faster (GluonCV's fine-tuning recipe uses 10):
+    gluon.Trainer and Horovod's DistributedTrainer read Parameter.lr_mult."""
+    params = net._collect_params_with_prefix()
+    for name in classifier_names(net):
+        params[name].lr_mult = mult
+    return sorted(classifier_names(net))
+
+
+def frozen_prefixes(stages):
+    """The structural-name prefixes frozen by --freeze-stages K: the stem and layer1..layerK."""
+    if not 0 <= stages <= RESNET_STAGES:
+        raise UserError("--freeze-stages must be in [0, %d], not %d" % (RESNET_STAGES, stages))
+    if stages == 0:
+        return ()
+    return RESNET_STEM + tuple("layer%d" % i for i in range(1, stages + 1))
+
+
+def freeze_stages(net, model, stages):
+    """Freeze the stem and the first `stages` stages of a ResNet: no gradient for their weights,
+    and their BatchNorm layers use (and keep) their running statistics. Call before the network
+    is hybridized and before the trainer is made. Returns the frozen parameters' names."""
+    from mxnet.gluon import nn
+    from gluon_tricks.models import parse_resnet_name
+    prefixes = frozen_prefixes(stages)
+    if not prefixes:
+        return []
+    if parse_resnet_name(model) is None:
+        raise UserError("--freeze-stages applies to the ResNets (stem + layer1..4); %s has no "
+                        "such stages" % model)
+
+    def walk(block, prefix):
+        if isinstance(block, nn.BatchNorm) and prefix.split(".")[0] in prefixes:
+            block._kwargs["use_global_stats"] = True  # normalise with, and keep, the running stats
+        for name, child in block._children.items():
+            walk(child, prefix + "." + name if prefix else name)
+    walk(net, "")
+    frozen = []
+    for name, param in net._collect_params_with_prefix().items():
+        if name.split(".")[0] in prefixes:
+            param.grad_req = "null"
+            frozen.append(name)
+    return sorted(frozen)
