@@ -4,6 +4,7 @@ those of train_imagenet.py 2018/current and train_horovod.py) and with each defe
 The writers at the top are shared with test_figures_*.py.
 """
 import logging
+import os
 
 import pytest
 
@@ -130,6 +131,66 @@ def test_this_projects_own_train_log_writer_is_read_back(tmp_path):
     assert log.epochs[0].top1 == pytest.approx(0.06124)
     assert log.epochs[0].top5 == pytest.approx(0.16106)
     assert log.epochs[0].speed == 1056
+
+
+def project_log(path, runs):
+    """A log written by this project's TrainLog: `runs` is a list of runs appended to the same
+    file (a resume appends), each a list of (epoch, err_top1) epochs."""
+    from gluon_tricks.training.train_log import TrainLog
+    for run in runs:
+        writer = TrainLog(str(path), stream=open(os.devnull, "w"))
+        writer.namespace(dict(BASE_CONFIG, global_batch_size=256, world_size=8))
+        for epoch, err_top1 in run:
+            writer.batch(epoch, 49, 1000.0, "accuracy", 0.5, 0.1)
+            writer.epoch(epoch, "accuracy", 0.5, 1000, 60.0, err_top1, err_top1 / 2)
+        writer.close()
+    return str(path)
+
+
+def test_this_projects_logs_are_read_from_their_json_lines_twin(tmp_path):
+    path = project_log(tmp_path / "ours.log", [[(0, 0.123456789), (1, 0.1)]])
+    log = parse_log(path)
+    assert log.format == "gluon-tricks" and log.source == path + ".jsonl" and log.path == path
+    # the twin keeps what the text's %f rounds away
+    assert log.epochs[0].top1 == 1 - 0.123456789 and log.epochs[0].top5 == 1 - 0.123456789 / 2
+    assert log.config["world_size"] == 8 and "event" not in log.config
+    assert (log.batches[0].epoch, log.batches[0].done) == (0, 50)  # batch 49 from 0: 50 done
+    assert log.batches[0].metric == ("accuracy", 0.5)
+    text = parse_text(open(path).read(), path)  # the text log, read by the regex parser
+    assert text.format == "gluoncv" and text.epochs[0].top1 == pytest.approx(1 - 0.123457)
+    assert parse_log(path + ".jsonl").epochs[0].top1 == log.epochs[0].top1  # the twin alone
+
+
+def test_a_resume_appended_to_a_project_log_is_a_restart(tmp_path):
+    clean = parse_log(project_log(tmp_path / "clean.log", [[(0, 0.9), (1, 0.8)], [(2, 0.7)]]))
+    assert clean.restarts == 1 and clean.restart_epochs == [2]
+    assert sorted(clean.epochs) == [0, 1, 2]
+    repeated = parse_log(project_log(tmp_path / "rep.log", [[(0, 0.9), (1, 0.8), (2, 0.75)],
+                                                            [(2, 0.7), (3, 0.6)]]))
+    assert repeated.restarts == 1 and repeated.restart_epochs == [2]  # counted once
+    assert [round(1 - r.top1, 6) for r in repeated.validated()] == [0.9, 0.8, 0.7, 0.6]
+
+
+def test_a_second_namespace_after_records_is_a_resume_but_doubled_ones_at_the_top_are_not(
+        tmp_path):
+    doubled = [namespace(), namespace()] + current_epoch(0, 0.2) + current_epoch(1, 0.3)
+    assert parse_log(write_log(tmp_path / "doubled.log", doubled)).restarts == 0
+    resumed = [namespace()] + current_epoch(0, 0.2) + [namespace(resume_epoch=1)] \
+        + current_epoch(1, 0.3)
+    log = parse_log(write_log(tmp_path / "resumed.log", resumed))
+    assert log.restarts == 1 and log.restart_epochs == [1] and log.config["resume_epoch"] == 1
+
+
+def test_a_cut_off_json_line_and_foreign_records(tmp_path):
+    path = project_log(tmp_path / "cut.log", [[(0, 0.9), (1, 0.8)]])
+    twin = path + ".jsonl"
+    text = open(twin).read()
+    with open(twin, "w") as f:
+        f.write('not json\n{"event": "mystery"}\n[1, 2]\n{"event": "validation"}\n'
+                + text[:-20])
+    log = parse_log(path)
+    assert log.truncated and log.ignored_lines == 4
+    assert [r.epoch for r in log.validated()] == [0]
 
 
 def test_2018_formats_store_errors_as_accuracies(tmp_path):
@@ -280,8 +341,10 @@ def test_missing_file_and_directory(tmp_path):
     (tmp_path / "run1").mkdir()
     write_log(tmp_path / "run1" / "train.log", [namespace()])
     write_log(tmp_path / "b.txt", [namespace()])
-    (tmp_path / "run1" / "train.log.jsonl").write_text("{}\n")
+    (tmp_path / "run1" / "train.log.jsonl").write_text("{}\n")  # a twin: its log stands for it
+    (tmp_path / "run1" / "alone.jsonl").write_text("{}\n")  # no text log: listed itself
     assert expand_log_paths([str(tmp_path)]) == [str(tmp_path / "b.txt"),
+                                                 str(tmp_path / "run1" / "alone.jsonl"),
                                                  str(tmp_path / "run1" / "train.log")]
 
 

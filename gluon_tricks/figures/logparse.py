@@ -1,21 +1,37 @@
-"""One parser for the training logs this project and GluonCV write, messy ones included.
+"""One parser for training logs: this project's own are read from their JSON-lines twin (the
+`.log.jsonl` that `gluon-tricks train` writes beside its text log), GluonCV's from their text with
+the regular expressions below, messy ones included.
 
-Line formats (the message may follow any prefix: `INFO:root:`, a timestamp, a rank tag):
-- GluonCV train_imagenet.py, current (and `gluon-tricks train`):
-  `Epoch[0] Batch [49]\tSpeed: 1036.6 samples/sec\taccuracy=0.001016\tlr=0.004000` (or `rmse=`),
-  `[Epoch 0] training: accuracy=0.0135`, `[Epoch 0] speed: 1056 samples/sec\ttime cost: 1228.7`,
-  `[Epoch 0] validation: err-top1=0.938760 err-top5=0.838940`;
-- GluonCV train_imagenet.py, 2018: `...Speed: %f samples/sec\ttop1-err=%f\ttop5-err=%f` (later
-  `\ttop1-err=%f\tlr=%f`), `[Epoch 0] training: err-top1=%f err-top5=%f`, `[Epoch 0] time cost: %f`;
-- GluonCV train_horovod.py: `Epoch[0] Rank[0] Batch[40]\taccuracy=%f\tlr=%f`,
-  `Epoch[0] Batch[40]\tSpeed: %.2f samples/sec`, `Epoch[0] Batch[40] Loss[%.3f]`,
-  `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`,
-  `Epoch[0]\tSpeed: %.2f samples/sec`,
-  `Epoch[0] Rank[0]\tValidation-accuracy=%f\tValidation-top_k_accuracy_5=%f` (accuracies).
+GluonCV's line formats, by the version of its scripts that wrote them (the message may follow any
+prefix: `INFO:root:`, a timestamp, a rank tag):
+- train_imagenet.py of GluonCV 0.1 (April to June 2018), "gluoncv-2018":
+  `Epoch[0] Batch [49]\tSpeed: %f samples/sec\ttop1-err=%f\ttop5-err=%f`,
+  `[Epoch 0] training: err-top1=%f err-top5=%f loss=%f`, `[Epoch 0] time cost: %f`;
+- train_imagenet.py of GluonCV 0.2 (June to 13 August 2018, commits df2d4ff7..863f19bc),
+  "gluoncv-2018": `...Speed: %f samples/sec\ttop1-err=%f\tlr=%f`, `[Epoch 0] training:
+  err-top1=%f`, `[Epoch 0] speed: %d samples/sec\ttime cost: %f`; written through the root logger
+  (`INFO:root:` before each line), its Namespace has `logging_dir` and no `logging_file`
+  (GluonCV's published resnet18/34_v1(b) and resnet101_v1 logs);
+- train_imagenet.py from 13 August 2018 (commit 863f19bc, released in GluonCV 0.3) to its last
+  version (0.10), "gluoncv": `Epoch[0] Batch [49]\tSpeed: 1036.6 samples/sec\taccuracy=0.001016
+  \tlr=0.004000` (`rmse=` with mixup), `[Epoch 0] training: accuracy=0.0135`,
+  `[Epoch 0] speed: 1056 samples/sec\ttime cost: 1228.7`; the Namespace gains `crop_ratio` from
+  8 October 2018 (fd947a9b), `teacher`/`hard_weight` from March 2019 (0.4). `gluon-tricks train`
+  writes this format too;
+- all versions of train_imagenet.py: `[Epoch 0] validation: err-top1=0.938760 err-top5=0.838940`;
+- train_horovod.py (from April 2020, GluonCV 0.7), "horovod": `Epoch[0] Rank[0] Batch[40]\t
+  accuracy=%f\tlr=%f`, `Epoch[0] Batch[40]\tSpeed: %.2f samples/sec`, `Epoch[0] Batch[40]
+  Loss[%.3f]`, `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`,
+  `Epoch[0]\tSpeed: %.2f samples/sec`, `Epoch[0] Rank[0]\tValidation-accuracy=%f\t
+  Validation-top_k_accuracy_5=%f` (accuracies). Its Namespace has no `num_gpus` and no world
+  size: the batch of one step cannot be known from the log.
 Defects handled: a last line cut off (no final newline: dropped), restarts that repeat epochs (the
-later run's records replace the earlier ones from the repeated epoch on), foreign lines (ignored),
-lines of other Horovod ranks (ignored), epochs without validation (top-1/top-5 None).
+later run's records replace the earlier ones from the repeated epoch on) or that append a second
+configuration line after the first run's records (a resume), foreign lines (ignored), lines of
+other Horovod ranks (ignored), epochs without validation (top-1/top-5 None).
 """
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -37,6 +53,7 @@ _TRAIN_METRIC = re.compile(r"Train-([\w\-]+)=(" + _NUM + ")")
 _TOP1_NAMES = ("accuracy", "acc", "top1", "acc-top1")
 _TOP5_NAMES = ("top_k_accuracy_5", "top5", "acc-top5")
 LOG_SUFFIXES = (".log", ".txt")
+TWIN_SUFFIX = ".jsonl"  # `gluon-tricks train` writes LOG + ".jsonl" beside LOG
 
 
 @dataclass
@@ -69,6 +86,9 @@ class TrainingLog:
     batches: List[BatchRecord] = field(default_factory=list)
     formats: set = field(default_factory=set)
     restarts: int = 0
+    restart_epochs: List[int] = field(default_factory=list)  # where each later run started
+    source: str = ""        # the file read: `path`, or its JSON-lines twin
+    digest: str = ""        # SHA-256 of the file read
     ignored_lines: int = 0
     truncated: bool = False
 
@@ -78,8 +98,9 @@ class TrainingLog:
 
     @property
     def format(self):
-        """'horovod', 'gluoncv-2018' (error-based metrics) or 'gluoncv' (current format)."""
-        for name in ("horovod", "gluoncv-2018", "gluoncv"):
+        """'gluon-tricks' (a JSON-lines twin), 'horovod', 'gluoncv-2018' (error-based metrics) or
+        'gluoncv' (current format)."""
+        for name in ("gluon-tricks", "horovod", "gluoncv-2018", "gluoncv"):
             if name in self.formats:
                 return name
         return "unknown"
@@ -98,12 +119,29 @@ class _Parser:
         self.log = TrainingLog(path=path)
         self.last_batch = (-1, -1)
         self.last_epoch_of = {}
+        self.resuming = False  # a configuration line came after records: a second run
 
     # -- restarts -------------------------------------------------------------------------
+    def _config(self, config):
+        """A configuration line; after records it starts a second run (a resume) in the file.
+        Repeated lines before any record (GluonCV's doubled log handlers) are one run."""
+        if (self.log.epochs or self.log.batches) and not self.resuming:
+            self.log.restarts += 1
+            self.resuming = True
+        self.log.config.update(config)
+
+    def _started(self, epoch):
+        """A record of `epoch` arrived: the first one after a resume says where it started."""
+        if self.resuming:
+            self.log.restart_epochs.append(epoch)
+            self.resuming = False
+
     def _restart_at(self, epoch):
         """A resumed run repeats `epoch` and what follows: forget the earlier run's records."""
         log = self.log
-        log.restarts += 1
+        if not self.resuming:  # a resume already counted by its configuration line
+            log.restarts += 1
+            log.restart_epochs.append(epoch)
         log.epochs = {e: r for e, r in log.epochs.items() if e < epoch}
         log.batches = [b for b in log.batches if b.epoch < epoch]
         self.last_batch = (log.batches[-1].epoch, log.batches[-1].done) if log.batches else (-1, -1)
@@ -114,12 +152,14 @@ class _Parser:
         # The same epoch again only overwrites (Horovod evaluates its last epoch twice).
         if self.last_epoch_of.get(kind, -1) > epoch:
             self._restart_at(epoch)
+        self._started(epoch)
         self.last_epoch_of[kind] = epoch
         return self.log.epochs.setdefault(epoch, EpochRecord(epoch))
 
     def _batch_record(self, epoch, done):
         if (epoch, done) < self.last_batch:
             self._restart_at(epoch)
+        self._started(epoch)
         if (epoch, done) == self.last_batch:
             return self.log.batches[-1]  # a second line about the same batch (Horovod)
         self.last_batch = (epoch, done)
@@ -133,7 +173,7 @@ class _Parser:
         if "Namespace(" in line:
             config = parse_namespace(line)
             if config:
-                self.log.config.update(config)
+                self._config(config)
                 return True
         if "[Epoch " in line:
             match = _BRACKET_EPOCH.search(line)
@@ -145,7 +185,7 @@ class _Parser:
         if "{" in line and not self.log.config:
             config = parse_config_object(line)
             if config:
-                self.log.config.update(config)
+                self._config(config)
                 return True
         return False
 
@@ -242,8 +282,57 @@ class _Parser:
         return True
 
 
-def read_text(path):
-    """The file's text, or a UserError naming it: missing, a directory, unreadable, empty."""
+    # -- events of a JSON-lines twin (gluon_tricks.training.train_log) ----------------------
+    def feed_event(self, event):
+        """Take one record of this project's JSON-lines log; returns whether it was known."""
+        kind = event.get("event")
+        values = {k: v for k, v in event.items() if k != "event"}
+        self.log.formats.add("gluon-tricks")
+        try:
+            if kind == "config":
+                self._config(values)
+            elif kind == "batch":  # `batch` is the index of the batch just trained, from 0
+                record = self._batch_record(int(values.pop("epoch")), int(values.pop("batch")) + 1)
+                record.speed = _float_or_none(values.pop("speed", None))
+                record.lr = _float_or_none(values.pop("lr", None))
+                record.metric = _first_metric(values)
+            elif kind == "train":
+                epoch = int(values.pop("epoch"))
+                self._epoch_record(epoch, "training").train_metric = _first_metric(values)
+            elif kind == "speed":
+                record = self._epoch_record(int(values["epoch"]), "speed")
+                record.speed = _float_or_none(values.get("speed"))
+                record.time_cost = _float_or_none(values.get("time"))
+            elif kind == "validation":
+                record = self._epoch_record(int(values["epoch"]), "validation")
+                record.top1 = 1.0 - float(values["err_top1"])
+                if values.get("err_top5") is not None:
+                    record.top5 = 1.0 - float(values["err_top5"])
+            else:
+                return kind == "info"
+        except (KeyError, TypeError, ValueError):
+            return False  # a record without the fields its kind needs
+        return True
+
+
+def _float_or_none(value):
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first_metric(values):
+    """(name, value) of the one numeric field left in a record, or None."""
+    for name, value in sorted(values.items()):
+        number = _float_or_none(value) if not isinstance(value, bool) else None
+        if number is not None:
+            return (name, number)
+    return None
+
+
+def read_bytes(path):
+    """The file's bytes, or a UserError naming it: missing, a directory, unreadable, empty."""
     if not os.path.exists(path):
         raise UserError("%s: no such file" % path)
     if os.path.isdir(path):
@@ -253,7 +342,18 @@ def read_text(path):
             data = f.read()
     except OSError as error:
         raise UserError("%s: cannot read: %s" % (path, error.strerror or error)) from None
-    text = data.replace(b"\x00", b"").decode("utf-8", errors="replace")
+    if not data.strip():
+        raise UserError("%s: empty file" % path)
+    return data
+
+
+def _decode(data):
+    return data.replace(b"\x00", b"").decode("utf-8", errors="replace")
+
+
+def read_text(path):
+    """The file's text (see read_bytes for the errors)."""
+    text = _decode(read_bytes(path))
     if not text.strip():
         raise UserError("%s: empty file" % path)
     return text
@@ -262,19 +362,54 @@ def read_text(path):
 def parse_text(text, path="<log>"):
     """A TrainingLog from a log's text (never raises on messy content)."""
     parser = _Parser(path)
-    lines = text.splitlines()
-    if text and not text.endswith(("\n", "\r")):
-        lines = lines[:-1]  # written line by line: a last line without newline was cut off
-        parser.log.truncated = True
-    for line in lines:
+    for line in _lines(text, parser.log):  # written line by line: a last line may be cut off
         if line.strip() and not parser.feed(line):
             parser.log.ignored_lines += 1
     return parser.log
 
 
+def _lines(text, log):
+    """The complete lines of `text`: a last line without newline was cut off (noted in `log`)."""
+    lines = text.splitlines()
+    if text and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]
+        log.truncated = True
+    return lines
+
+
+def parse_jsonl(text, path="<log>"):
+    """A TrainingLog from the text of this project's JSON-lines log (never raises)."""
+    parser = _Parser(path)
+    for line in _lines(text, parser.log):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or not parser.feed_event(event):
+            parser.log.ignored_lines += 1
+    return parser.log
+
+
+def twin_of(path):
+    """The JSON-lines twin `gluon-tricks train` wrote beside the text log `path`, or None."""
+    twin = path + TWIN_SUFFIX
+    return twin if not path.endswith(TWIN_SUFFIX) and os.path.isfile(twin) else None
+
+
 def parse_log(path):
-    """Parse one log file; a file with no recognisable line is a UserError naming it."""
-    log = parse_text(read_text(path), path)
+    """Parse one log file: a project log through its JSON-lines twin when it has one (or when
+    given the twin itself), any other with the text parser. A file with no recognisable line is
+    a UserError naming it."""
+    source = twin_of(path) or path
+    data = read_bytes(source)
+    text = _decode(data)
+    if source.endswith(TWIN_SUFFIX):
+        log = parse_jsonl(text, path)
+    else:
+        log = parse_text(text, path)
+    log.source, log.digest = source, hashlib.sha256(data).hexdigest()
     if not log.recognised:
         raise UserError("%s: not a training log (no Namespace, epoch or batch line of GluonCV's "
                         "train_imagenet.py/train_horovod.py formats)" % path)
@@ -282,14 +417,20 @@ def parse_log(path):
 
 
 def expand_log_paths(paths):
-    """Files as given; a directory stands for the .log/.txt files under it (recursively)."""
+    """Files as given; a directory stands for the .log/.txt files under it (recursively) and
+    the .jsonl files among them that are not the twin of a text log there."""
     files = []
     for path in paths:
         if os.path.isdir(path):
-            found = sorted(os.path.join(root, name) for root, _, names in os.walk(path)
-                           for name in names if name.endswith(LOG_SUFFIXES))
+            found = []
+            for root, _, names in os.walk(path):
+                for name in names:
+                    alone = name.endswith(TWIN_SUFFIX) and name[:-len(TWIN_SUFFIX)] not in names
+                    if name.endswith(LOG_SUFFIXES) or alone:
+                        found.append(os.path.join(root, name))
+            found.sort()
             if not found:
-                raise UserError("%s: directory with no log files (*.log, *.txt)" % path)
+                raise UserError("%s: directory with no log files (*.log, *.txt, *.jsonl)" % path)
             files.extend(found)
         else:
             files.append(path)
