@@ -108,6 +108,18 @@ def test_resume_refuses_a_checkpoint_of_another_run(cli, tiny_data, tmp_path):
     assert status == 2 and "different run" in err and "mixup" in err and err.count("\n") == 1
 
 
+def test_resume_refuses_another_label_smoothing_eps(cli, tiny_data, tmp_path):
+    """Issue 9, bug 1: eps was missing from a hand-kept list of keys, so this resumed silently."""
+    flags = ["--num-epochs", "2", "--save-frequency", "1", "--label-smoothing"]
+    assert _train(cli, tiny_data, tmp_path, *flags)[0] == 0
+    for name in ("resnet18_v1d-0002.params", "resnet18_v1d-0002.states",
+                 "resnet18_v1d-0002.json"):
+        os.remove(tmp_path / name)  # stopped after epoch 1
+    status, out, err = _train(cli, tiny_data, tmp_path, *flags, "--label-smoothing-eps", "0.4")
+    assert status == 2 and "different run" in err and "eps" in err and err.count("\n") == 1
+    assert not os.path.exists(tmp_path / "resnet18_v1d-0002.json")
+
+
 def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_last_checkpoint(
         cli, tiny_data, tmp_path, monkeypatch):
     from gluon_tricks.training import loop

@@ -9,10 +9,10 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.streams import mixup_rng
 from gluon_tricks.training import config as train_config
 from gluon_tricks.training.distributed import World
 from gluon_tricks.training.losses import DistillationLoss, soft_targets
-from gluon_tricks.training.loop import resolve, stream
 from gluon_tricks.training.optim import apply_no_bias_decay, make_trainer, optimizer_settings
 from gluon_tricks.training.schedule import lr_per_epoch, make_lr_schedule
 from gluon_tricks.training.targets import (dominant_labels, mixup, optimal_logit_gap,
@@ -77,7 +77,7 @@ def test_optimal_gap_minimises_the_smoothed_loss():
 
 # -- mixup ------------------------------------------------------------------------------------
 def test_mixup_lambda_is_beta_alpha_alpha():
-    rng = stream(3, 0, 1)
+    rng = mixup_rng(3, 0, 1)
     draws = np.array([sample_mixup_lambda(rng, 0.2) for _ in range(20000)])
     assert draws.min() >= 0 and draws.max() <= 1
     assert draws.mean() == pytest.approx(0.5, abs=0.01)
@@ -95,11 +95,6 @@ def test_mixup_mixes_images_and_targets_with_the_reversed_batch():
     labels = mx.nd.array([0, 1, 2])
     assert list(dominant_labels(labels, 0.7).asnumpy()) == [0, 1, 2]
     assert list(dominant_labels(labels, 0.3).asnumpy()) == [2, 1, 0]
-
-
-def test_random_streams_depend_only_on_seed_and_epoch():
-    assert stream(1, 5, 1).random() == stream(1, 5, 1).random()
-    assert stream(1, 5, 1).random() != stream(1, 6, 1).random()
 
 
 # -- distillation -----------------------------------------------------------------------------
@@ -205,14 +200,6 @@ def _flags(*argv):
     return parser.parse_args(["--model", "resnet18_v1d"] + list(argv))
 
 
-def test_linear_scaling_rule_sets_the_default_lr():
-    config = _flags("--batch-size", "64")
-    run = resolve(config, World(rank=0, size=4), num_devices=2, num_classes=10, iters_per_epoch=5)
-    assert run["global_batch_size"] == 64 * 2 * 4
-    assert run["lr"] == pytest.approx(0.1 * 512 / 256)
-    assert resolve(_flags("--lr", "0.3"), World(), 1, 10, 5)["lr"] == 0.3
-
-
 @pytest.mark.parametrize("argv,message", [
     (["--mixup", "--num-epochs", "5", "--mixup-off-epoch", "6"], "beyond --num-epochs"),
     (["--mixup-off-epoch", "2"], "needs --mixup"),
@@ -223,6 +210,7 @@ def test_linear_scaling_rule_sets_the_default_lr():
     (["--warmup-epochs", "5", "--num-epochs", "5"], "smaller than --num-epochs"),
     (["--lr-decay-epoch", "30;60"], "comma-separated"),
     (["--resume-params", "/nonexistent.params"], "no such file"),
+    (["--seed", str(1 << 32)], "--seed must be in"),
 ])
 def test_contradictory_flags_end_with_one_clear_line(argv, message):
     with pytest.raises(UserError) as error:

@@ -2,7 +2,7 @@
 from a shared seed, and a validation split in which every image is seen exactly once."""
 import numpy as np
 
-_PERMUTATION_STREAM = 0  # tags the per-epoch permutation's seed sequence
+from gluon_tricks import streams
 
 
 def check_ranks(rank, num_ranks):
@@ -13,7 +13,7 @@ def check_ranks(rank, num_ranks):
 
 def epoch_permutation(n, seed, epoch):
     """The order of all n images in `epoch`, the same on every rank (it depends on the seed)."""
-    return np.random.default_rng([_PERMUTATION_STREAM, seed, epoch]).permutation(n)
+    return streams.permutation_rng(seed, epoch).permutation(n)
 
 
 def train_share(n, seed, epoch, rank, num_ranks):
@@ -31,14 +31,5 @@ def val_share(n, rank, num_ranks):
 
 
 def sample_rng(seed, epoch, index, attempt=0):
-    """The generator of every random draw for image `index` in `epoch`: a function of these
-    numbers only, so a batch comes out bit-identical whatever the workers or the history.
-
-    A counter-based Philox stream keyed by (seed; epoch, index, attempt): independent streams by
-    construction, and cheaper to set up per image than hashing a seed sequence."""
-    if not (0 <= seed < 1 << 64 and 0 <= epoch < 1 << 26 and 0 <= index < 1 << 34
-            and 0 <= attempt < 1 << 4):
-        raise ValueError("sample key out of range: seed %r, epoch %r, index %r, attempt %r"
-                         % (seed, epoch, index, attempt))
-    key = (int(seed) << 64) | (int(epoch) << 38) | (int(index) << 4) | int(attempt)
-    return np.random.Generator(np.random.Philox(key=key))
+    """The generator of image `index`'s augmentation in `epoch` (keyed in gluon_tricks.streams)."""
+    return streams.sample_rng(seed, epoch, index, attempt)

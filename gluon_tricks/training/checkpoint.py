@@ -13,13 +13,6 @@ import re
 
 from gluon_tricks.errors import UserError
 
-# Configuration keys that must agree for a run to continue another one.
-RESUME_KEYS = ("model", "batch_size", "num_epochs", "lr", "lr_mode", "lr_decay", "lr_decay_epoch",
-               "lr_decay_period", "warmup_epochs", "warmup_lr", "momentum", "wd", "no_wd",
-               "last_gamma", "dtype", "label_smoothing", "mixup", "mixup_alpha", "mixup_off_epoch",
-               "teacher", "temperature", "hard_weight", "input_size", "seed", "world_size",
-               "augmentation")
-
 
 def _atomic(path, write):
     tmp = "%s.tmp-%d" % (path, os.getpid())
@@ -68,13 +61,16 @@ def find_latest(save_dir, model):
     return best
 
 
-def check_compatible(record, config):
-    """A checkpoint continues only the run that wrote it: same model, schedule, tricks, seed."""
-    saved = record.get("config", {})
-    differ = [k for k in RESUME_KEYS if k in saved and saved[k] != config.get(k)]
+def check_compatible(record, run):
+    """A checkpoint continues only the run that wrote it: every RunConfig field marked
+    `breaks_resume` must agree (fields an older checkpoint did not save are not compared)."""
+    from gluon_tricks.training.run_config import resume_fields
+    saved, current = record.get("config", {}), run.as_dict()
+    differ = [k for k in resume_fields() if k in saved and saved[k] != current[k]]
     if differ:
         raise UserError("%s was written by a different run (differs in: %s); use another "
-                        "--save-dir or the same flags" % (record["path"], ", ".join(differ)))
+                        "--save-dir or the same flags" % (record["path"], ", ".join(
+                            "%s %r -> %r" % (k, saved[k], current[k]) for k in differ)))
 
 
 def load_checkpoint(record, net, trainer, ctx):

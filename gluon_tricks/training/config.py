@@ -71,7 +71,8 @@ def add_arguments(parser):
                        help="zero-initialise the last BN gamma of every residual block")
     optim.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                        help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
-    optim.add_argument("--label-smoothing", action="store_true", help="label smoothing, eps 0.1")
+    optim.add_argument("--label-smoothing", action="store_true",
+                       help="label smoothing (its epsilon: --label-smoothing-eps)")
     optim.add_argument("--label-smoothing-eps", type=float, default=0.1,
                        help="epsilon of label smoothing (default 0.1, the paper's)")
     optim.add_argument("--mixup", action="store_true", help="mixup training")
@@ -128,6 +129,8 @@ def check_flags(config):
     need(config.log_interval >= 0 and config.save_frequency >= 0,
          "--log-interval and --save-frequency must be >= 0")
     need(0 < config.label_smoothing_eps < 1, "the label smoothing epsilon must be in (0, 1)")
+    need(0 <= config.seed < 1 << 32, "--seed must be in [0, 2**32 - 1] (one word of every random "
+         "stream's key)")
     try:
         decay = [int(e) for e in config.lr_decay_epoch.split(",") if e.strip()]
     except ValueError:

@@ -1,124 +1,130 @@
-"""The training loop, one for a single process and for N Horovod ranks: `train(config, world)`.
+"""The training loop, one for a single process and for N Horovod ranks: `train(flags, world)`.
 
-A run is: resolve the configuration -> build data, network, trainer -> (resume) -> for each epoch
-`train_one_epoch` then `validate` -> log and checkpoint on rank 0.
+A run is: resolve its configuration (a RunConfig, once) -> build data, network, trainer ->
+(resume) -> for each epoch `train_one_epoch` then `validate` -> log and checkpoint on rank 0.
 """
 import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from gluon_tricks import streams
 from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluate import validate
-from gluon_tricks.models import INPUT_SIZES, get_model, initialize
+from gluon_tricks.models import get_model, initialize
 from gluon_tricks.training import checkpoint
-from gluon_tricks.training.config import tricks_of
 from gluon_tricks.training.losses import DistillationLoss, soft_targets
 from gluon_tricks.training.optim import apply_no_bias_decay, make_trainer
+from gluon_tricks.training.run_config import resolve
 from gluon_tricks.training.schedule import make_lr_schedule
 from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_lambda,
                                            smooth_one_hot)
 from gluon_tricks.training.train_log import TrainLog
-
-MIXUP_STREAM = 1  # tags of the random streams derived from (seed, epoch)
 
 
 class Diverged(UserError):
     """The loss became NaN or infinite."""
 
 
-def stream(seed, epoch, tag):
-    """A numpy Generator that depends only on (seed, epoch, tag): what makes resume exact."""
-    return np.random.default_rng([seed, epoch, tag])
+@dataclass
+class TrainState:
+    """What the epochs update and read: the network, the frozen teacher (or None), the trainer,
+    the loss, and this process's devices."""
+    net: Any
+    teacher: Optional[Any]
+    trainer: Any
+    loss_fn: Callable
+    ctx: List[Any]
 
 
-def devices(config, world):
+def devices(flags, world):
     """The devices of this process: its local GPU under Horovod, else --num-gpus GPUs, or the CPU."""
-    if not config.num_gpus:
+    if not flags.num_gpus:
         return [mx.cpu()]
     if world.size > 1:
         return [mx.gpu(world.local_rank)]
-    return [mx.gpu(i) for i in range(config.num_gpus)]
-
-
-def resolve(config, world, num_devices, num_classes, iters_per_epoch):
-    """The configuration a run really uses (logged, and saved in checkpoints)."""
-    resolved = dict(vars(config))
-    for internal in ("_command", "command"):  # argparse bookkeeping, not configuration
-        resolved.pop(internal, None)
-    global_batch = config.batch_size * num_devices * world.size
-    resolved.update(
-        lr=config.lr if config.lr is not None else 0.1 * global_batch / 256,  # linear scaling
-        input_size=config.input_size or INPUT_SIZES.get(config.model, 224),
-        global_batch_size=global_batch, world_size=world.size, classes=num_classes,
-        iters_per_epoch=iters_per_epoch, tricks=",".join(tricks_of(config)) or "baseline")
-    return resolved
+    return [mx.gpu(i) for i in range(flags.num_gpus)]
 
 
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
     """The paper-initialised network on `ctx`, materialised (shapes known) and cast to `dtype`."""
-    mx.random.seed(seed)
+    streams.seed_initialisation(seed)
     net = initialize(get_model(name, classes=classes, last_gamma=last_gamma), ctx, input_size)
     if dtype != "float32":
         net.cast(dtype)
     return net
 
 
-def load_teacher(config, classes, ctx, input_size):
+def load_teacher(run, ctx):
     """The distillation teacher, frozen, or None."""
-    if not config.teacher:
+    if not run.teacher:
         return None
     import mxnet.base
-    teacher = get_model(config.teacher, classes=classes)
+    teacher = get_model(run.teacher, classes=run.classes)
     try:
-        teacher.load_parameters(os.path.expanduser(config.teacher_params), ctx=ctx)
+        teacher.load_parameters(os.path.expanduser(run.teacher_params), ctx=ctx)
     except (AssertionError, mxnet.base.MXNetError) as error:
         raise UserError("--teacher-params %s does not fit %s with %d classes (the data's): %s"
-                        % (config.teacher_params, config.teacher, classes,
+                        % (run.teacher_params, run.teacher, run.classes,
                            error_summary(error))) from None
-    if config.dtype != "float32":
-        teacher.cast(config.dtype)
+    if run.dtype != "float32":
+        teacher.cast(run.dtype)
     teacher.hybridize(static_alloc=True, static_shape=True)
     return teacher
 
 
-def train_one_epoch(epoch, net, teacher, trainer, loader, schedule, loss_fn, config, run, ctx,
-                    world, log):
+def build_state(run, ctx, world):
+    """Network, teacher, trainer and loss of `run`, in the order that fixes the random draws."""
+    net = build_network(run.model, run.classes, run.last_gamma, ctx, run.input_size, run.dtype,
+                        run.seed)
+    teacher = load_teacher(run, ctx)
+    if run.no_wd:
+        apply_no_bias_decay(net)
+    if run.mode == "hybrid":
+        net.hybridize(static_alloc=True, static_shape=True)
+    trainer = make_trainer(net, run.momentum, run.wd, run.dtype, world, run.num_devices)
+    loss_fn = (DistillationLoss(run.temperature, run.hard_weight) if teacher is not None
+               else gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False))
+    return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx)
+
+
+def train_one_epoch(epoch, run, state, loader, schedule, world, log):
     """One epoch of updates; returns (training accuracy on hard labels, samples/s, seconds)."""
     metric = mx.metric.Accuracy()
-    mixup_on = config.mixup and epoch < config.num_epochs - config.mixup_off_epoch
-    mixup_rng = stream(config.seed, epoch, MIXUP_STREAM)
-    eps = config.label_smoothing_eps if config.label_smoothing else 0.0
-    iters, classes = len(loader), run["classes"]
+    mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
+    ctx, trainer = state.ctx, state.trainer
     batches = loader.epoch(epoch)
     if log.enabled and sys.stdout.isatty():
         from tqdm import tqdm
-        batches = tqdm(batches, total=iters, desc="epoch %d" % epoch, leave=False)
+        batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
     tic = interval_tic = time.time()
     seen = 0
     for i, (data, label) in enumerate(batches):
-        step = epoch * iters + i + 1  # the batch being trained, counted from 1 like MXNet's
+        step = epoch * run.iters_per_epoch + i + 1  # the batch being trained, counted from 1
         trainer.set_learning_rate(schedule(step))
         # Targets: (smoothed) one-hot distributions; mixup mixes images and targets alike.
-        target = smooth_one_hot(label, classes, eps)
+        target = smooth_one_hot(label, run.classes, run.eps)
         hard = label
         if mixup_on:
-            lam = sample_mixup_lambda(mixup_rng, config.mixup_alpha)
+            lam = sample_mixup_lambda(streams.mixup_rng(run.seed, epoch, i), run.mixup_alpha)
             data, target = mixup(data, target, lam)
             hard = dominant_labels(label, lam)
         data_parts = gluon.utils.split_and_load(data, ctx, even_split=False)
         target_parts = gluon.utils.split_and_load(target, ctx, even_split=False)
         # The teacher's soft targets are computed outside autograd.
-        teacher_parts = ([soft_targets(teacher(x.astype(config.dtype, copy=False))
-                                       .astype("float32"), config.temperature)
-                          for x in data_parts] if teacher is not None else [None] * len(ctx))
+        teacher_parts = ([soft_targets(state.teacher(x.astype(run.dtype, copy=False))
+                                       .astype("float32"), run.temperature)
+                          for x in data_parts] if state.teacher is not None
+                         else [None] * len(ctx))
         with autograd.record():
-            outputs = [net(x.astype(config.dtype, copy=False)).astype("float32")
+            outputs = [state.net(x.astype(run.dtype, copy=False)).astype("float32")
                        for x in data_parts]
-            losses = [loss_fn(out, y) if soft is None else loss_fn(out, y, soft)
+            losses = [state.loss_fn(out, y) if soft is None else state.loss_fn(out, y, soft)
                       for out, y, soft in zip(outputs, target_parts, teacher_parts)]
         autograd.backward(losses)
         loss_sum = float(sum(l.sum().asscalar() for l in losses))
@@ -128,8 +134,8 @@ def train_one_epoch(epoch, net, teacher, trainer, loader, schedule, loss_fn, con
         trainer.step(data.shape[0])
         metric.update(gluon.utils.split_and_load(hard, ctx, even_split=False), outputs)
         seen += data.shape[0]
-        if config.log_interval and (i + 1) % config.log_interval == 0:
-            speed = config.log_interval * data.shape[0] * world.size / (time.time() - interval_tic)
+        if run.log_interval and (i + 1) % run.log_interval == 0:
+            speed = run.log_interval * data.shape[0] * world.size / (time.time() - interval_tic)
             log.batch(epoch, i, speed, "accuracy", metric.get()[1], trainer.learning_rate)
             interval_tic = time.time()
     seconds = time.time() - tic
@@ -138,84 +144,77 @@ def train_one_epoch(epoch, net, teacher, trainer, loader, schedule, loss_fn, con
     return metric.get()[1], seen * world.size / max(seconds, 1e-9), seconds
 
 
-def _resume(config, run, net, trainer, ctx, log):
+def _resume(run, state, log):
     """(first epoch, global step) after loading a checkpoint, if this run continues one."""
-    if config.resume_params:
-        net.load_parameters(os.path.expanduser(config.resume_params), ctx=ctx)
-        trainer.load_states(os.path.expanduser(config.resume_states))
-        log.info("resumed from %s at epoch %d" % (config.resume_params, config.resume_epoch))
-        return config.resume_epoch, config.resume_epoch * run["iters_per_epoch"]
-    record = checkpoint.find_latest(config.save_dir, config.model)
+    if run.resume_params:
+        state.net.load_parameters(os.path.expanduser(run.resume_params), ctx=state.ctx)
+        state.trainer.load_states(os.path.expanduser(run.resume_states))
+        log.info("resumed from %s at epoch %d" % (run.resume_params, run.resume_epoch))
+        return run.resume_epoch, run.resume_epoch * run.iters_per_epoch
+    record = checkpoint.find_latest(run.save_dir, run.model)
     if record is None:
-        if config.resume:
-            raise UserError("--resume: no checkpoint of %s in %s" % (config.model, config.save_dir))
+        if run.resume:
+            raise UserError("--resume: no checkpoint of %s in %s" % (run.model, run.save_dir))
         return 0, 0
     checkpoint.check_compatible(record, run)
-    epoch, step = checkpoint.load_checkpoint(record, net, trainer, ctx)
+    epoch, step = checkpoint.load_checkpoint(record, state.net, state.trainer, state.ctx)
     log.info("resumed from %s: %d epochs done, step %d" % (record["path"], epoch, step))
     return epoch, step
 
 
-def train(config, world):
-    """Train as `config` (the parsed and checked flags) says; returns the final checkpoint's
-    JSON path (rank 0) and the final validation errors."""
+def make_loaders(run, train_source, val_source, world):
+    """This rank's training and validation loaders, as `run` says."""
     from gluon_tricks.data.loader import TrainLoader, ValLoader
+    train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
+                               flavour=run.augmentation, num_workers=run.num_workers,
+                               rank=world.rank, num_ranks=world.size, seed=run.seed)
+    assert len(train_loader) == run.iters_per_epoch, "resolve() and the loader disagree"
+    val_loader = ValLoader(val_source, run.process_batch_size, input_size=run.input_size,
+                           crop_ratio=run.crop_ratio, num_workers=run.num_workers,
+                           rank=world.rank, num_ranks=world.size)
+    return train_loader, val_loader
+
+
+def train(flags, world):
+    """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
+    JSON path (rank 0) and the final validation errors."""
     from gluon_tricks.training.inputs import data_sources
 
-    ctx = devices(config, world)
+    ctx = devices(flags, world)
     if world.is_root:
-        checkpoint.check_writable(config.save_dir)
-    train_source, val_source = data_sources(config, train=True)
-    input_size = config.input_size or INPUT_SIZES.get(config.model, 224)
-    train_loader = TrainLoader(train_source, config.batch_size * len(ctx), input_size=input_size,
-                               flavour=config.augmentation, num_workers=config.num_workers,
-                               rank=world.rank, num_ranks=world.size, seed=config.seed)
-    val_loader = ValLoader(val_source, config.batch_size * len(ctx), input_size=input_size,
-                           crop_ratio=config.crop_ratio, num_workers=config.num_workers,
-                           rank=world.rank, num_ranks=world.size)
-    if len(train_loader) == 0:
-        raise UserError("the training set (%d images over %d rank(s)) is smaller than one batch "
-                        "of %d" % (len(train_source), world.size, config.batch_size * len(ctx)))
-    run = resolve(config, world, len(ctx), train_source.num_classes, len(train_loader))
-    log = TrainLog(config.logging_file, enabled=world.is_root)
+        checkpoint.check_writable(flags.save_dir)
+    train_source, val_source = data_sources(flags, train=True)
+    run = resolve(flags, world, ctx, train_source)
+    train_loader, val_loader = make_loaders(run, train_source, val_source, world)
+    log = TrainLog(run.logging_file, enabled=world.is_root)
     try:
-        log.namespace(run)
-        net = build_network(config.model, run["classes"], config.last_gamma, ctx, input_size,
-                            config.dtype, config.seed)
-        teacher = load_teacher(config, run["classes"], ctx, input_size)
-        if config.no_wd:
-            apply_no_bias_decay(net)
-        if config.mode == "hybrid":
-            net.hybridize(static_alloc=True, static_shape=True)
-        trainer = make_trainer(net, config.momentum, config.wd, config.dtype, world, len(ctx))
-        start_epoch, _ = _resume(config, run, net, trainer, ctx, log)
-        world.broadcast_parameters(net)
-        schedule = make_lr_schedule(run["lr"], config.lr_mode, config.num_epochs,
-                                    len(train_loader), config.warmup_epochs, config.warmup_lr,
-                                    config.lr_decay, config.lr_decay_epoch, config.lr_decay_period)
-        loss_fn = (DistillationLoss(config.temperature, config.hard_weight) if teacher is not None
-                   else gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False))
+        log.namespace(run.as_dict())
+        state = build_state(run, ctx, world)
+        start_epoch, _ = _resume(run, state, log)
+        world.broadcast_parameters(state.net)
+        schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
+                                    run.warmup_epochs, run.warmup_lr, run.lr_decay,
+                                    run.lr_decay_epoch, run.lr_decay_period)
         result = {"checkpoint": None, "err_top1": None, "err_top5": None}
-        for epoch in range(start_epoch, config.num_epochs):
+        for epoch in range(start_epoch, run.num_epochs):
             try:
                 accuracy, speed, seconds = train_one_epoch(
-                    epoch, net, teacher, trainer, train_loader, schedule, loss_fn, config, run,
-                    ctx, world, log)
+                    epoch, run, state, train_loader, schedule, world, log)
             except Diverged as error:
-                last = checkpoint.find_latest(config.save_dir, config.model)
+                last = checkpoint.find_latest(run.save_dir, run.model)
                 raise Diverged("%s; the last good checkpoint is %s" % (
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
-            world.average_batch_norm_statistics(net)
-            err_top1, err_top5, _ = validate(net, val_loader, ctx, world, config.dtype)
+            world.average_batch_norm_statistics(state.net)
+            err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)
             done = epoch + 1
-            due = done == config.num_epochs or (config.save_frequency
-                                                and done % config.save_frequency == 0)
+            due = done == run.num_epochs or (run.save_frequency
+                                             and done % run.save_frequency == 0)
             if due and world.is_root:
                 result["checkpoint"] = checkpoint.save_checkpoint(
-                    config.save_dir, net, trainer, config.model, done, done * len(train_loader),
-                    run)
+                    run.save_dir, state.net, state.trainer, run.model, done,
+                    done * run.iters_per_epoch, run.as_dict())
         return result
     finally:
         log.close()
