@@ -171,13 +171,22 @@ def test_the_models_are_ones_the_package_builds():
     assert {recipe.model for recipe in EXPECTED.values()} <= set(MODEL_NAMES)
 
 
+class ImageNetTrainingSet:
+    """What resolve() reads of a training source: ImageNet-1k's size and classes."""
+    num_classes = 1000
+
+    def __len__(self):
+        return 1281167
+
+
 def logged_configuration(config, launcher):
     """The configuration `gluon-tricks train` would log for these flags under this horovodrun
-    launcher (-np ranks, one device each): the trainer's own resolution, on 1000 classes."""
+    launcher (-np ranks, one GPU each): the trainer's own resolution, on ImageNet."""
     from gluon_tricks.training.distributed import World
-    from gluon_tricks.training.loop import resolve
+    from gluon_tricks.training.run_config import resolve
     ranks = int(launcher[launcher.index("-np") + 1])
-    return resolve(config, World(size=ranks), max(1, config.num_gpus), 1000, 1251)
+    devices = ["gpu(%d)" % i for i in range(max(1, config.num_gpus))]
+    return resolve(config, World(size=ranks), devices, ImageNetTrainingSet()).as_dict()
 
 
 def write_train_log(path, configuration):
