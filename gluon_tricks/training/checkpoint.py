@@ -1,64 +1,242 @@
-"""Checkpoints that resume exactly: weights, optimiser state (momentum, update count), and a JSON
-with the epoch, the global step, the resolved configuration and the random-stream seed.
+"""Checkpoints that resume exactly, and that a damaged or hostile file cannot subvert: weights,
+optimiser state (momentum, update counts), and a JSON with the epoch, the batch within it, the
+global step, the resolved configuration and the random-stream seed.
 
 Every file is written to a temporary name and renamed, and the JSON is written last: a checkpoint
-is complete exactly when its JSON exists, so a crash mid-write never leaves a half checkpoint that
-looks whole. Every random stream of training (data order, augmentation, mixup) is derived from
-(seed, epoch), so the JSON's seed and epoch restore them all.
+is complete exactly when its JSON exists. The JSON lists every file with its size and SHA-256,
+checked before anything is loaded; file names are plain names inside the save dir. The optimiser
+state is an NDArray file (optimizer_state.py), never a pickle. Weights that are NaN or infinite
+are never written, and a checkpoint is "good" only if its weights are finite. Every random
+stream of training is derived from (seed, epoch, batch), so the JSON's seed, epoch and batch
+restore them all.
 """
 import glob
 import json
 import os
 import re
 
-from gluon_tricks.errors import UserError
+import numpy as np
+
+from gluon_tricks import files
+from gluon_tricks.errors import UserError, error_summary
+from gluon_tricks.training import optimizer_state
+
+FORMAT = 2  # 1: pickled .states and no digests (refused: see optimizer_state)
+_NAME = re.compile(r"-(\d{4,})(?:-batch(\d{6,}))?\.json$")
 
 
-def _atomic(path, write):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    write(tmp)
-    os.replace(tmp, path)
+class CheckpointInvalid(Exception):
+    """A checkpoint that fails verification (the message says which file and why)."""
 
 
-def checkpoint_prefix(save_dir, model, epoch):
-    """Files of the checkpoint taken after `epoch` epochs: PREFIX.params/.states/.json."""
-    return os.path.join(save_dir, "%s-%04d" % (model, epoch))
+class NonFiniteWeights(UserError):
+    """The network's weights or optimiser state hold NaN or infinity."""
 
 
-def save_checkpoint(save_dir, net, trainer, model, epoch, step, config):
-    """Write the checkpoint taken after `epoch` completed epochs; returns its JSON path."""
-    prefix = checkpoint_prefix(save_dir, model, epoch)
-    _atomic(prefix + ".params", net.save_parameters)
-    _atomic(prefix + ".states", trainer.save_states)
-    record = {"epoch": epoch, "step": step, "params": os.path.basename(prefix + ".params"),
-              "states": os.path.basename(prefix + ".states"), "config": config,
-              "rng": {"seed": config["seed"], "streams": "derived from (seed, epoch)"}}
+def checkpoint_prefix(save_dir, model, epoch, batch=0):
+    """Files of the checkpoint taken after `epoch` epochs (and `batch` batches of the next one,
+    when interrupted mid-epoch): PREFIX.params/.states/.json."""
+    name = "%s-%04d" % (model, epoch) + ("-batch%06d" % batch if batch else "")
+    return os.path.join(save_dir, name)
+
+
+def non_finite_parameters(net, trainer=None):
+    """Names of the parameters (and optimiser states) holding NaN or infinity. One reduction per
+    array on its device (x * 0 is 0 exactly when x is finite) and one copy to the host."""
+    import mxnet as mx
+    named = [(name, param.list_data()[0]) for name, param in net.collect_params().items()]
+    if trainer is not None:
+        for index, state in _trainer_states(trainer):
+            named += [("optimizer state %d" % index, array) for array in state]
+    if not named:
+        return []
+    checks = mx.nd.stack(*[(array.astype("float32", copy=False) * 0).sum().as_in_context(
+        mx.cpu()) for _, array in named]).asnumpy()
+    return [name for (name, _), value in zip(named, checks) if not np.isfinite(value)]
+
+
+def _trainer_states(trainer):
+    updaters = optimizer_state._updaters(trainer)
+    for index, state in sorted(updaters[0].states.items()) if updaters else []:
+        yield index, optimizer_state._arrays(state)
+
+
+def checkpoint_bytes(net):
+    """An upper bound of one checkpoint's size: the weights, and up to twice as much state (the
+    momentum, and an FP32 master copy under FP16)."""
+    weights = sum(int(np.prod(p.shape)) * 4 for p in net.collect_params().values())
+    return 3 * weights + (1 << 20)
+
+
+def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0):
+    """Write the checkpoint taken after `epoch` completed epochs and `batch` batches of the next;
+    returns its JSON path. Refuses non-finite weights, and a disk without room for it."""
+    bad = non_finite_parameters(net, trainer)
+    if bad:
+        raise NonFiniteWeights("refusing to write a checkpoint at epoch %d, batch %d: %d arrays "
+                               "hold NaN or infinity (first: %s)" % (epoch, batch, len(bad),
+                                                                     bad[0]))
+    files.require_free_space(save_dir, checkpoint_bytes(net), "a checkpoint")
+    prefix = checkpoint_prefix(save_dir, model, epoch, batch)
+    files.write_atomically(prefix + ".params", net.save_parameters)
+    files.write_atomically(prefix + ".states",
+                           lambda path: optimizer_state.save_states(trainer, path))
+    listing = {}
+    for kind in ("params", "states"):
+        size, sha256 = files.digest(prefix + "." + kind)
+        listing[kind] = {"name": os.path.basename(prefix + "." + kind), "size": size,
+                         "sha256": sha256}
+    config = config.as_dict() if hasattr(config, "as_dict") else dict(config)
+    record = {"format": FORMAT, "epoch": epoch, "batch": batch, "step": step,
+              "params": listing["params"]["name"], "states": listing["states"]["name"],
+              "files": listing, "config": config,
+              "rng": {"seed": config.get("seed"),
+                      "streams": "derived from (seed, epoch, batch)"}}
 
     def write_json(path):
         with open(path, "w") as f:
             json.dump(record, f, indent=1, sort_keys=True)
-    _atomic(prefix + ".json", write_json)
+    files.write_atomically(prefix + ".json", write_json)
     return prefix + ".json"
 
 
-def find_latest(save_dir, model):
-    """The newest complete checkpoint of `model` in `save_dir`, as its loaded JSON, or None."""
-    best = None
+def _confined(save_dir, name):
+    """The path of a file named in a checkpoint JSON: a plain name inside the save dir only."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or os.path.isabs(name)
+            or os.path.basename(name) != name or "\\" in name or "\0" in name):
+        raise CheckpointInvalid("names the file %r, which is not a plain file name in its "
+                                "save dir" % (name,))
+    path = os.path.join(save_dir, name)
+    root = os.path.realpath(save_dir)
+    if os.path.dirname(os.path.realpath(path)) != root:
+        raise CheckpointInvalid("names %r, which leads outside its save dir" % name)
+    return path
+
+
+def verify_checkpoint(record, check_finite=True):
+    """Raise CheckpointInvalid unless every file of the checkpoint is there, inside its save dir,
+    of the listed size and SHA-256, and (check_finite) its weights are finite."""
+    save_dir = os.path.dirname(record["path"])
+    listing = record.get("files")
+    if record.get("format") != FORMAT or not isinstance(listing, dict):
+        raise CheckpointInvalid("has no file digests (written by an older gluon-tricks, whose "
+                                "pickled .states this version does not load)")
+    for kind in ("params", "states"):
+        entry = listing.get(kind)
+        if not isinstance(entry, dict):
+            raise CheckpointInvalid("lists no %s file" % kind)
+        path = _confined(save_dir, entry.get("name"))
+        if not os.path.isfile(path):
+            raise CheckpointInvalid("%s is missing" % path)
+        size, sha256 = files.digest(path)
+        if size != entry.get("size"):
+            raise CheckpointInvalid("%s has %d bytes, %s were written (truncated?)"
+                                    % (path, size, entry.get("size")))
+        if sha256 != entry.get("sha256"):
+            raise CheckpointInvalid("%s does not match its SHA-256 (damaged or replaced)" % path)
+        if optimizer_state.file_kind(path) != "ndarray":
+            raise CheckpointInvalid("%s is not an MXNet NDArray file (a pickle is never loaded)"
+                                    % path)
+    if check_finite:
+        bad = non_finite_in_file(_confined(save_dir, listing["params"]["name"]))
+        if bad:
+            raise CheckpointInvalid("%s holds NaN or infinite weights (%d arrays, first: %s)"
+                                    % (listing["params"]["name"], len(bad), bad[0]))
+
+
+def non_finite_in_file(params_path):
+    """Names of the arrays of an NDArray file (.params) holding NaN or infinity."""
+    import mxnet as mx
+    try:
+        arrays = mx.nd.load(params_path)
+    except mx.base.MXNetError as error:
+        raise CheckpointInvalid("%s cannot be read: %s" % (params_path, error_summary(error))) \
+            from None
+    items = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
+    return [str(name) for name, array in items if not np.isfinite(array.asnumpy()).all()]
+
+
+def _read_record(path):
+    with open(path) as f:
+        record = json.load(f)
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+        raise ValueError("not a checkpoint record")
+    record["path"] = path
+    record.setdefault("batch", 0)
+    return record
+
+
+def checkpoint_jsons(save_dir, model):
+    """The JSON paths of `model`'s checkpoints in `save_dir`, newest (epoch, batch) first."""
+    found = []
     for path in glob.glob(os.path.join(glob.escape(save_dir), "%s-*.json" % glob.escape(model))):
-        match = re.fullmatch(r".*-(\d{4,})\.json", path)
-        if not match:
-            continue
+        match = _NAME.search(path)
+        if match and os.path.basename(path)[:-len(match.group(0))] == model:
+            found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def find_latest(save_dir, model, report=None, check_finite=True):
+    """The newest checkpoint of `model` in `save_dir` that passes verification, as its loaded
+    JSON, or None. Each newer one that fails is passed to `report` as one line, by name."""
+    for path in checkpoint_jsons(save_dir, model):
         try:
-            with open(path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue  # an unreadable JSON is not a checkpoint
-        record["path"] = path
-        files = [os.path.join(save_dir, record.get(k, "")) for k in ("params", "states")]
-        if all(os.path.isfile(f) for f in files) and (best is None or
-                                                       record["epoch"] > best["epoch"]):
-            best = record
-    return best
+            try:
+                record = _read_record(path)
+            except (OSError, ValueError, UnicodeDecodeError):
+                raise CheckpointInvalid("is not a readable checkpoint JSON (truncated?)") \
+                    from None
+            verify_checkpoint(record, check_finite)
+            return record
+        except CheckpointInvalid as error:
+            if report is not None:
+                report("checkpoint %s fails verification: %s; skipped" % (path, error))
+    return None
+
+
+def resume_point(save_dir, model, report, fresh_start=False):
+    """The checkpoint a run continues, or None for a fresh start. A save dir whose checkpoints
+    all fail verification is refused (a fresh start would overwrite them) unless `fresh_start`."""
+    skipped = []
+
+    def note(line):
+        skipped.append(line)
+        report(line)
+    record = find_latest(save_dir, model, note)
+    if record is None and skipped and not fresh_start:
+        raise UserError("%s holds %d checkpoint(s) of %s and none passes verification (%s); "
+                        "training from scratch would overwrite them: pass --fresh-start to do "
+                        "so, or use another --save-dir" % (save_dir, len(skipped), model,
+                                                           skipped[0]))
+    return record
+
+
+def prune_checkpoints(save_dir, model, keep, report=None):
+    """Keep the newest `keep` mid-epoch checkpoints of `model` (0: all); epoch checkpoints stay."""
+    if not keep:
+        return []
+    mid_epoch = [p for p in checkpoint_jsons(save_dir, model) if "-batch" in p]
+    removed = []
+    for json_path in mid_epoch[keep:]:
+        prefix = json_path[:-len(".json")]
+        for ext in (".json", ".params", ".states"):  # the JSON first: no half checkpoint looks whole
+            try:
+                os.remove(prefix + ext)
+            except OSError:
+                pass
+        removed.append(json_path)
+        if report is not None:
+            report("removed the older checkpoint %s (--keep-checkpoints %d)" % (prefix, keep))
+    return removed
+
+
+def remove_stale_temp_files(save_dir, report=None):
+    """Temporary files that dead processes left in the save dir (a crash or a full disk)."""
+    removed = files.remove_stale_temp_files(os.path.join(glob.escape(save_dir), "*"))
+    if removed and report is not None:
+        report("removed %d temporary files of dead processes from %s (%s)"
+               % (len(removed), save_dir, ", ".join(os.path.basename(p) for p in removed)))
+    return removed
 
 
 def check_compatible(record, run):
@@ -74,18 +252,58 @@ def check_compatible(record, run):
 
 
 def load_checkpoint(record, net, trainer, ctx):
-    """Load weights and optimiser state of a checkpoint record into `net` and `trainer`."""
+    """Load weights and optimiser state of a verified checkpoint record into `net` and `trainer`;
+    returns (epochs done, global step)."""
     save_dir = os.path.dirname(record["path"])
-    net.load_parameters(os.path.join(save_dir, record["params"]), ctx=ctx)
-    trainer.load_states(os.path.join(save_dir, record["states"]))
+    load_params(net, _confined(save_dir, record["files"]["params"]["name"]), ctx)
+    optimizer_state.load_states(trainer, _confined(save_dir, record["files"]["states"]["name"]))
     return record["epoch"], record["step"]
+
+
+def load_params(net, path, ctx, flag="--resume-params"):
+    """net.load_parameters, with a file of the wrong kind or of another model named clearly."""
+    import mxnet as mx
+    kind = optimizer_state.file_kind(path)
+    if kind == "pickle":
+        raise UserError("%s %s is a pickled optimizer state (.states), not weights (.params): "
+                        "swapped files?" % (flag, path))
+    if kind != "ndarray":
+        raise UserError("%s %s is not an MXNet .params file" % (flag, path))
+    try:
+        arrays = mx.nd.load(path)
+    except mx.base.MXNetError as error:
+        raise UserError("%s %s cannot be read: %s" % (flag, path, error_summary(error))) from None
+    if isinstance(arrays, dict) and optimizer_state.LAYOUT_KEY in arrays:
+        raise UserError("%s %s holds an optimizer state (.states), not weights (.params): "
+                        "swapped files?" % (flag, path))
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (AssertionError, mx.base.MXNetError, ValueError) as error:
+        raise UserError("%s %s does not hold the weights of this network (%s): %s"
+                        % (flag, path, getattr(net, "name", type(net).__name__),
+                           error_summary(error))) from None
+
+
+def load_gluoncv_states(trainer, path, trust_pickle, momentum, wd, warn):
+    """--resume-states: this project's NDArray format, or GluonCV's pickle on explicit trust."""
+    kind = optimizer_state.file_kind(path)
+    if kind == "ndarray":
+        optimizer_state.load_states(trainer, path, momentum, wd)
+    elif kind == "pickle" and trust_pickle:
+        optimizer_state.load_pickled_states(trainer, path, momentum, wd, warn)
+    elif kind == "pickle":
+        raise UserError("--resume-states %s is a pickle (GluonCV's .states), and loading a pickle "
+                        "can run any code it holds; pass --trust-pickled-states if you trust "
+                        "where it came from" % path)
+    else:
+        raise UserError("--resume-states %s is not an optimizer state file" % path)
 
 
 def check_writable(save_dir):
     """Create `save_dir` and prove it is writable before training starts."""
     try:
         os.makedirs(save_dir, exist_ok=True)
-        probe = os.path.join(save_dir, ".write-test-%d" % os.getpid())
+        probe = files.temp_name(os.path.join(save_dir, ".write-test"))
         with open(probe, "w"):
             pass
         os.remove(probe)

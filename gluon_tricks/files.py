@@ -1,0 +1,127 @@
+"""Writing files that survive crashes and full disks: atomic writes under temporary names that
+say which process made them, removal of those of dead processes, free-space checks, and digests.
+
+A neutral bottom module (the data and training layers both use it). A temporary file is named
+`FINAL.tmp-HOST-PID`: a process removes its own on failure, and any process removes at start
+those that a dead process of the same host left behind (a crash, a kill -9, a full disk).
+"""
+import errno
+import glob
+import hashlib
+import os
+import shutil
+import socket
+
+from gluon_tricks.errors import UserError
+
+TEMP_MARK = ".tmp-"
+_MB = 1 << 20
+
+
+def temp_name(path, suffix=""):
+    """The temporary name under which this process writes `path` before renaming it."""
+    return "%s%s%s-%d%s" % (path, TEMP_MARK, socket.gethostname(), os.getpid(), suffix)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(pattern):
+    """Remove the temporary files matching the glob `pattern` (e.g. DIR/*) that a dead process
+    of this host left; returns their paths. Files of live processes or other hosts are kept."""
+    host = socket.gethostname()
+    removed = []
+    for path in glob.glob(pattern):
+        mark = path.rfind(TEMP_MARK)
+        if mark < 0:
+            continue
+        owner = path[mark + len(TEMP_MARK):].split(".")[0]  # HOST-PID (then a suffix, in pack)
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def free_bytes(directory):
+    """Bytes free for this user on the file system holding `directory`."""
+    return shutil.disk_usage(directory).free
+
+
+def describe_free(directory):
+    try:
+        return "%.1f MB free in %s" % (free_bytes(directory) / _MB, directory)
+    except OSError:
+        return "free space of %s unknown" % directory
+
+
+def require_free_space(directory, needed, what):
+    """UserError unless `needed` bytes (and a 5% margin) are free in `directory`."""
+    free = free_bytes(directory)
+    if free < needed * 1.05:
+        raise UserError("not enough disk space for %s: it needs about %.1f MB, %.1f MB are free "
+                        "in %s" % (what, needed / _MB, free / _MB, directory))
+
+
+def disk_error(error, path):
+    """The one-line UserError for an OSError met while writing `path` (a full disk says so,
+    with the free space left)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError("disk full while writing %s (%s); the partial file was removed"
+                         % (path, describe_free(directory)))
+    return UserError("cannot write %s: %s" % (path, error.strerror or error))
+
+
+def write_atomically(path, write):
+    """Call `write(temporary path)`, then rename the result to `path`: readers see the whole
+    file or none. On failure the temporary file is removed and an OSError becomes a UserError
+    naming `path` (and the free space when the disk is full)."""
+    tmp = temp_name(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as error:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise disk_error(error, path) from None
+        if _looks_like_full_disk(error, path):  # MXNet's own writers raise MXNetError
+            raise disk_error(OSError(errno.ENOSPC, "No space left on device"), path) from None
+        raise
+
+
+def _looks_like_full_disk(error, path):
+    """MXNet reports a failed write as "FileStream.Write incomplete", without the errno."""
+    text = str(error)
+    if "No space left" in text:
+        return True
+    try:
+        return "Write incomplete" in text and free_bytes(
+            os.path.dirname(os.path.abspath(path))) < 64 * _MB
+    except OSError:
+        return False
+
+
+def digest(path):
+    """(size in bytes, SHA-256 hex digest) of a file."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+            size += len(block)
+    return size, sha.hexdigest()
