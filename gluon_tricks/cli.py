@@ -18,7 +18,8 @@ COMMANDS = {
     "models": ("gluon_tricks.models.table", "parameters and multiply-adds of every ResNet variant"),
     "demo-data": ("gluon_tricks.data.demo_data", "write the embedded demo data set and pack it"),
     "pack": ("gluon_tricks.data.pack", "pack an image folder into RecordIO (.rec/.idx/.lst)"),
-    "bench": ("gluon_tricks.data.bench", "benchmarks (`bench data`: input pipeline images/s)"),
+    "bench": ("gluon_tricks.bench_train", "benchmarks: `bench data` (input pipeline images/s), "
+              "`bench train` (the training step, next to GluonCV's)"),
     "train": ("gluon_tricks.training.command", "train with the paper's tricks (1 process or Horovod)"),
     "eval": ("gluon_tricks.evaluate", "top-1/top-5 error of a checkpoint; save logits"),
     "export": ("gluon_tricks.export", "a trained network as MXNet symbol+params or ONNX, checked"),

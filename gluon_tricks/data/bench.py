@@ -17,7 +17,7 @@ WARMUP_BATCHES = 8  # more than either pipeline buffers ahead (ours: workers + 4
 
 
 def add_arguments(parser):
-    parser.add_argument("what", choices=["data"], help="what to benchmark")
+    """The flags of `bench data` (the `bench` command itself is gluon_tricks/bench_train.py)."""
     parser.add_argument("--rec", required=True, help="RecordIO file to read")
     parser.add_argument("--idx", default=None, help="its index (default: REC with .idx)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
@@ -62,14 +62,18 @@ def _timed(batches, count):
     return seen, time.perf_counter() - start
 
 
-def _ours(source, workers, batch_size, input_size):
+def endless_batches(source, workers, batch_size, input_size, with_labels=False, rank=0,
+                    num_ranks=1):
+    """Training batches of our pipeline (paper flavour), epoch after epoch, until closed:
+    data, or (data, label) `with_labels`."""
     from gluon_tricks.data.loader import TrainLoader
-    loader = TrainLoader(source, batch_size, input_size, flavour="paper", num_workers=workers)
+    loader = TrainLoader(source, batch_size, input_size, flavour="paper", num_workers=workers,
+                         rank=rank, num_ranks=num_ranks)
     try:
         epoch = 0
         while True:
-            for data, _ in loader.epoch(epoch):
-                yield data
+            for data, label in loader.epoch(epoch):
+                yield (data, label) if with_labels else data
             epoch += 1
     finally:
         loader.close()
@@ -104,7 +108,7 @@ def bench_data(source, workers, batch_size=64, input_size=224, images=1024, roun
         raise UserError("%s has %d images, fewer than one batch of %d"
                         % (source.path, len(source), batch_size))
     idx_path = idx_path or os.path.splitext(source.path)[0] + ".idx"
-    pipelines = {"ours": lambda: _ours(source, workers, batch_size, input_size),
+    pipelines = {"ours": lambda: endless_batches(source, workers, batch_size, input_size),
                  "recorditer": lambda: _recorditer(source, idx_path, workers, batch_size,
                                                    input_size)}
     totals = {name: [0, 0.0] for name in pipelines}

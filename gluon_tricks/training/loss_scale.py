@@ -103,3 +103,15 @@ class LossScaler:
         if self.dynamic:
             return "dynamic loss scale %g (%d updates skipped)" % (self.scale, self.skipped)
         return "loss scale %g" % self.scale
+
+
+def check_precision(dtype, loss_scale, amp, on_gpu):
+    """--dtype, --loss-scale and --amp only in combinations that work, refused in one line."""
+    scale, dynamic = parse_loss_scale(loss_scale)
+    if amp and not on_gpu:
+        raise UserError("--amp needs GPUs (--num-gpus N): mxnet.contrib.amp runs FP16 kernels, "
+                        "which MXNet's CPU lacks; train in float32 on the CPU")
+    if amp and dtype != "float32":
+        raise UserError("--amp casts a float32 network itself: leave --dtype at float32")
+    if amp and (dynamic or scale != 1.0):
+        raise UserError("--amp brings its own dynamic loss scale: drop --loss-scale")

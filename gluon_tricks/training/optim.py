@@ -22,11 +22,19 @@ def optimizer_settings(momentum, wd, dtype):
     return settings
 
 
-def make_trainer(net, momentum, wd, dtype, world, num_devices=1):
+def make_trainer(net, momentum, wd, dtype, world, num_devices=1, fp16_allreduce=False,
+                 gradient_predivide_factor=1.0):
     """A gluon.Trainer (several devices of one process share gradients through the 'device'
-    kvstore), or Horovod's DistributedTrainer (gradients averaged over ranks)."""
+    kvstore, each device updating its copy: the step checks the reduced gradients before the
+    update), or Horovod's DistributedTrainer (gradients averaged over ranks; optionally sent as
+    FP16 and divided by F before the sum and by size / F after it)."""
     settings = optimizer_settings(momentum, wd, dtype)
     if world.size > 1:
-        return world.hvd.DistributedTrainer(net.collect_params(), "nag", settings)
+        compression = (world.hvd.Compression.fp16 if fp16_allreduce
+                       else world.hvd.Compression.none)
+        return world.hvd.DistributedTrainer(net.collect_params(), "nag", settings,
+                                            compression=compression,
+                                            gradient_predivide_factor=gradient_predivide_factor)
     return gluon.Trainer(net.collect_params(), "nag", settings,
-                         kvstore="device" if num_devices > 1 else None)
+                         kvstore="device" if num_devices > 1 else None,
+                         update_on_kvstore=False if num_devices > 1 else None)

@@ -1,10 +1,10 @@
 """One training step on the devices of this process, shared by the training loop and `bench
 train`: forward, (scaled) backward, gradient reduction, finiteness check, update.
 
-The step never waits for the device: the loss, the correct counts and finite flags (of the loss,
-the gradients and, at each read, the weights) accumulate in small arrays on the first device,
-and `read()` brings them to the host every --log-interval batches and at the end of an epoch (one
-small allreduce under Horovod). The host can thus queue the next step while the device computes.
+The step never waits for the device: the loss, the correct counts and the loss's finite flag
+accumulate in small arrays on the first device, and `read()` checks the gradient norm and the
+weights there too and brings it all to the host every --log-interval batches and at the end of an
+epoch (one small allreduce under Horovod). The host can thus queue the next step while the device computes.
 The one exception is dynamic loss scaling, which must know before the update whether the
 gradients were finite (MXNet's and NVIDIA's AMP read that flag every step as well).
 """
@@ -16,19 +16,22 @@ from mxnet import autograd, gluon
 from gluon_tricks.training.loss_scale import LossScaler
 from gluon_tricks.training.losses import soft_targets
 
-_FINITE_CHUNK = 200  # arrays per multi_all_finite call (its kernel takes a bounded list)
+_CHUNK = 200  # arrays per multi_sum_sq call (its kernel takes a bounded list)
+
+
+def squared_norm(arrays, ctx):
+    """A 1-element float32 array on `ctx`: the sum of squares of every element of `arrays`
+    (one fused kernel per 200 arrays). It is finite exactly when every element is finite (or,
+    for values beyond 1e19, overflows: far past any divergence)."""
+    arrays = [a if a.context == ctx else a.as_in_context(ctx) for a in arrays]
+    parts = [mx.nd.multi_sum_sq(*arrays[i:i + _CHUNK], num_arrays=len(arrays[i:i + _CHUNK]))
+             .astype("float32").sum() for i in range(0, len(arrays), _CHUNK)]
+    return mx.nd.add_n(*parts) if len(parts) > 1 else parts[0]
 
 
 def all_finite(arrays, ctx):
-    """A 1-element array on `ctx`: 1.0 when every element of every array is finite, else 0.0.
-    Finite gradient elements are what a finite gradient norm means (the squared norm can only
-    overflow for gradients above 1e19, far past any divergence)."""
-    flag = mx.nd.ones((1,), ctx=ctx)
-    arrays = [a if a.context == ctx else a.as_in_context(ctx) for a in arrays]
-    for start in range(0, len(arrays), _FINITE_CHUNK):
-        chunk = arrays[start:start + _FINITE_CHUNK]
-        mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk), init_output=False, out=flag)
-    return flag
+    """A 1-element array on `ctx`: 1.0 when every element of every array is finite, else 0.0."""
+    return mx.nd.contrib.isfinite(squared_norm(arrays, ctx))
 
 
 @dataclass
@@ -115,15 +118,14 @@ class TrainStep:
             self.trainer.step(batch)
             return
         self.trainer.allreduce_grads()
-        # After the reduction every device (and rank) holds the same gradients: one check.
-        grads_finite = all_finite([p.grad(ctx[0]) for p in self.params], ctx[0])
         apply = True
         if self.scaler.dynamic:
-            apply = self.scaler.record(bool(grads_finite.asscalar()))  # AMP's per-step read
+            # After the reduction every device (and rank) holds the same gradients: one check,
+            # read now (AMP's per-step read) to decide whether to update.
+            grads_finite = self.grads_finite()
+            apply = self.scaler.record(bool(grads_finite.asscalar()))
             if not apply and self.scaler.exhausted:
                 self._grads_finite *= grads_finite  # not finite even unscaled: diverged
-        else:
-            self._grads_finite *= grads_finite
         # A skipped step (dynamic scaling) leaves the loss out: its overflow was handled.
         self._accumulate(outputs, losses, hard_parts, count_loss=apply)
         if apply:
@@ -146,6 +148,10 @@ class TrainStep:
             self._batches += 1
             self._samples += sum(o.shape[0] for o in outputs)
 
+    def grads_finite(self):
+        """A device flag: 1.0 when the norm of the reduced gradients (first device) is finite."""
+        return all_finite([p.grad(self.ctx[0]) for p in self.params], self.ctx[0])
+
     def weights_finite(self):
         """A device flag: 1.0 when every weight (first device) is finite."""
         return all_finite([p.data(self.ctx[0]) for p in self.net.collect_params().values()],
@@ -155,6 +161,10 @@ class TrainStep:
         """The statistics since the previous read, brought to the host (the one sync point), with
         the weights checked too; the finite flags and loss are summed over ranks in one
         allreduce, so every rank sees the same verdict. Resets the accumulators."""
+        if self._batches and not self.scaler.dynamic:
+            # The last step's gradient norm; a non-finite gradient of an earlier step went into
+            # the weights, which are checked next (NaN and inf survive every update).
+            self._grads_finite *= self.grads_finite()
         flags = mx.nd.concat(self._loss, self._correct, 1 - self._loss_finite,
                              1 - self._grads_finite, 1 - self.weights_finite(), dim=0)
         loss, correct, bad_loss, bad_grads, bad_weights = (float(v) for v in flags.asnumpy())

@@ -1,0 +1,54 @@
+"""The devices of one process: its local GPU under Horovod, `--num-gpus N` GPUs, or the CPU.
+
+For tests, the environment variable GLUON_TRICKS_DEVICES names the contexts that stand in for
+the GPUs, e.g. `cpu(0),cpu(1)`: MXNet treats them as distinct devices, so the multi-device path
+of `--num-gpus 2` (batch split, per-device BN, the 'device' kvstore, metrics, validation,
+checkpoints) runs on a machine without GPUs.
+"""
+import os
+import re
+
+from gluon_tricks.errors import UserError
+
+DEVICES_ENV = "GLUON_TRICKS_DEVICES"
+
+
+def parse_devices(text):
+    """'cpu(0),cpu(1)' or 'gpu(0),gpu(3)' -> MXNet contexts."""
+    import mxnet as mx
+    contexts = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        match = re.fullmatch(r"(cpu|gpu)\((\d+)\)", item)
+        if not match:
+            raise UserError("%s=%r: name contexts like cpu(0),cpu(1) or gpu(0),gpu(1)"
+                            % (DEVICES_ENV, text))
+        contexts.append(mx.Context(match.group(1), int(match.group(2))))
+    if not contexts:
+        raise UserError("%s is set but names no context" % DEVICES_ENV)
+    return contexts
+
+
+def injected_devices(environ=None):
+    """The contexts GLUON_TRICKS_DEVICES names, or None when it is not set."""
+    text = (os.environ if environ is None else environ).get(DEVICES_ENV)
+    return parse_devices(text) if text else None
+
+
+def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
+    """The devices this process trains on. Without --num-gpus: the CPU. Under Horovod (ranks > 1):
+    the GPU of the local rank. Otherwise GPUs 0..N-1, or the first N injected contexts."""
+    import mxnet as mx
+    if not num_gpus:
+        return [mx.cpu()]
+    available = injected_devices(environ)
+    if available is None:
+        available = [mx.gpu(i) for i in range(max(num_gpus, local_rank + 1))]
+    if ranks > 1:
+        if local_rank >= len(available):
+            raise UserError("local rank %d has no device (%s names %d)"
+                            % (local_rank, DEVICES_ENV, len(available)))
+        return [available[local_rank]]
+    if len(available) < num_gpus:
+        raise UserError("--num-gpus %d: %s names only %d context(s)"
+                        % (num_gpus, DEVICES_ENV, len(available)))
+    return available[:num_gpus]
