@@ -1,0 +1,138 @@
+"""Fine-tuning: GluonCV's and our weights load (the classifier re-initialised when the class count
+differs), another architecture is refused in one line, the classifier's learning rate is
+multiplied, and frozen stages keep their weights and BN statistics bit for bit."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+from gluon_tricks.errors import UserError
+from gluon_tricks.models import get_model, initialize
+from gluon_tricks.training import finetune
+
+SIZE = 32
+
+
+def _net(classes, model="resnet18_v1d", seed=0):
+    mx.random.seed(seed)
+    return initialize(get_model(model, classes=classes), [mx.cpu()], SIZE)
+
+
+def _values(net):
+    return {k: p.data().asnumpy().copy() for k, p in net._collect_params_with_prefix().items()}
+
+
+def _gluoncv_resnet18_v1d():
+    """GluonCV's ResNet-18-D (its ResNetV1b class with the D options), 1000 ImageNet classes."""
+    from gluoncv.model_zoo import resnetv1b
+    net = resnetv1b.ResNetV1b(resnetv1b.BasicBlockV1b, [2, 2, 2, 2], deep_stem=True,
+                              avg_down=True, name_prefix="resnetv1d_")
+    net.initialize(mx.init.Normal(0.5))
+    net(mx.nd.zeros((1, 3, SIZE, SIZE)))
+    return net
+
+
+def test_gluoncv_weights_load_with_a_new_classifier(tmp_path):
+    theirs = _gluoncv_resnet18_v1d()
+    path = str(tmp_path / "gluoncv.params")
+    theirs.save_parameters(path)
+    ours = _net(10)
+    fresh_fc = ours.fc.weight.data().asnumpy().copy()
+    message = finetune.load_pretrained(ours, path, "resnet18_v1d")
+    assert "1000 classes" in message and "fc.bias, fc.weight re-initialised" in message
+    expected, got = _values(theirs), _values(ours)
+    for name, value in got.items():
+        if name.startswith("fc."):
+            continue
+        assert np.array_equal(value, expected[name]), name
+    assert np.array_equal(got["fc.weight"], fresh_fc)  # left as initialised
+    assert got["fc.weight"].shape == (10, 512) and expected["fc.weight"].shape == (1000, 512)
+
+
+@pytest.mark.parametrize("legacy_names", [False, True])
+def test_same_class_count_loads_everything(tmp_path, legacy_names):
+    source = _net(10, seed=1)
+    path = str(tmp_path / "ours.params")
+    if legacy_names:  # MXNet's export writes arg:/aux: + full names
+        source.hybridize()
+        source(mx.nd.zeros((1, 3, SIZE, SIZE)))
+        source.export(str(tmp_path / "exported"), epoch=0)
+        path = str(tmp_path / "exported-0000.params")
+    else:
+        source.save_parameters(path)
+    target = _net(10, seed=2)
+    assert "classifier included" in finetune.load_pretrained(target, path, "resnet18_v1d")
+    expected = _values(source)
+    assert all(np.array_equal(v, expected[k]) for k, v in _values(target).items())
+
+
+@pytest.mark.parametrize("other", ["resnet34_v1d", "resnet18_v1", "mobilenet1.0"])
+def test_another_architecture_is_refused(tmp_path, other):
+    path = str(tmp_path / "other.params")
+    _net(10, model=other).save_parameters(path)
+    with pytest.raises(UserError, match="is not a resnet18_v1d .params file"):
+        finetune.load_pretrained(_net(10), path, "resnet18_v1d")
+
+
+def test_not_a_params_file_is_one_line(tmp_path):
+    path = tmp_path / "junk.params"
+    path.write_bytes(b"not a params file")
+    with pytest.raises(UserError, match="not an MXNet .params file"):
+        finetune.load_pretrained(_net(10), str(path), "resnet18_v1d")
+
+
+def test_classifier_learning_rate_multiplier():
+    """One SGD step: the classifier moves 10x as far with lr_mult 10, the rest as far."""
+    x = mx.nd.random.normal(shape=(4, 3, SIZE, SIZE))
+    y = mx.nd.array([0, 1, 2, 3])
+    deltas = []
+    for mult in (1.0, 10.0):
+        net = _net(5, seed=3)
+        assert finetune.set_classifier_lr_mult(net, mult) == ["fc.bias", "fc.weight"]
+        before = _values(net)
+        trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01})
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+        loss.backward()
+        trainer.step(4)
+        deltas.append({k: v - before[k] for k, v in _values(net).items()})
+    np.testing.assert_allclose(deltas[1]["fc.weight"], 10 * deltas[0]["fc.weight"], rtol=1e-3,
+                               atol=1e-6)
+    np.testing.assert_allclose(deltas[1]["layer4.1.conv2.weight"],
+                               deltas[0]["layer4.1.conv2.weight"], rtol=1e-4, atol=1e-9)
+    assert np.abs(deltas[0]["fc.weight"]).max() > 0
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_frozen_stages_keep_weights_and_bn_statistics_bitwise(hybrid):
+    net = _net(5, seed=4)
+    frozen = finetune.freeze_stages(net, "resnet18_v1d", 2)
+    assert frozen and all(n.split(".")[0] in ("conv1", "bn1", "layer1", "layer2") for n in frozen)
+    assert "conv1.1.running_mean" in frozen and "layer2.0.downsample.2.running_var" in frozen
+    if hybrid:
+        net.hybridize(static_alloc=True, static_shape=True)
+    before = _values(net)
+    trainer = gluon.Trainer(net.collect_params(), "nag",
+                            {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-4})
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = mx.nd.array(rng.normal(2.0, 3.0, (4, 3, SIZE, SIZE)))  # far from the running stats
+        with autograd.record():
+            loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([0, 1, 2, 3]))
+        loss.backward()
+        trainer.step(4)
+    after = _values(net)
+    for name in before:
+        unchanged = np.array_equal(before[name], after[name])
+        if name in frozen:
+            assert unchanged, name  # weights, gamma/beta and running mean/var alike
+        else:
+            assert not unchanged, name  # the rest trains, its BN statistics move
+
+
+def test_freeze_stages_checks_its_argument():
+    with pytest.raises(UserError, match=r"must be in \[0, 4\]"):
+        finetune.freeze_stages(_net(5), "resnet18_v1d", 5)
+    with pytest.raises(UserError, match="applies to the ResNets"):
+        finetune.freeze_stages(get_model("mobilenet1.0", classes=5), "mobilenet1.0", 1)
+    assert finetune.freeze_stages(_net(5), "resnet18_v1d", 0) == []
