@@ -1,77 +1,124 @@
-# gluon-tricks images; both install with scripts/install_env.sh, the script CI runs (`make test`).
+# gluon-tricks images. Both install with scripts/install_env.sh, the script CI runs (`make test`),
+# in a build stage that has the compilers Horovod's build needs; the runtime stage copies the
+# finished environment (/opt/venv) onto an image without them.
 #
-#   docker build -t gluon-tricks .                              GPU (default): CUDA 11.2, cuDNN 8,
-#                                                               NCCL, mxnet-cu112, Horovod NCCL+Gloo
-#   docker build --build-arg VARIANT=cpu -t gluon-tricks:cpu .  CPU: exactly CI's install
-#   docker run --rm --gpus all gluon-tricks                     prints horovodrun --check-build
-#                                                               and gluon-tricks --help
+#   docker build -t gluon-tricks:cpu .            CPU: python:3.11-slim-bookworm, as CI
+#   docker build -t gluon-tricks:cu117 \          GPU: the README's table ("Docker") gives the
+#     --build-arg BASE_IMAGE=nvidia/cuda:11.7.1-cudnn8-devel-ubuntu22.04 \     three arguments
+#     --build-arg RUNTIME_IMAGE=nvidia/cuda:11.7.1-cudnn8-runtime-ubuntu22.04 \  per GPU
+#     --build-arg MXNET_PACKAGE=mxnet-cu117==1.9.1 .                              generation
+#   docker run --rm gluon-tricks:cpu              horovodrun --check-build; gluon-tricks --help
+#   docker run --rm gluon-tricks:cpu make test    the README's commands use /opt/venv in here
 #
-# GPU base: mxnet-cu112 1.9.1 links CUDA 11.2's runtime libraries, cuDNN 8 and NCCL 2 from the
-# system, so the base is NVIDIA's CUDA 11.2 image with cuDNN 8 (the devel flavour: Horovod compiles
-# CUDA code with nvcc against NCCL's headers); Horovod's own GPU Dockerfile builds on the same
-# 11.2.2 Ubuntu 20.04 image with mxnet-cu112. requirements.txt's pins need Python >= 3.10 (CI runs
-# 3.11) and Ubuntu 20.04 ships 3.8; deadsnakes deletes its packages once an Ubuntu release reaches
-# its end of life (20.04 did in 2025), and no CUDA 11.2 image exists for a newer Ubuntu. So Python
-# 3.11 comes from the official python image built on Debian 11: its glibc (2.31) is Ubuntu 20.04's.
-# Needs BuildKit (Docker >= 23 uses it by default) to skip the stage VARIANT does not select.
-ARG VARIANT=gpu
-ARG CUDA_IMAGE=nvidia/cuda:11.2.2-cudnn8-devel-ubuntu20.04
-ARG PYTHON_IMAGE=python:3.11-slim-bullseye
-ARG CPU_IMAGE=python:3.11-slim-bookworm
+# One stage after the other, no stage chosen by an argument: the legacy builder (which builds
+# every stage) and BuildKit build the same thing, and no image is pulled that is not used.
+#
+# Build arguments:
+#   BASE_IMAGE, RUNTIME_IMAGE  the build and the runtime image: the same OS and Python. An image
+#                  without python3 (NVIDIA's CUDA images) gets its distribution's python3 (3.10
+#                  on Ubuntu 22.04; the pins need >= 3.10).
+#   MXNET_PACKAGE  replaces requirements.txt's mxnet pin: mxnet-cu1XX==1.9.1 makes a GPU image
+#                  (Horovod's GPU operations on NCCL, its CPU operations on Gloo).
+#   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST  a private index or a proxy, as pip reads them.
+#   CA_CERT        the text of PEM certificates to trust (a proxy that intercepts HTTPS):
+#                  --build-arg CA_CERT="$(cat corp-ca.crt)"; pip then uses the system's store.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG RUNTIME_IMAGE=python:3.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS python311
-
-# CPU: CI's machine is Debian 12 with Python 3.11; Horovod's build needs cmake, g++ and make.
-FROM ${CPU_IMAGE} AS base-cpu
-RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake g++ make openssh-client \
- && rm -rf /var/lib/apt/lists/*
-
-FROM ${CUDA_IMAGE} AS base-gpu
+FROM ${BASE_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
-# NVIDIA's apt sources are dropped: everything CUDA comes with the image (their old signing keys
-# also break `apt-get update` in images of this age). The lib* packages are what Python needs.
-RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
- && apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates cmake g++ make \
-      openssh-client openssh-server \
-      libbz2-1.0 libexpat1 libffi7 libgdbm6 libgdbm-compat4 liblzma5 libncursesw6 libnsl2 \
-      libreadline8 libsqlite3-0 libssl1.1 libtirpc3 libuuid1 zlib1g \
- && rm -rf /var/lib/apt/lists/* \
- && { [ -f /usr/include/nccl.h ] || { echo "the CUDA image has no NCCL headers" >&2; exit 1; }; }
-COPY --from=python311 /usr/local/bin/ /usr/local/bin/
-COPY --from=python311 /usr/local/lib/ /usr/local/lib/
-COPY --from=python311 /usr/local/include/ /usr/local/include/
-RUN ldconfig && python3.11 -c "import bz2, ctypes, ensurepip, lzma, sqlite3, ssl, venv, zlib"
-# Several hosts: horovodrun reaches the other containers over ssh (see README, "Docker").
-RUN mkdir -p /var/run/sshd \
- && grep -v StrictHostKeyChecking /etc/ssh/ssh_config > /tmp/ssh_config \
- && echo "    StrictHostKeyChecking no" >> /tmp/ssh_config \
- && mv /tmp/ssh_config /etc/ssh/ssh_config
-# What install_env.sh needs to differ on a GPU: the CUDA build of the same MXNet, and Horovod's
-# GPU operations on NCCL (its CPU operations stay on Gloo). No driver exists while building, so
-# libcuda.so.1 comes from CUDA's stubs during the install, as in Horovod's Dockerfile.
+ARG CA_CERT=""
+ARG MXNET_PACKAGE=""
+ARG PIP_INDEX_URL=""
+ARG PIP_EXTRA_INDEX_URL=""
+ARG PIP_TRUSTED_HOST=""
 ENV LANG=C.UTF-8 \
-    PYTHON=python3.11 \
-    MXNET_PACKAGE=mxnet-cu112==1.9.1 \
-    HOROVOD_GPU_OPERATIONS=NCCL \
-    HOROVOD_CUDA_HOME=/usr/local/cuda \
-    CUDA_STUBS=/usr/local/cuda/targets/x86_64-linux/lib/stubs
-
-FROM base-${VARIANT}
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN if [ -n "$CA_CERT" ]; then \
+      printf '%s\n' "$CA_CERT" > /usr/local/share/ca-certificates/build-arg-ca.crt \
+      && update-ca-certificates \
+      && printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' > /etc/pip.conf; \
+    fi
+# Horovod's build needs cmake, g++ and make; NVIDIA's apt sources are dropped (everything CUDA
+# comes with the image, and `apt-get update` then needs no key of theirs).
+# hadolint ignore=DL3008
+RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
+ && packages=(cmake g++ make) \
+ && if ! command -v python3 >/dev/null; then packages+=(python3 python3-venv python3-dev); fi \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "${packages[@]}" \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/gluon-tricks
-# 1. The pinned stack and Horovod, from the files that define them (and a stub package), so that
-#    this slow layer is rebuilt only when the pins or the install script change.
+# install_env.sh in two steps, each `bash scripts/install_env.sh /opt/venv`:
+# 1. the pinned stack and Horovod, from the files that define them (and a stub package), so that
+#    this slow layer is rebuilt only when the pins or the install script change;
+# 2. gluon-tricks itself: the same script finds the stack and Horovod in place.
+# With a CUDA MXNet no driver exists while building: libcuda.so.1 comes from CUDA's stubs, as in
+# Horovod's Dockerfile. Empty PIP_* arguments are unset (pip would take "" for an index).
 COPY requirements.txt setup.py ./
 COPY scripts/install_env.sh scripts/
 RUN mkdir gluon_tricks && touch gluon_tricks/__init__.py \
- && if [ -n "${CUDA_STUBS:-}" ]; then ldconfig "$CUDA_STUBS"; fi \
+ && for var in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do \
+      if [ -z "${!var}" ]; then unset "$var"; fi; \
+    done \
+ && if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then \
+      export HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_CUDA_HOME=/usr/local/cuda \
+      && ldconfig /usr/local/cuda/targets/x86_64-linux/lib/stubs; \
+    fi \
  && bash scripts/install_env.sh /opt/venv \
- && ldconfig
-# 2. gluon-tricks itself: the same script finds the stack and Horovod in place and installs it.
+ && ldconfig \
+ && rm -rf /root/.cache
 COPY . .
-RUN if [ -n "${CUDA_STUBS:-}" ]; then ldconfig "$CUDA_STUBS"; fi \
+RUN if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then ldconfig /usr/local/cuda/targets/x86_64-linux/lib/stubs; fi \
  && bash scripts/install_env.sh /opt/venv \
- && ldconfig
-ENV PATH=/opt/venv/bin:$PATH
+ && ldconfig \
+ && rm -rf /root/.cache
+
+FROM ${RUNTIME_IMAGE} AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+ARG CA_CERT=""
+ARG MXNET_PACKAGE=""
+ENV LANG=C.UTF-8 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN if [ -n "$CA_CERT" ]; then \
+      printf '%s\n' "$CA_CERT" > /usr/local/share/ca-certificates/build-arg-ca.crt \
+      && update-ca-certificates \
+      && printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' > /etc/pip.conf; \
+    fi
+# What runs, without compilers: make (the README's `make demo`, `make test`), MXNet's OpenMP and
+# its bundled gfortran's quadmath, ssh for horovodrun across hosts (a GPU image also runs sshd:
+# README, "Docker"), and python3 where the image has none (the build stage's).
+# hadolint ignore=DL3008
+RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
+ && packages=(make libgomp1 libquadmath0 openssh-client) \
+ && if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then packages+=(openssh-server); fi \
+ && if ! command -v python3 >/dev/null; then packages+=(python3); fi \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "${packages[@]}" \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /var/run/sshd \
+ && sed -i '/StrictHostKeyChecking/d' /etc/ssh/ssh_config \
+ && echo "    StrictHostKeyChecking no" >> /etc/ssh/ssh_config
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/gluon-tricks /opt/gluon-tricks
+WORKDIR /opt/gluon-tricks
+# Every shared library of the environment resolves here, without the build stage (its bundled
+# .libs folders aside, which their modules find by RPATH), but the driver's libcuda.so.1, which
+# the NVIDIA Container Toolkit mounts at run time. MXNet's own library is loaded before Horovod's.
+RUN mxnet=$(echo /opt/venv/lib/python3*/site-packages/mxnet) \
+ && missing=$(find /opt/venv -name '*.so*' -type f -not -path '*.libs/*' -print0 \
+      | LD_LIBRARY_PATH=$mxnet xargs -0 ldd 2>/dev/null | grep 'not found' \
+      | grep -v 'libcuda\.so\.1' | sort -u || true) \
+ && if [ -n "$missing" ]; then \
+      echo "libraries missing from the runtime image:" >&2; echo "$missing" >&2; exit 1; \
+    fi
+# The image's environment: the README's `make demo`/`make test` use it (Makefile: VENV) instead
+# of creating .venv.
+ENV VENV=/opt/venv \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
 CMD ["bash", "-c", "horovodrun --check-build && gluon-tricks --help"]

@@ -1,22 +1,41 @@
 # gluon-tricks: `make demo` and `make test` set up .venv when it is missing (or when the pins change).
-VENV    := .venv
+# VENV=DIR uses an environment installed elsewhere as it is, without setting anything up: the
+# Docker image sets VENV=/opt/venv, so the two commands run there as they are.
+VENV    ?= .venv
 PY      := $(VENV)/bin/python
-STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Lint: the Dockerfile (hadolint), every shell script (shellcheck), the Python code (ruff.toml).
+SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/lib/*.sh) .ci/run
 
-.PHONY: demo test venv clean
+ifeq ($(VENV),.venv)
+READY := $(VENV)/.installed
+else
+READY := external-venv
+endif
 
-$(STAMP): requirements.txt setup.py scripts/install_env.sh
+.PHONY: demo test lint venv clean external-venv
+
+$(VENV)/.installed: requirements.txt setup.py scripts/install_env.sh
 	bash scripts/install_env.sh $(VENV)
-	@touch $(STAMP)
+	@touch $@
 
-venv: $(STAMP)
+external-venv:
+	@test -x $(PY) || { echo "VENV=$(VENV) has no bin/python (unset VENV to set up .venv)" >&2; exit 2; }
 
-demo: $(STAMP)
+venv: $(READY)
+
+demo: $(READY)
 	$(PY) -m gluon_tricks demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+lint: $(READY)
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(VENV)/bin/ruff check --no-cache .
+
+# The lint steps, then the tests whatever the lint found; fails if either failed.
+test: $(READY)
+	@status=0; $(MAKE) --no-print-directory lint || status=1; \
+	  $(PY) -m pytest -q tests $(PYTEST_ARGS) || status=1; exit $$status
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf .venv build *.egg-info .pytest_cache

@@ -22,24 +22,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-die() {
-  echo "prepare_imagenet: error: $*" >&2
-  exit 2
-}
-abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
-quote() {  # one shell word, quoted only when needed (as Python's shlex.quote)
-  if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
+SCRIPT_NAME=prepare_imagenet
+# shellcheck source=lib/common.sh
+source "$here/lib/common.sh"
+
 # run CMD...: run it, or print it (one shell-quoted line) when dry.
 run() {
   if [ "$dry" = 1 ]; then
-    local word sep=""
-    for word in "$@"; do printf '%s' "$sep"; quote "$word"; sep=" "; done
-    printf '\n'
+    shell_join "$@"
   else
     "$@"
   fi

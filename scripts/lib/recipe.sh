@@ -4,8 +4,10 @@
 #   horovodrun -np $NP -H $HOSTS [$HOROVODRUN_ARGS] gluon-tricks train --num-gpus 1
 #     --batch-size TOTAL_BATCH/NP <data flags> --save-dir $OUT_DIR/<recipe>
 #     --logging-file $OUT_DIR/<recipe>/<recipe>.log [-j $WORKERS] FLAGS... "$@"
-# and runs it, or prints it when DRY_RUN=1. The total batch stays the paper's whatever NP is (one
-# rank drives one GPU), so the linear scaling rule and the recipe's --lr keep their meaning.
+# and runs it in the recipe's own process (exec: a signal to the recipe, e.g. from `timeout` or a
+# scheduler, reaches horovodrun, which stops its ranks), or prints it when DRY_RUN=1. The total
+# batch stays the paper's whatever NP is (one rank drives one GPU), so the linear scaling rule and
+# the recipe's --lr keep their meaning.
 # Arguments given to a recipe come last and win (argparse keeps the last value).
 #
 # Environment (scripts/README.md):
@@ -28,42 +30,13 @@ fi
 
 RECIPE_NAME=$(basename "$0" .sh)
 RECIPE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SCRIPT_NAME=$RECIPE_NAME
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-recipe_die() {
-  echo "$RECIPE_NAME: error: $*" >&2
-  exit 2
-}
-
-# An absolute path (horovodrun starts remote ranks in the same directory, but absolute is safer).
-recipe_abspath() {
-  case $1 in
-    /*) printf '%s\n' "$1" ;;
-    *) printf '%s\n' "$PWD/$1" ;;
-  esac
-}
-
-# One word for the shell, quoted only when needed (the same rule as Python's shlex.quote).
-recipe_quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
-    printf '%s' "$1"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-
-recipe_join() {
-  local word sep=""
-  for word in "$@"; do
-    printf '%s' "$sep"
-    recipe_quote "$word"
-    sep=" "
-  done
-  printf '\n'
-}
-
-OUT_DIR=$(recipe_abspath "${OUT_DIR:-$RECIPE_REPO/runs}")
+OUT_DIR=$(abspath "${OUT_DIR:-$RECIPE_REPO/runs}")
 # The teacher recipe's checkpoint after its 120th (last) epoch: <model>-<epoch>.params.
-TEACHER_PARAMS=$(recipe_abspath \
+TEACHER_PARAMS=$(abspath \
   "${TEACHER_PARAMS:-$OUT_DIR/table6_teacher_resnet152_v1d/resnet152_v1d-0120.params}")
 
 # The data flags of `gluon-tricks train` from DATA_DIR, REC_DIR or REC_TRAIN..REC_VAL_IDX, into
@@ -78,30 +51,30 @@ recipe_data_flags() {
   RECIPE_DATA=()
   if [ -n "${DATA_DIR:-}" ]; then
     [ -z "$any_rec" ] \
-      || recipe_die "set DATA_DIR (image folders) or REC_DIR/REC_* (RecordIO), not both"
-    path=$(recipe_abspath "$DATA_DIR")
+      || die "set DATA_DIR (image folders) or REC_DIR/REC_* (RecordIO), not both"
+    path=$(abspath "$DATA_DIR")
     if [ "$dry" = 0 ]; then
       [ -d "$path/train" ] && [ -d "$path/val" ] \
-        || recipe_die "DATA_DIR=$DATA_DIR needs train/ and val/ folders (a folder per class inside)"
+        || die "DATA_DIR=$DATA_DIR needs train/ and val/ folders (a folder per class inside)"
     fi
     RECIPE_DATA=(--data-dir "$path")
     return
   fi
   if [ -z "$any_rec" ]; then
-    [ "$dry" = 1 ] || recipe_die "no data: set REC_DIR (train.rec/.idx and val.rec/.idx, see" \
+    [ "$dry" = 1 ] || die "no data: set REC_DIR (train.rec/.idx and val.rec/.idx, see" \
       "scripts/prepare_imagenet.sh) or DATA_DIR (train/ and val/ image folders)"
   fi
   local paths=()
   for i in 0 1 2 3; do
     var=${rec_vars[$i]}
     if [ -n "${!var:-}" ]; then
-      paths+=("$(recipe_abspath "${!var}")")
+      paths+=("$(abspath "${!var}")")
     elif [ -n "${REC_DIR:-}" ]; then
-      paths+=("$(recipe_abspath "$REC_DIR")/${rec_files[$i]}")
+      paths+=("$(abspath "$REC_DIR")/${rec_files[$i]}")
     elif [ "$dry" = 1 ]; then
       paths+=("<REC_DIR>/${rec_files[$i]}")
     else
-      recipe_die "$var is not set (set REC_DIR for all four RecordIO files, or each REC_* variable)"
+      die "$var is not set (set REC_DIR for all four RecordIO files, or each REC_* variable)"
     fi
   done
   RECIPE_DATA=(--use-rec)
@@ -109,7 +82,7 @@ recipe_data_flags() {
     flag=${rec_flags[$i]}
     path=${paths[$i]}
     if [ "$dry" = 0 ] && [ ! -f "$path" ]; then
-      recipe_die "no such file: $path ($flag; scripts/prepare_imagenet.sh writes it)"
+      die "no such file: $path ($flag; scripts/prepare_imagenet.sh writes it)"
     fi
     RECIPE_DATA+=("$flag" "$path")
   done
@@ -121,25 +94,25 @@ recipe() {
   shift
   local np=${NP:-8} hosts=${HOSTS:-localhost:8} dry entry slots=0 arg prev=""
   [[ $np =~ ^[1-9][0-9]*$ ]] \
-    || recipe_die "NP must be a positive whole number (ranks, one GPU each), not '$np'"
+    || die "NP must be a positive whole number (ranks, one GPU each), not '$np'"
   [[ $hosts =~ ^[^,:[:space:]]+(:[1-9][0-9]*)?(,[^,:[:space:]]+(:[1-9][0-9]*)?)*$ ]] \
-    || recipe_die "HOSTS must look like localhost:8 or host1:8,host2:8 (host:slots), not '$hosts'"
+    || die "HOSTS must look like localhost:8 or host1:8,host2:8 (host:slots), not '$hosts'"
   local entries
   IFS=, read -ra entries <<<"$hosts"
   for entry in "${entries[@]}"; do
     if [[ $entry == *:* ]]; then slots=$((slots + ${entry##*:})); else slots=$((slots + 1)); fi
   done
-  ((np <= slots)) || recipe_die "NP=$np ranks but HOSTS=$hosts has $slots slots (e.g. NP=16" \
+  ((np <= slots)) || die "NP=$np ranks but HOSTS=$hosts has $slots slots (e.g. NP=16" \
     "HOSTS=host1:8,host2:8)"
-  ((total % np == 0)) || recipe_die "NP=$np does not divide the paper's total batch of $total" \
+  ((total % np == 0)) || die "NP=$np does not divide the paper's total batch of $total" \
     "(use NP=1, 2, 4, 8, 16...)"
   case ${DRY_RUN:-0} in
     0 | "") dry=0 ;;
     1) dry=1 ;;
-    *) recipe_die "DRY_RUN must be 1 (print the command) or 0/unset (run it), not '$DRY_RUN'" ;;
+    *) die "DRY_RUN must be 1 (print the command) or 0/unset (run it), not '$DRY_RUN'" ;;
   esac
   if [ -n "${WORKERS:-}" ] && ! [[ $WORKERS =~ ^[0-9]+$ ]]; then
-    recipe_die "WORKERS must be a whole number (data-loading processes per rank), not '$WORKERS'"
+    die "WORKERS must be a whole number (data-loading processes per rank), not '$WORKERS'"
   fi
   recipe_data_flags "$dry"
 
@@ -147,7 +120,7 @@ recipe() {
   if [ "$dry" = 0 ]; then
     for arg in "$@"; do
       if [ "$prev" = --teacher-params ] && [ ! -f "$arg" ]; then
-        recipe_die "no teacher weights at $arg: train the teacher first" \
+        die "no teacher weights at $arg: train the teacher first" \
           "(scripts/table6_teacher_resnet152_v1d.sh) or set TEACHER_PARAMS"
       fi
       prev=$arg
@@ -163,15 +136,15 @@ recipe() {
   cmd+=("$@")
 
   if [ "$dry" = 1 ]; then
-    recipe_join "${cmd[@]}"
+    shell_join "${cmd[@]}"
     return 0
   fi
   command -v horovodrun >/dev/null \
-    || recipe_die "horovodrun not found: activate the environment of scripts/install_env.sh" \
+    || die "horovodrun not found: activate the environment of scripts/install_env.sh" \
       "(. .venv/bin/activate) or use the Docker image"
   command -v gluon-tricks >/dev/null \
-    || recipe_die "gluon-tricks not found: activate the environment of scripts/install_env.sh"
-  mkdir -p "$save" || recipe_die "cannot create $save (OUT_DIR)"
-  echo "==> $RECIPE_NAME: $(recipe_join "${cmd[@]}")" >&2
+    || die "gluon-tricks not found: activate the environment of scripts/install_env.sh"
+  mkdir -p "$save" || die "cannot create $save (OUT_DIR)"
+  echo "==> $RECIPE_NAME: $(shell_join "${cmd[@]}")" >&2
   exec "${cmd[@]}"
 }
