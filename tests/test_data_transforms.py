@@ -53,6 +53,7 @@ def test_pca_constants_are_mxnets_imagenet_eigen_decomposition():
 def test_crop_area_and_aspect_ratio_follow_the_flavours_distribution(flavour):
     size = 4000  # large enough that rounding w and h does not move the ratio
     boxes = np.array([T.sample_flavour_crop(rng, size, size, flavour) for rng in _rngs()])
+    assert boxes.ndim == 2  # on a square image some attempt always fits (no None)
     x0, y0, w, h = boxes.T
     assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + w <= size).all() and (y0 + h <= size).all()
     area, ratio = w * h / size ** 2, w / h
@@ -64,12 +65,30 @@ def test_crop_area_and_aspect_ratio_follow_the_flavours_distribution(flavour):
     assert abs(small.min() - 0.08) < 0.01
     # crops of area < 1/2 always fit whatever the ratio: its distribution is the flavour's
     r = ratio[area < 0.5]
-    uniform = stats.kstest(r, stats.uniform(0.75, 4 / 3 - 0.75).cdf).pvalue
-    log_uniform = stats.kstest(np.log(r), stats.uniform(math.log(0.75), math.log(16 / 9)).cdf).pvalue
+    drawn = stats.uniform(0.75, 4 / 3 - 0.75)
+    uniform = stats.kstest(r, drawn.cdf).pvalue
+    # ImageRecordIter (gluoncv): r ~ U[3/4, 4/3], then w and h swapped with p = 1/2 (r -> 1/r)
+    swapped = stats.kstest(r, lambda x: 0.5 * drawn.cdf(x) + 0.5 * drawn.sf(1 / x)).pvalue
     if flavour == "paper":
-        assert uniform > 1e-3 and log_uniform < 1e-6
+        assert uniform > 1e-3 and swapped < 1e-6
     else:
-        assert log_uniform > 1e-3 and uniform < 1e-6
+        assert swapped > 1e-3 and uniform < 1e-6
+
+
+def test_recorditer_crop_falls_back_to_a_centre_crop_at_the_sources_scale():
+    # no attempt fits: None, and the crop is the centre size x size at the image's own scale
+    assert T.sample_recorditer_crop(np.random.default_rng(0), 1000, 100, attempts=0) is None
+    image = _smooth_image(100, 1000)
+    assert np.array_equal(T.recorditer_crop_resize(image, None, 32), image[34:66, 484:516])
+    # an image smaller than the output is first enlarged to the output's height, keeping its shape
+    small = _smooth_image(20, 40)
+    enlarged = cv2.resize(small, (64, 32), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(T.recorditer_crop_resize(small, None, 32), enlarged[:, 16:48])
+    # a 10:1 strip: crops of >= 8% area and aspect in [3/4, 4/3] mostly do not fit; those that do
+    # are at most 100 px high
+    rng = np.random.default_rng(1)
+    boxes = [T.sample_recorditer_crop(rng, 1000, 100) for _ in range(200)]
+    assert all(b is None or b[3] <= 100 for b in boxes) and any(b is None for b in boxes)
 
 
 def test_crop_falls_back_to_a_centred_clamped_crop_when_nothing_fits():
@@ -110,7 +129,8 @@ def test_colour_coefficients_are_uniform_in_0_6_to_1_4(flavour):
 
 def test_pca_lighting_noise_has_the_papers_spread():
     alphas = np.array([T.sample_colour(rng, "paper")[1] for rng in _rngs()])
-    assert np.allclose(alphas.std(axis=0), 0.1, rtol=0.06) and np.allclose(alphas.mean(0), 0, atol=0.006)
+    assert np.allclose(alphas.std(axis=0), 0.1, rtol=0.06)
+    assert np.allclose(alphas.mean(0), 0, atol=0.006)
     offsets = np.array([T.lighting_offset(a) for a in alphas])
     expected = np.sqrt(((np.asarray(T.PCA_EIGVEC) * np.asarray(T.PCA_EIGVAL) * 0.1) ** 2).sum(1))
     assert np.allclose(offsets.std(axis=0), expected, rtol=0.06)  # about 3.2 levels per channel
@@ -138,7 +158,8 @@ def test_colour_steps_match_mxnets_augmenters(name):
         expected = _mxnet_jitter(aug, rgb, seed)
         affine = T.colour_affine([(name, coef)], np.zeros(3), input_mean=rgb.mean((0, 1)),
                                  bgr_input=False).astype(np.float64)
-        ours = (rgb @ affine[:, :3].T + affine[:, 3]) * np.asarray(T.STD_RGB) + np.asarray(T.MEAN_RGB)
+        ours = ((rgb @ affine[:, :3].T + affine[:, 3]) * np.asarray(T.STD_RGB)
+                + np.asarray(T.MEAN_RGB))
         # hue: MXNet's YIQ inverse is rounded to 3 decimals, ours is exact
         assert np.abs(ours - expected).max() < (1.0 if name == "hue" else 1e-3), (name, coef)
 
@@ -202,3 +223,13 @@ def test_headers_and_corrupt_images():
     out = np.zeros((3, 8, 8), np.float32)
     assert not T.train_sample(buf[:200], sharding.sample_rng(0, 0, 0), 8, "paper", out)
     assert not T.val_sample(b"garbage", 8, out) and not out.any()
+
+
+def test_gluoncv_flavour_decodes_at_full_size_as_recorditer():
+    # ImageRecordIter resizes from the full-size decode; a reduced JPEG decode would smooth it
+    buf = _jpeg(_smooth_image(256, 320, seed=3))
+    fast, full = np.empty((3, 32, 32), np.float32), np.empty((3, 32, 32), np.float32)
+    for i in range(10):
+        T.train_sample(buf, sharding.sample_rng(1, 0, i), 32, "gluoncv", fast, fast_decode=True)
+        T.train_sample(buf, sharding.sample_rng(1, 0, i), 32, "gluoncv", full, fast_decode=False)
+        assert np.array_equal(fast, full)

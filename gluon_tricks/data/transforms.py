@@ -1,21 +1,36 @@
-"""The paper's preprocessing (section 2.1) and GluonCV's published recipe, as small functions.
+"""The paper's preprocessing (section 2.1) and GluonCV's published one, as small functions.
 
-Two training flavours share one pipeline and differ only where the paper and GluonCV's
-`train_imagenet.py` differ:
+Two training flavours share the crop-flip-colour-normalise pipeline and differ where the paper
+and GluonCV's published runs differ. GluonCV's ImageNet numbers were all trained through
+`mx.io.ImageRecordIter` (`--use-rec`), so "gluoncv" follows what that C++ iterator does
+(src/io/image_aug_default.cc, measured by scripts/augmentation_probe.py), which is not always
+what its parameters say:
 
-=====================  =========================================  ================================
-step                   "paper" (He et al. 2019, section 2.1)      "gluoncv" (train_imagenet.py)
-=====================  =========================================  ================================
-crop aspect ratio      uniform in [3/4, 4/3]                      log-uniform in [3/4, 4/3]
-colour jitter          hue, saturation, brightness x U[0.6, 1.4]  brightness, contrast, saturation
-                       (fixed order: hue, saturation, brightness) x U[0.6, 1.4], random order
-=====================  =========================================  ================================
+=================  ==================================  ========================================
+step               "paper" (He et al. 2019, sec. 2.1)  "gluoncv" (ImageRecordIter, as it runs)
+=================  ==================================  ========================================
+crop aspect w/h    uniform in [3/4, 4/3]               uniform in [3/4, 4/3], then w and h
+                                                       swapped with p = 1/2 (so also 1/U)
+no crop fits       whole image, aspect clamped         a size x size centre crop at the source's
+(10 attempts)                                          own scale (no resize)
+source exactly     ordinary resize                     the resize writes over its own source
+size x size                                            (OpenCV in place): distorted, smaller crops
+colour jitter      hue, saturation, brightness         brightness, contrast, saturation in a
+                   (fixed order), never clipped        random order, each rounded and saturated
+                                                       to uint8; grey = 0.299 B + 0.587 G +
+                                                       0.114 R (RGB weights on BGR pixels)
+PCA lighting       added in float, never clipped       added per pixel, truncated to an integer,
+                                                       saturated to [0, 255]
+JPEG decode        at a reduced DCT scale when the     always at full size (bilinear resize
+                   crop is shrunk >= 2x anyway         from full resolution, as MXNet)
+=================  ==================================  ========================================
 
-Shared: crop area ~ U[8%, 100%], bilinear resize to the input size, flip with p = 0.5, PCA
-lighting noise ~ N(0, 0.1) with ImageNet's eigenvalues/vectors, then the mean/std normalisation.
-Every colour step is linear in the pixel values, so the whole colour chain (BGR->RGB, jitter,
-lighting, normalisation) is folded into one 3x4 affine matrix and applied in a single pass.
-Like MXNet's own augmenters, values are not clipped to [0, 255] between the steps.
+Shared: crop area ~ U[8%, 100%] (up to 10 attempts), bilinear resize to the input size, flip
+with p = 0.5, PCA lighting noise ~ N(0, 0.1) with ImageNet's eigenvalues/vectors, then the
+mean/std normalisation. In the paper flavour every colour step is linear in the pixel values, so
+the whole colour chain (BGR->RGB, jitter, lighting, normalisation) is folded into one 3x4 affine
+matrix and applied in a single pass; like MXNet's Python augmenters it is not clipped between
+steps. The gluoncv flavour runs its steps on uint8 pixels, as the C++ augmenter does.
 """
 import math
 
@@ -48,7 +63,8 @@ _BGR_TO_RGB = np.eye(3)[::-1]
 _EYE = np.eye(3)
 _GREY_ROWS = np.outer(np.ones(3), LUMA)
 _HUE_BASIS = tuple(_YIQ_TO_RGB @ r @ _RGB_TO_YIQ for r in (
-    np.diag([1.0, 0.0, 0.0]), np.diag([0.0, 1.0, 1.0]), np.array([[0, 0, 0], [0, 0, -1.0], [0, 1, 0]])))
+    np.diag([1.0, 0.0, 0.0]), np.diag([0.0, 1.0, 1.0]),
+    np.array([[0, 0, 0], [0, 0, -1.0], [0, 1, 0]])))
 _LIGHTING = np.asarray(PCA_EIGVEC) * np.asarray(PCA_EIGVAL)
 _NORM_SCALE = 1.0 / np.asarray(STD_RGB)
 _NORM_SHIFT = -np.asarray(MEAN_RGB) / np.asarray(STD_RGB)
@@ -58,24 +74,20 @@ def check_flavour(flavour):
     """`flavour` if it is one of FLAVOURS, else a UserError."""
     if flavour not in FLAVOURS:
         from gluon_tricks.errors import UserError
-        raise UserError("unknown augmentation flavour %r; valid: %s" % (flavour, ", ".join(FLAVOURS)))
+        raise UserError("unknown augmentation flavour %r; valid: %s"
+                        % (flavour, ", ".join(FLAVOURS)))
     return flavour
 
 
 # -- random crop ------------------------------------------------------------------------------
 
-def sample_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO, log_ratio=False,
-                attempts=CROP_ATTEMPTS):
-    """(x0, y0, w, h) of a random crop: area fraction ~ U[area], aspect ratio w/h ~ U[ratio]
-    (paper) or log-uniform (GluonCV, `log_ratio=True`); up to `attempts` draws, the first that
-    fits wins, as in GluonCV and MXNet. If none fits: the whole image, centred, with its aspect
-    ratio clamped into `ratio` (torchvision's fallback; GluonCV's would crop a fixed 224 square)."""
+def sample_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO, attempts=CROP_ATTEMPTS):
+    """(x0, y0, w, h) of the paper's random crop: area fraction ~ U[area], aspect ratio w/h ~
+    U[ratio]; up to `attempts` draws, the first that fits wins. If none fits: the whole image,
+    centred, with its aspect ratio clamped into `ratio` (torchvision's fallback)."""
     for _ in range(attempts):
         target = rng.uniform(area[0], area[1]) * width * height
-        if log_ratio:
-            aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
-        else:
-            aspect = rng.uniform(ratio[0], ratio[1])
+        aspect = rng.uniform(ratio[0], ratio[1])
         w = int(round(math.sqrt(target * aspect)))
         h = int(round(math.sqrt(target / aspect)))
         if 0 < w <= width and 0 < h <= height:
@@ -88,9 +100,61 @@ def sample_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO, log_ratio=
     return (width - w) // 2, (height - h) // 2, w, h
 
 
+def sample_recorditer_crop(rng, width, height, area=CROP_AREA, ratio=CROP_RATIO,
+                           attempts=CROP_ATTEMPTS):
+    """(x0, y0, w, h) of ImageRecordIter's random_resized_crop, or None if no attempt fits: area
+    fraction ~ U[area], aspect ~ U[ratio] (not log-uniform), w = round(sqrt(A r)), h = round(
+    sqrt(A / r)), then w and h swapped with p = 1/2, so that w/h is r or 1/r."""
+    for _ in range(attempts):
+        target = rng.uniform(area[0], area[1]) * width * height
+        aspect = rng.uniform(ratio[0], ratio[1])
+        h = int(math.floor(math.sqrt(target / aspect) + 0.5))  # std::round: halves away from 0
+        w = int(math.floor(math.sqrt(target * aspect) + 0.5))
+        if rng.random() > 0.5:
+            w, h = h, w
+        if 0 < w <= width and 0 < h <= height:
+            y0 = int(rng.integers(0, height - h + 1))
+            x0 = int(rng.integers(0, width - w + 1))
+            return x0, y0, w, h
+    return None
+
+
 def sample_flavour_crop(rng, width, height, flavour):
-    """The flavour's crop: uniform aspect ratio (paper) or log-uniform (GluonCV)."""
-    return sample_crop(rng, width, height, log_ratio=flavour == "gluoncv")
+    """The flavour's crop box: the paper's (uniform aspect ratio, fallback to the whole image), or
+    ImageRecordIter's (gluoncv; None when nothing fits, see recorditer_crop_resize)."""
+    if flavour == "gluoncv":
+        return sample_recorditer_crop(rng, width, height)
+    return sample_crop(rng, width, height)
+
+
+def recorditer_crop_resize(image, box, size):
+    """ImageRecordIter's crop of uint8 `image` resized to size x size, bilinear from full size.
+
+    Two behaviours its parameters do not describe: with no box (no attempt fitted) it cuts a
+    size x size centre crop at the image's own scale, enlarging the image first only if it is
+    smaller than that; and when the image is already size x size, OpenCV resizes the crop into the
+    image it is reading from (`cv::resize(res(roi), res, ...)` does not reallocate), so rows and
+    columns already written are read back: the output is a smaller, distorted crop. We reproduce
+    that by resizing into the same buffer (single-threaded OpenCV, as in our workers). `image` may
+    be overwritten."""
+    rows, cols = image.shape[:2]
+    if box is None:
+        if rows < size:
+            cols = int(np.float32(size) / np.float32(rows) * np.float32(cols))
+            image = cv2.resize(image, (cols, size), interpolation=cv2.INTER_LINEAR)
+            rows = size
+        if cols < size:
+            rows = int(np.float32(size) / np.float32(cols) * np.float32(rows))
+            image = cv2.resize(image, (size, rows), interpolation=cv2.INTER_LINEAR)
+            cols = size
+        y0, x0 = (rows - size) // 2, (cols - size) // 2
+        return image[y0:y0 + size, x0:x0 + size]
+    x0, y0, w, h = box
+    crop = image[y0:y0 + h, x0:x0 + w]
+    if (rows, cols) == (size, size) and image.flags.c_contiguous and image.flags.writeable:
+        cv2.resize(crop, (size, size), dst=image, interpolation=cv2.INTER_LINEAR)
+        return image
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 # -- colour: each step as a 3x3 matrix (and offset) acting on RGB column vectors ---------------
@@ -125,8 +189,42 @@ def contrast_affine(coef, mean_grey):
 
 
 def lighting_offset(alpha):
-    """AlexNet PCA noise: the RGB shift eigvec @ (alpha * eigval), alpha ~ N(0, 0.1) per component."""
+    """AlexNet PCA noise: the RGB shift eigvec @ (alpha * eigval), alpha ~ N(0, 0.1) each."""
     return _LIGHTING @ np.asarray(alpha)
+
+
+def _saturate_u8(values):
+    """Round half to even and saturate to uint8, as OpenCV's saturate_cast<uchar>(float)."""
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def _grey_of_bgr_as_rgb(pixels):
+    """The grey ImageRecordIter computes: cvtColor(RGB2GRAY) on BGR pixels, i.e. 0.299 B +
+    0.587 G + 0.114 R (R and B weights exchanged), rounded to uint8."""
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+
+
+def recorditer_colour(pixels, steps, alpha):
+    """uint8 BGR pixels after ImageRecordIter's colour jitter `steps` (brightness, contrast,
+    saturation in the drawn order) and PCA noise `alpha`: each step rounded and saturated to
+    [0, 255]; the lighting shift is added per pixel and truncated to an integer (C++'s int +=
+    float), then saturated. Returns a new array."""
+    res = pixels
+    for name, coef in steps:
+        coef = np.float32(coef)
+        if name == "brightness":
+            res = _saturate_u8(res.astype(np.float32) * coef)
+        elif name == "contrast":
+            grey_mean = np.float32(cv2.mean(_grey_of_bgr_as_rgb(res))[0])
+            res = _saturate_u8(res.astype(np.float32) * coef + (np.float32(1) - coef) * grey_mean)
+        elif name == "saturation":
+            grey = cv2.cvtColor(_grey_of_bgr_as_rgb(res), cv2.COLOR_GRAY2BGR)
+            res = cv2.addWeighted(res, float(coef), grey, float(1 - coef), 0.0)
+        else:
+            raise ValueError("ImageRecordIter has no %r jitter" % name)
+    shift_bgr = lighting_offset(alpha)[::-1].astype(np.float32)
+    shifted = np.trunc(res.astype(np.float32) + shift_bgr)
+    return np.clip(shifted, 0, 255).astype(np.uint8)
 
 
 def sample_colour(rng, flavour):
@@ -194,7 +292,8 @@ def crop_resize(buf, box, size, fast_decode=True, image=None):
     x0, y0, w, h = box
     reduce = 1
     if image is None:
-        reduce = images.reduction_for(w, h, size, size) if fast_decode and images.is_jpeg(buf) else 1
+        if fast_decode and images.is_jpeg(buf):
+            reduce = images.reduction_for(w, h, size, size)
         image = images.decode(buf, reduce)
         if image is None:
             return None
@@ -210,26 +309,47 @@ def crop_resize(buf, box, size, fast_decode=True, image=None):
                           cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
-def train_sample(buf, rng, size, flavour, out, fast_decode=True, scratch=None):
-    """One training image: crop, flip, colour, lighting, normalise into out (3, size, size).
-    Returns False (out untouched) if the image is corrupt. All draws come from `rng`, in a fixed
-    order: flip, colour, lighting, then the crop attempts."""
+def train_pixels(buf, rng, size, flavour, fast_decode=True):
+    """The geometric part of one training image: (uint8 BGR size x size crop, flipped or not;
+    its colour `steps`; its lighting `alpha`), or None if the image is corrupt. All draws come
+    from `rng`, in a fixed order: flip, colour, lighting, then the crop attempts."""
     flip = rng.random() < 0.5
     steps, alpha = sample_colour(rng, flavour)
-    image, full = None, images.image_size(buf)
-    if full is None:  # a format whose header we do not read: decode first to learn the size
+    if flavour == "gluoncv":  # full-size decode, ImageRecordIter's crop
         image = images.decode(buf)
         if image is None:
-            return False
-        full = image.shape[1], image.shape[0]
-    box = sample_flavour_crop(rng, full[0], full[1], flavour)
-    pixels = crop_resize(buf, box, size, fast_decode, image)
-    if pixels is None:
-        return False
-    input_mean = cv2.mean(pixels)[:3] if flavour == "gluoncv" else None
+            return None
+        box = sample_flavour_crop(rng, image.shape[1], image.shape[0], flavour)
+        pixels = recorditer_crop_resize(image, box, size)
+    else:
+        image, full = None, images.image_size(buf)
+        if full is None:  # a format whose header we do not read: decode first to learn the size
+            image = images.decode(buf)
+            if image is None:
+                return None
+            full = image.shape[1], image.shape[0]
+        box = sample_flavour_crop(rng, full[0], full[1], flavour)
+        pixels = crop_resize(buf, box, size, fast_decode, image)
+        if pixels is None:
+            return None
     if flip:
         pixels = cv2.flip(pixels, 1)
-    apply_affine(pixels, colour_affine(steps, alpha, input_mean), out, scratch)
+    return pixels, steps, alpha
+
+
+def train_sample(buf, rng, size, flavour, out, fast_decode=True, scratch=None):
+    """One training image: crop, flip, colour, lighting, normalise into out (3, size, size).
+    Returns False (out untouched) if the image is corrupt."""
+    drawn = train_pixels(buf, rng, size, flavour, fast_decode)
+    if drawn is None:
+        return False
+    pixels, steps, alpha = drawn
+    if flavour == "gluoncv":
+        pixels = recorditer_colour(pixels, steps, alpha)
+        affine = colour_affine([], np.zeros(3))  # BGR -> RGB and normalise only
+    else:
+        affine = colour_affine(steps, alpha)
+    apply_affine(pixels, affine, out, scratch)
     return True
 
 
