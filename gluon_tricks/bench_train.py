@@ -53,6 +53,9 @@ def add_train_arguments(parser):
                         help="Horovod: FP16-compressed gradient allreduce")
     parser.add_argument("--gradient-predivide-factor", type=float, default=1.0,
                         help="Horovod: divide gradients by F before the sum, by size/F after")
+    parser.add_argument("--loss-curve", action="store_true",
+                        help="instead of timing: train --steps steps on the synthetic batch and "
+                             "report the mean loss of the first and last 10 (FP16 vs FP32)")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
 
 
@@ -80,10 +83,16 @@ def run_train(args):
     _check(args)
     world = World.from_environment()
     try:
-        result = bench_train(args, world)
+        result = (loss_curve(args, world) if args.loss_curve else bench_train(args, world))
     finally:
         world.finish()
     if not world.is_root:
+        return 0
+    if args.loss_curve:
+        print(json.dumps(result) if args.json else
+              "%s, %s, %d steps on one synthetic batch: mean loss %.4f over the first 10 steps, "
+              "%.4f over the last 10" % (args.model, args.dtype, args.steps,
+                                          result["loss_start"], result["loss_end"]))
         return 0
     if args.json:
         keys = (("ours", "gluoncv", "ratio", "host_ms", "gluoncv_host_ms")
@@ -316,6 +325,24 @@ def _end_to_end(args, ours, num_devices, world):
             batches.close()
         rates[name] = seen * world.size / seconds
     return rates["input"], rates["end_to_end"]
+
+
+def loss_curve(args, world, every=10):
+    """{"loss_start", "loss_end"}: the mean training loss of the first and the last `every` of
+    --steps steps of our step on one synthetic batch (the network memorises it), for comparing
+    FP16 with FP32. Steps skipped by dynamic loss scaling carry no loss."""
+    from gluon_tricks.training.devices import process_devices
+    ctx = process_devices(args.num_gpus, world.local_rank, world.size)
+    data, label = _synthetic_batch(args, len(ctx))
+    ours = _Ours(args, ctx, world)
+    means = []
+    for index in range(args.steps):
+        ours(data, label)
+        if (index + 1) % every == 0 or index + 1 == args.steps:
+            stats = ours.step.read(world)
+            means.append(stats.loss_sum / max(stats.samples * world.size, 1))
+    return {"loss_start": means[0], "loss_end": means[-1], "steps": args.steps,
+            "loss_scale": ours.step.scaler.scale}
 
 
 def bench_train(args, world):
