@@ -9,12 +9,14 @@ import errno
 import glob
 import hashlib
 import os
+import re
 import shutil
 import socket
 
 from gluon_tricks.errors import UserError
 
 TEMP_MARK = ".tmp-"
+_OWNER = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)(?:\..*)?$")  # HOST-PID[.suffix]
 _MB = 1 << 20
 
 
@@ -42,9 +44,9 @@ def remove_stale_temp_files(pattern):
         mark = path.rfind(TEMP_MARK)
         if mark < 0:
             continue
-        owner = path[mark + len(TEMP_MARK):].split(".")[0]  # HOST-PID (then a suffix, in pack)
-        owner_host, _, pid = owner.rpartition("-")
-        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+        owner = _OWNER.match(os.path.basename(path)[os.path.basename(path).rfind(TEMP_MARK)
+                                                   + len(TEMP_MARK):])
+        if owner is None or owner.group("host") != host or _pid_alive(int(owner.group("pid"))):
             continue
         try:
             os.remove(path)
@@ -99,12 +101,12 @@ def write_atomically(path, write):
             pass
         if isinstance(error, OSError):
             raise disk_error(error, path) from None
-        if _looks_like_full_disk(error, path):  # MXNet's own writers raise MXNetError
+        if looks_like_full_disk(error, path):  # MXNet's own writers raise MXNetError
             raise disk_error(OSError(errno.ENOSPC, "No space left on device"), path) from None
         raise
 
 
-def _looks_like_full_disk(error, path):
+def looks_like_full_disk(error, path):
     """MXNet reports a failed write as "FileStream.Write incomplete", without the errno."""
     text = str(error)
     if "No space left" in text:

@@ -244,3 +244,33 @@ def test_a_full_disk_names_the_path_and_the_free_space_and_leaves_no_temporary_f
                                         r"free in .*disk\); the partial file was removed"):
         files.write_atomically(str(tiny_disk / "m.params"), net.save_parameters)
     assert sorted(os.listdir(tiny_disk)) == ["filler"]
+
+
+def test_pack_on_a_full_disk_names_the_path_and_leaves_nothing(small_image_set, tiny_disk,
+                                                               tmp_path):
+    from gluon_tricks.data.pack import pack_folder
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = files.temp_name(str(tiny_disk / "set"), ".rec").replace(
+        "-%d." % os.getpid(), "-%d." % dead.pid)  # an interrupted pack's leftover
+    open(stale, "wb").write(bytes(4096))
+    images = sum(os.path.getsize(os.path.join(d, f)) for d, _, names in
+                 os.walk(small_image_set["folder"]) for f in names)
+    open(tiny_disk / "filler", "wb").write(bytes((3 << 20) - 4096 - images // 2))
+    with pytest.raises(UserError, match=r"the packed images: it needs about 0\.\d+ MB, 0\.\d+ MB "
+                                        r"are free"):
+        pack_folder(small_image_set["folder"], str(tiny_disk / "set"), progress=False)
+    assert not os.path.exists(stale)
+    big = tmp_path / "big"  # large noisy PNGs: the free-space estimate passes, the disk fills
+    for name in ("a", "b"):
+        (big / name).mkdir(parents=True)
+        for i in range(3):
+            noise = np.random.RandomState(i).randint(0, 255, (300, 300, 3)).astype(np.uint8)
+            import cv2
+            cv2.imwrite(str(big / name / ("%d.png" % i)), noise)
+    os.remove(tiny_disk / "filler")
+    open(tiny_disk / "filler", "wb").write(bytes((3 << 20) - (900 << 10)))
+    with pytest.raises(UserError, match=r"disk full while writing .*set\.tmp-.*\.rec \(0\.\d MB "
+                                        r"free in .*disk\)"):
+        pack_folder(str(big), str(tiny_disk / "set"), resize=299, quality=100, progress=False)
+    assert sorted(os.listdir(tiny_disk)) == ["filler"]

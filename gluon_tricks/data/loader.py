@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from gluon_tricks.data import recordio, sharding, transforms
+from gluon_tricks.data.sources import check_bad_fraction
 from gluon_tricks.data.workers import WorkerPool
 from gluon_tricks.errors import UserError
 
@@ -94,20 +95,25 @@ def _check(source, batch_size, input_size, num_workers, rank, num_ranks):
 class _Loader:
     """What both loaders share: the worker pool, `skipped`, and the end-of-epoch warning."""
 
-    def __init__(self, source, batch_size, input_size, num_workers, fill, zero_copy):
+    def __init__(self, source, batch_size, input_size, num_workers, fill, zero_copy,
+                 max_bad_fraction):
         self.source, self.batch_size, self.input_size = source, batch_size, input_size
+        self.max_bad_fraction = max_bad_fraction  # None: any number of corrupt images is skipped
         self.skipped = 0
         # zero_copy: batches are views of the workers' shared memory (no 600 KB-per-image copy);
         # off, every batch is copied (for a process that forks while batches are in flight)
         self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size),
                                 lend=2 if zero_copy else 0)
 
-    def _batches(self, tasks, what, keep_count):
+    def _batches(self, tasks, what, keep_count, images):
         """The pool's batches; with keep_count, a batch with no readable image at all is an error
-        rather than a dropped step (Horovod ranks must all take the same number of steps)."""
+        rather than a dropped step (Horovod ranks must all take the same number of steps). More
+        corrupt images than max_bad_fraction of the `images` of the pass stop it."""
         self.skipped = 0
         for number, (skipped, data, label) in enumerate(self._pool.map(tasks)):
             self.skipped += skipped
+            check_bad_fraction(self.skipped, images, self.max_bad_fraction, self.source.path,
+                               "images of %s are corrupt or unreadable" % what)
             if data is not None:
                 yield data, label
             elif keep_count:
@@ -127,7 +133,8 @@ class TrainLoader(_Loader):
     (data float32 (B, 3, S, S) normalised, label float32 (B,)) from `loader.epoch(e)`."""
 
     def __init__(self, source, batch_size, input_size=224, flavour="paper", num_workers=2,
-                 rank=0, num_ranks=1, seed=0, fast_decode=True, zero_copy=True):
+                 rank=0, num_ranks=1, seed=0, fast_decode=True, zero_copy=True,
+                 max_bad_fraction=None):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         transforms.check_flavour(flavour)
         if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 1 << 64):
@@ -138,7 +145,8 @@ class TrainLoader(_Loader):
             raise UserError("%d images over %d ranks leave %d per rank, fewer than the batch "
                             "size %d" % (len(source), num_ranks, self.share_size, batch_size))
         fill = _TrainFill(source, input_size, flavour, seed, fast_decode)
-        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy)
+        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy,
+                         max_bad_fraction)
 
     def __len__(self):
         return self.share_size // self.batch_size
@@ -160,7 +168,8 @@ class TrainLoader(_Loader):
         tasks = ((epoch, share[i * b:(i + 1) * b],
                   np.take(share, range((i + 1) * b, (i + 1) * b + SPARES), mode="wrap"))
                  for i in range(len(self)))
-        return self._batches(tasks, "epoch %d" % epoch, keep_count=True)
+        return self._batches(tasks, "epoch %d" % epoch, keep_count=True,
+                             images=len(self) * b)
 
 
 class ValLoader(_Loader):
@@ -168,14 +177,15 @@ class ValLoader(_Loader):
     centre crop, normalise; deterministic; iterate it once per evaluation."""
 
     def __init__(self, source, batch_size, input_size=224, crop_ratio=0.875, num_workers=2,
-                 rank=0, num_ranks=1, fast_decode=True, zero_copy=True):
+                 rank=0, num_ranks=1, fast_decode=True, zero_copy=True, max_bad_fraction=None):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         if not 0 < crop_ratio <= 1:
             raise UserError("crop ratio must be in (0, 1], not %r" % (crop_ratio,))
         self.crop_ratio = crop_ratio
         self.share = sharding.val_share(len(source), rank, num_ranks)
         fill = _ValFill(source, input_size, crop_ratio, fast_decode)
-        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy)
+        super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy,
+                         max_bad_fraction)
 
     def __len__(self):
         return -(-len(self.share) // self.batch_size)
@@ -183,4 +193,4 @@ class ValLoader(_Loader):
     def __iter__(self):
         b = self.batch_size
         tasks = (self.share[i * b:(i + 1) * b] for i in range(len(self)))
-        return self._batches(tasks, "validation", keep_count=False)
+        return self._batches(tasks, "validation", keep_count=False, images=len(self.share))

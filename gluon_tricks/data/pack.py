@@ -7,10 +7,13 @@ Without --resize the original bytes are stored as they are (im2rec's --pass-thro
 and fast. Restartable: everything is written to temporary names and renamed at the end, so an
 interrupted run leaves no half-written set; run it again to start over.
 """
+import errno
+import glob
 import logging
 import multiprocessing
 import os
 
+from gluon_tricks import files
 from gluon_tricks.data import images
 from gluon_tricks.data.workers import fork_workers
 from gluon_tricks.data.sources import CLASSES_SUFFIX, DataSource
@@ -95,9 +98,14 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
     if not os.path.isdir(out_dir):
         raise UserError("output folder %s does not exist" % out_dir)
     paths = {ext: out_prefix + ext for ext in (".rec", ".idx", ".lst", CLASSES_SUFFIX)}
-    temp = {ext: "%s.tmp-%d%s" % (out_prefix, os.getpid(), ext) for ext in paths}
+    temp = {ext: files.temp_name(out_prefix, ext) for ext in paths}
+    for stale in files.remove_stale_temp_files(glob.escape(out_prefix) + files.TEMP_MARK + "*"):
+        LOG.warning("removed %s, left by an interrupted pack", stale)
     jobs = [(os.path.join(source.path, source.entry(i)), resize, quality)
             for i in range(len(source))]
+    if not resize:  # the files are stored as they are: their total size is what is written
+        files.require_free_space(out_dir, sum(os.path.getsize(job[0]) for job in jobs),
+                                 "the packed images")
     try:
         written, skipped = _write(source, jobs, temp, workers, progress)
         with open(temp[CLASSES_SUFFIX], "w") as f:
@@ -107,8 +115,14 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
                 os.replace(temp[ext], paths[ext])
         os.replace(temp[".rec"], paths[".rec"])
         os.replace(temp[".idx"], paths[".idx"])
+    except OSError as error:
+        raise files.disk_error(error, temp[".rec"]) from None
+    except Exception as error:  # pylint: disable=broad-except
+        if files.looks_like_full_disk(error, temp[".rec"]):  # MXNet's writer says less
+            raise files.disk_error(OSError(errno.ENOSPC, "No space left"), temp[".rec"]) from None
+        raise
     finally:
-        for path in temp.values():
+        for path in temp.values():  # the partial files of a failed pack go
             if os.path.exists(path):
                 os.remove(path)
     if skipped:

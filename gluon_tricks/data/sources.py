@@ -21,13 +21,16 @@ class DataSource:
     """N labelled images: `read(i)` gives (label, encoded bytes) of image i, or raises
     recordio.CorruptRecord; `labels`, `classes`, `num_classes`, `len()` describe the set."""
 
-    def __init__(self, kind, path, entries, labels, classes, ignored=0):
+    def __init__(self, kind, path, entries, labels, classes, ignored=0, unreadable=0,
+                 classes_named=True):
         self.kind = kind            # "rec" or "folder"
         self.path = path            # the .rec file or the folder root
         self._entries = entries     # record offsets (rec) or relative file paths (folder)
         self.labels = labels        # int64 array; -1 where a record's header is unreadable
         self.classes = classes      # class names, index = label
         self.ignored = ignored      # non-image files (and nested folders) left out of a folder
+        self.unreadable = unreadable  # records whose header cannot be read (label -1)
+        self.classes_named = classes_named  # False: names are just "0".."K-1" (no classes file)
         self._fd, self._fd_pid = None, None
 
     @property
@@ -47,12 +50,14 @@ class DataSource:
         return state
 
     @classmethod
-    def from_rec(cls, rec_path, idx_path=None, num_classes=None, classes_file=None):
+    def from_rec(cls, rec_path, idx_path=None, num_classes=None, classes_file=None,
+                 max_bad_fraction=None):
         """A RecordIO file and its index (made by `gluon-tricks pack` or MXNet's im2rec).
 
         Classes come from `classes_file` (default: PREFIX.classes.txt beside the .rec, if
         present), else `num_classes`, else the largest label + 1; every label must lie in
-        [0, classes). Labels are read from the record headers, one small read per record.
+        [0, classes). Labels are read from the record headers, one small read per record; more
+        unreadable headers than `max_bad_fraction` of the records (a truncated file) is an error.
         """
         rec_path = os.path.expanduser(str(rec_path))
         prefix = os.path.splitext(rec_path)[0]
@@ -70,6 +75,12 @@ class DataSource:
         if len(offsets) == 0:
             raise UserError("index file %s lists no records" % idx_path)
         labels = _scan_labels(rec_path, offsets)
+        unreadable = int(np.sum(labels < 0))
+        check_bad_fraction(unreadable, len(labels), max_bad_fraction, rec_path,
+                           "records cannot be read (is the file truncated?)")
+        if unreadable:
+            LOG.warning("%s: %d of %d records are unreadable and will be skipped", rec_path,
+                        unreadable, len(labels))
         if classes_file is None and os.path.isfile(prefix + CLASSES_SUFFIX):
             classes_file = prefix + CLASSES_SUFFIX
         if classes_file is not None:
@@ -85,7 +96,8 @@ class DataSource:
             i = int(np.argmax(bad))
             raise UserError("%s: record %d has label %d, outside [0, %d) classes"
                             % (rec_path, i, labels[i], len(classes)))
-        return cls("rec", rec_path, offsets, labels, classes)
+        return cls("rec", rec_path, offsets, labels, classes, unreadable=unreadable,
+                   classes_named=classes_file is not None)
 
     @classmethod
     def from_folder(cls, root):
@@ -154,6 +166,36 @@ class DataSource:
         self._fd = None
 
 
+def check_bad_fraction(bad, total, max_bad_fraction, path, what):
+    """UserError when more than `max_bad_fraction` of `total` items are bad."""
+    if max_bad_fraction is not None and total and bad > max_bad_fraction * total:
+        raise UserError("%s: %d of %d %s: %.1f%%, more than --max-bad-fraction %g allows"
+                        % (path, bad, total, what, 100.0 * bad / total, max_bad_fraction))
+
+
+def check_same_classes(train, val):
+    """Training and validation must name the same classes in the same order (else validation
+    scores every image against another class's name); with unnamed classes only the count can
+    be compared. One line naming the first difference."""
+    if train.num_classes != val.num_classes:
+        raise UserError("the training data (%s) has %d classes but the validation data (%s) has "
+                        "%d" % (train.path, train.num_classes, val.path, val.num_classes))
+    if train.classes_named and val.classes_named and train.classes != val.classes:
+        i = next(i for i, (a, b) in enumerate(zip(train.classes, val.classes)) if a != b)
+        raise UserError("the training data (%s) and the validation data (%s) name different "
+                        "classes: class %d is %r in training, %r in validation"
+                        % (train.path, val.path, i, train.classes[i], val.classes[i]))
+
+
+def check_trainable(train):
+    """A classifier needs two classes or more."""
+    if train.num_classes < 2:
+        raise UserError("the training data %s has %d class%s (%s); classification needs 2 or "
+                        "more classes" % (train.path, train.num_classes,
+                                          "" if train.num_classes == 1 else "es",
+                                          ", ".join(train.classes) or "none"))
+
+
 def read_classes(path):
     """Class names, one a line (blank lines ignored)."""
     try:
@@ -184,9 +226,6 @@ def _scan_labels(rec_path, offsets):
             labels[i] = int(value)
     finally:
         os.close(fd)
-    if unreadable:
-        LOG.warning("%s: %d of %d records are unreadable and will be skipped", rec_path,
-                    unreadable, len(offsets))
     if unreadable == len(offsets):
         raise UserError("%s: no readable records (is it a RecordIO file?)" % rec_path)
     return labels

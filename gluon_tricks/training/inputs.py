@@ -22,9 +22,11 @@ def data_sources(config, train=True):
     rec_named = getattr(config, "rec_train", None) or config.rec_val
     folders_named = getattr(config, "train_dir", None) or config.val_dir or config.data_dir
     if config.use_rec or (rec_named and not folders_named):
-        val = DataSource.from_rec(*_rec_pair(config, "rec_val", "rec_val_idx"))
-        train_source = (DataSource.from_rec(*_rec_pair(config, "rec_train", "rec_train_idx"))
-                        if train else None)
+        bad = getattr(config, "max_bad_fraction", None)
+        val = DataSource.from_rec(*_rec_pair(config, "rec_val", "rec_val_idx"),
+                                  max_bad_fraction=bad)
+        train_source = (DataSource.from_rec(*_rec_pair(config, "rec_train", "rec_train_idx"),
+                                            max_bad_fraction=bad) if train else None)
     elif folders_named:
         base = _path(config.data_dir)
         train_dir = _path(getattr(config, "train_dir", None)) or (base and os.path.join(base, "train"))
@@ -39,7 +41,8 @@ def data_sources(config, train=True):
         demo = default_demo_data()
         val = DataSource.from_rec(demo["val_rec"], demo["val_idx"])
         train_source = DataSource.from_rec(demo["train_rec"], demo["train_idx"]) if train else None
-    if train_source is not None and train_source.num_classes != val.num_classes:
-        raise UserError("the training data has %d classes but the validation data has %d"
-                        % (train_source.num_classes, val.num_classes))
+    if train_source is not None:
+        from gluon_tricks.data.sources import check_same_classes, check_trainable
+        check_trainable(train_source)
+        check_same_classes(train_source, val)
     return train_source, val

@@ -1,0 +1,90 @@
+"""Bad data sets end in one line before training: validation classes that differ from training's,
+a one-class set, a truncated .rec or too many corrupt images (--max-bad-fraction)."""
+import os
+import shutil
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_tricks.data.loader import TrainLoader
+from gluon_tricks.data.sources import DataSource
+from gluon_tricks.errors import UserError
+
+TINY = ["--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "4", "-j", "0",
+        "--num-epochs", "1"]
+
+
+def _folder(root, classes, per_class=4):
+    for k, name in enumerate(classes):
+        os.makedirs(os.path.join(root, name))
+        for i in range(per_class):
+            image = np.full((36, 36, 3), 30 * k + 5 * i, np.uint8)
+            cv2.imwrite(os.path.join(root, name, "%d.jpg" % i), image)
+    return root
+
+
+def test_validation_classes_other_than_trainings_are_refused_in_one_line(cli, tmp_path):
+    train = _folder(str(tmp_path / "train"), ["ant", "bee", "cat"])
+    val = _folder(str(tmp_path / "val"), ["ant", "bee", "dog"])  # same count, other names
+    status, out, err = cli("train", *TINY, "--train-dir", train, "--val-dir", val,
+                           "--save-dir", tmp_path / "out", "--logging-file", tmp_path / "log")
+    assert status == 2 and err.count("\n") == 1
+    assert "class 2 is 'cat' in training, 'dog' in validation" in err
+    assert not os.path.exists(tmp_path / "log")  # refused before anything was written
+
+
+def test_the_names_of_a_packed_set_are_compared_too(tmp_path):
+    from gluon_tricks.data.pack import pack_folder
+    from gluon_tricks.data.sources import check_same_classes
+    pack_folder(_folder(str(tmp_path / "a"), ["x", "y"]), str(tmp_path / "a"), progress=False)
+    pack_folder(_folder(str(tmp_path / "b"), ["x", "z"]), str(tmp_path / "b"), progress=False)
+    packed = DataSource.from_rec(str(tmp_path / "a.rec"))
+    with pytest.raises(UserError, match="class 1 is 'y' in training, 'z' in validation"):
+        check_same_classes(packed, DataSource.from_rec(str(tmp_path / "b.rec")))
+    check_same_classes(packed, DataSource.from_folder(str(tmp_path / "a")))
+    os.remove(str(tmp_path / "b.classes.txt"))  # unnamed classes: only the count is known
+    check_same_classes(packed, DataSource.from_rec(str(tmp_path / "b.rec")))
+
+
+def test_a_one_class_data_set_says_two_classes_are_needed(cli, tmp_path):
+    train = _folder(str(tmp_path / "train"), ["only"])
+    val = _folder(str(tmp_path / "val"), ["only"])
+    status, out, err = cli("train", *TINY, "--train-dir", train, "--val-dir", val,
+                           "--save-dir", tmp_path / "out", "--logging-file", tmp_path / "log")
+    assert status == 2 and err.count("\n") == 1
+    assert "has 1 class (only); classification needs 2 or more classes" in err
+
+
+@pytest.fixture
+def truncated_rec(small_image_set, tmp_path):
+    """The small set's .rec cut to half its length (the .idx still lists every record)."""
+    for ext in (".rec", ".idx", ".classes.txt"):
+        shutil.copy(small_image_set["prefix"] + ext, str(tmp_path / ("half" + ext)))
+    rec = str(tmp_path / "half.rec")
+    os.truncate(rec, os.path.getsize(rec) // 2)
+    return rec
+
+
+def test_a_rec_truncated_to_half_stops_above_the_bad_fraction(truncated_rec, caplog):
+    with pytest.raises(UserError, match=r"half.rec: 1\d of 36 records cannot be read \(is the "
+                                        r"file truncated\?\): \d\d\.\d%, more than "
+                                        r"--max-bad-fraction 0.01 allows"):
+        DataSource.from_rec(truncated_rec, max_bad_fraction=0.01)
+    source = DataSource.from_rec(truncated_rec, max_bad_fraction=0.6)  # allowed: a warning
+    assert 10 <= source.unreadable <= 20 and "records are unreadable" in caplog.text
+
+
+def test_too_many_corrupt_images_stop_the_epoch(tmp_path):
+    writer = mx.recordio.MXIndexedRecordIO(str(tmp_path / "c.idx"), str(tmp_path / "c.rec"), "w")
+    for i in range(20):
+        buf = cv2.imencode(".jpg", np.full((24, 32, 3), 10 * i, np.uint8))[1].tobytes()
+        buf = b"\x00" * 50 if i % 5 == 0 else buf  # 4 of 20 do not decode
+        writer.write_idx(i, mx.recordio.pack(mx.recordio.IRHeader(0, i % 2, i, 0), buf))
+    writer.close()
+    source = DataSource.from_rec(str(tmp_path / "c.rec"))
+    with pytest.raises(UserError, match=r"c.rec: \d of 20 images of epoch 0 are corrupt or "
+                                        r"unreadable: .*--max-bad-fraction 0.05"):
+        list(TrainLoader(source, 4, 16, num_workers=0, max_bad_fraction=0.05).epoch(0))
+    assert len(list(TrainLoader(source, 4, 16, num_workers=0, max_bad_fraction=0.5).epoch(0))) == 5
