@@ -31,7 +31,7 @@ NOT_RECIPES = {"install_env.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
                     "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
-                    "QUALITY", "PYTHON")
+                    "QUALITY", "PYTHON", "BASE_URL")
 
 # The recipes: script -> paper.Recipe (row, model, total batch, epochs, lr mode, tricks). The
 # total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
@@ -319,8 +319,92 @@ def test_readme_maps_every_recipe_to_its_row_and_number():
             assert "| %s |" % recipe.row.describe() in rows[0], (name, rows[0])
         else:
             assert "none" in rows[0]
-    for script in ("prepare_imagenet.sh", "cpu_ablation.sh"):
+    for script in ("prepare_imagenet.sh", "cpu_ablation.sh", "fetch_gluoncv_logs.sh"):
         assert script in readme
+
+
+# -- logs/gluoncv/ and scripts/fetch_gluoncv_logs.sh (offline: a file:// base URL)
+
+GLUONCV_LOGS = os.path.join(REPO, "logs", "gluoncv")
+WEB_DATA_COMMIT = "0818ee5787b3824f1bca2f4bd98ef6abe689f7db"
+
+
+def recorded_sums():
+    with open(os.path.join(GLUONCV_LOGS, "SHA256SUMS")) as f:
+        return dict(reversed(line.split()) for line in f if line.strip())
+
+
+def kept_gluoncv_files():
+    return sorted(f for f in os.listdir(GLUONCV_LOGS) if f.endswith((".log", ".sh")))
+
+
+def test_the_gluoncv_logs_are_the_23_published_ones_with_their_provenance():
+    import hashlib
+    files = kept_gluoncv_files()
+    logs = [f for f in files if f.endswith(".log")]
+    assert len(logs) == 23 and sorted(f[:-4] + ".sh" for f in logs) == \
+        [f for f in files if f.endswith(".sh")]
+    sums = recorded_sums()
+    for name in files:  # each copy is the recorded upstream file, byte for byte
+        with open(os.path.join(GLUONCV_LOGS, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == sums[name], name
+    with open(os.path.join(GLUONCV_LOGS, "README.md")) as f:
+        readme = f.read()
+    for fact in ("dmlc/web-data", "gluoncv/logs/classification/imagenet/", WEB_DATA_COMMIT,
+                 "Apache License 2.0"):
+        assert fact in readme
+    for name in logs:
+        assert "| `%s` |" % name in readme, name
+
+
+def test_fetch_dry_run_names_every_kept_file_at_the_pinned_commit(sandbox):
+    result = sandbox("fetch_gluoncv_logs.sh", DRY_RUN=1)
+    assert result.returncode == 0 and result.stderr == ""
+    pairs = [line.split() for line in result.stdout.splitlines()]
+    base = ("https://raw.githubusercontent.com/dmlc/web-data/%s/gluoncv/logs/classification/"
+            "imagenet/" % WEB_DATA_COMMIT)
+    assert [url for url, _ in pairs] == [base + f for f in kept_gluoncv_files()]
+    assert [target for _, target in pairs] == [
+        str(sandbox.tmp / "out" / f) for f in kept_gluoncv_files()]
+    other = sandbox("fetch_gluoncv_logs.sh", "resnext50_32x4d", "mobilenetv2_1.0.log", DRY_RUN=1)
+    assert [line.split()[0][len(base):] for line in other.stdout.splitlines()] == \
+        ["resnext50_32x4d.log", "resnext50_32x4d.sh", "mobilenetv2_1.0.log"]
+
+
+def test_fetch_downloads_and_verifies(sandbox):
+    result = sandbox("fetch_gluoncv_logs.sh", "resnet50_v1d", "inceptionv3.log",
+                     BASE_URL="file://" + GLUONCV_LOGS)
+    assert result.returncode == 0, result.stderr
+    out = sandbox.tmp / "out"
+    assert sorted(os.listdir(out)) == ["inceptionv3.log", "resnet50_v1d.log", "resnet50_v1d.sh"]
+    for name in os.listdir(out):
+        with open(os.path.join(GLUONCV_LOGS, name), "rb") as f:
+            assert (out / name).read_bytes() == f.read()
+
+
+def test_fetch_refuses_a_changed_file_and_leaves_nothing(sandbox):
+    mirror = sandbox.tmp / "mirror"
+    mirror.mkdir()
+    with open(os.path.join(GLUONCV_LOGS, "resnet50_v1d.log"), "rb") as f:
+        data = bytearray(f.read())
+    data[-10] ^= 1  # one bit
+    (mirror / "resnet50_v1d.log").write_bytes(bytes(data))
+    result = sandbox("fetch_gluoncv_logs.sh", "resnet50_v1d.log", BASE_URL="file://%s" % mirror)
+    assert result.returncode != 0 and len(result.stderr.splitlines()) == 1
+    assert "resnet50_v1d.log: SHA-256" in result.stderr and "nothing written" in result.stderr
+    assert os.listdir(sandbox.tmp / "out") == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no_such_model"], "is not in gluoncv/logs/classification/imagenet"),
+    (["../../etc/passwd"], "is not a file name of the folder"),
+    (["resnext50_32x4d.log"], "cannot download"),  # listed upstream, absent from the base URL
+])
+def test_fetch_bad_names_end_with_one_line(sandbox, args, message):
+    result = sandbox("fetch_gluoncv_logs.sh", *args, BASE_URL="file://" + GLUONCV_LOGS)
+    assert result.returncode != 0 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr
+    assert not (sandbox.tmp / "out").exists() or os.listdir(sandbox.tmp / "out") == []
 
 
 def test_every_script_is_valid_bash():
