@@ -74,12 +74,15 @@ def recorditer_outputs(buf, draws, size, mode, seed=0, workdir=None):
     """Yield (k, 3, size, size) float32 RGB batches of ImageRecordIter over `draws` copies of
     `buf`. mode: "crop" (random_resized_crop and mirror, no colour, raw 0-255 output), "colour"
     (jitter and PCA noise only, raw output) or "full" (GluonCV's train_imagenet.py settings,
-    normalised). One decoding thread and seed_aug make it deterministic."""
+    normalised). One decoding thread makes it deterministic: its generator is seeded with a
+    constant, and `seed` only skips the first seed * draws outputs. (Not seed_aug: it reseeds
+    every image from its position in the batch, so every batch repeats the same draws.)"""
     import mxnet as mx
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         rec, idx = os.path.join(tmp, "probe.rec"), os.path.join(tmp, "probe.idx")
         writer = mx.recordio.MXIndexedRecordIO(idx, rec, "w")
-        for i in range(draws):
+        skip = seed * draws
+        for i in range(skip + draws):
             writer.write_idx(i, mx.recordio.pack(mx.recordio.IRHeader(0, 0.0, i, 0), buf))
         writer.close()
         crop = dict(random_resized_crop=True, max_aspect_ratio=4.0 / 3.0,
@@ -91,10 +94,14 @@ def recorditer_outputs(buf, draws, size, mode, seed=0, workdir=None):
         kwargs = {"crop": crop, "colour": colour, "full": dict(crop, **colour, **norm)}[mode]
         it = mx.io.ImageRecordIter(path_imgrec=rec, path_imgidx=idx, data_shape=(3, size, size),
                                    batch_size=BATCH, shuffle=False, preprocess_threads=1,
-                                   seed_aug=seed, round_batch=False, **kwargs)
+                                   round_batch=False, **kwargs)
+        seen = 0
         for batch in it:
-            data = batch.data[0].asnumpy()
-            yield data[:BATCH - batch.pad]
+            data = batch.data[0].asnumpy()[:BATCH - batch.pad]
+            keep = data[max(0, skip - seen):]
+            seen += len(data)
+            if len(keep):
+                yield keep
 
 
 # -- ours -----------------------------------------------------------------------------------
