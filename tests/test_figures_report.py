@@ -37,13 +37,13 @@ def test_markdown_table(cli, tmp_path):
     assert status == 0 and err == ""
     lines = out.splitlines()
     assert lines[0] == ("| log | model | tricks | epochs | best top-1 | best top-5 | final top-1 "
-                        "| final top-5 | speed (samples/s) |")
+                        "| final top-5 | speed (samples/s) | warnings |")
     assert lines[1].startswith("|---|---|---|---:|")
     assert lines[2] == ("| %s | resnet50_v1d | warmup, zero-gamma, no-bias-decay, fp16, cosine, "
-                        "label-smoothing | 4 | 78.50 | 94.12 | 78.00 | 94.00 | 1150.0 |"
+                        "label-smoothing | 4 | 78.50 | 94.12 | 78.00 | 94.00 | 1150.0 | - |"
                         % (tmp_path / "r50d_cosine_ls.log"))
     assert lines[3] == ("| %s | resnet50_v1 | baseline | 1 | 75.87 | 92.70 | 75.87 | 92.70 "
-                        "| 900.0 |" % (tmp_path / "baseline.log"))
+                        "| 900.0 | - |" % (tmp_path / "baseline.log"))
     assert "no validation lines" not in out  # epochs without one are fine when others have it
 
 
@@ -52,12 +52,13 @@ def test_json(cli, tmp_path):
     assert status == 0
     rows = json.loads(out)
     assert [set(row) for row in rows] == [{"log", "model", "tricks", "epochs", "best_top1",
-                                           "best_top5", "final_top1", "final_top5", "speed"}] * 2
+                                           "best_top5", "final_top1", "final_top5", "speed",
+                                           "warnings"}] * 2
     assert rows[0] == {"log": str(tmp_path / "r50d_cosine_ls.log"), "model": "resnet50_v1d",
                        "tricks": ["warmup", "zero-gamma", "no-bias-decay", "fp16", "cosine",
                                   "label-smoothing"],
                        "epochs": 4, "best_top1": 78.5, "best_top5": 94.12, "final_top1": 78.0,
-                       "final_top5": 94.0, "speed": 1150.0}
+                       "final_top5": 94.0, "speed": 1150.0, "warnings": []}
 
 
 def test_json_nulls_for_a_log_without_validation_or_speed(cli, tmp_path):
@@ -66,7 +67,7 @@ def test_json_nulls_for_a_log_without_validation_or_speed(cli, tmp_path):
     assert status == 0
     assert json.loads(out) == [{"log": path, "model": "mobilenet1.0", "tricks": [], "epochs": 0,
                                 "best_top1": None, "best_top5": None, "final_top1": None,
-                                "final_top5": None, "speed": None}]
+                                "final_top5": None, "speed": None, "warnings": []}]
 
 
 def test_horovod_speed_and_accuracy(cli, tmp_path):
@@ -94,7 +95,7 @@ def test_paper_columns_and_differences(cli, tmp_path):
     status, out, _ = cli("report", "--paper", table6_log(tmp_path))
     assert "| paper | paper top-1 | paper top-5 | Δ top-1 | Δ top-5 |" in out.splitlines()[0]
     assert out.splitlines()[2].endswith("| Table 6: + label smoothing | 78.31 | 94.09 | -0.31 "
-                                        "| -0.09 |")
+                                        "| -0.09 | - |")
 
 
 def test_paper_unmatched_row_is_empty(cli, tmp_path):
@@ -103,7 +104,7 @@ def test_paper_unmatched_row_is_empty(cli, tmp_path):
     status, out, _ = cli("report", "--paper", "--json", path)
     assert json.loads(out)[0]["paper"] is None
     status, out, _ = cli("report", "--paper", path)
-    assert out.splitlines()[2].endswith("| - | - | - | - | - |")
+    assert out.splitlines()[2].endswith("| - | - | - | - | - | - |")
 
 
 @pytest.mark.parametrize("model, tricks, batch, expected", [
@@ -158,8 +159,8 @@ def test_notes_on_restarts_truncation_and_missing_validation(cli, tmp_path):
     bare = write_log(tmp_path / "bare.log", [namespace()] + current_epoch(0, 0.3, validation=False))
     status, out, _ = cli("report", restarted, bare)
     assert status == 0
-    assert ("- %s: 1 restart(s): repeated epochs were replaced by the later run; the last line "
-            "was cut off and skipped." % restarted) in out
+    assert ("- %s: restarted 1 time(s) inside the file (the later run from epoch 1); repeated "
+            "epochs are the later run's; the last line was cut off and skipped." % restarted) in out
     assert "- %s: no validation lines." % bare in out
     assert "| %s | resnet50_v1d | baseline | 2 | 30.00 |" % restarted in out
 

@@ -8,13 +8,14 @@ import statistics
 import sys
 
 from gluon_tricks.paper import match as paper_row_of
-from gluon_tricks.figures import logparse, tricks
+from gluon_tricks.figures import log_checks, logparse, tricks
 
 def add_arguments(parser):
     parser.add_argument("logs", nargs="*", metavar="LOG",
                         help="training logs (GluonCV's or this project's), or folders of them")
     parser.add_argument("--json", action="store_true",
-                        help="print a JSON list of objects instead of a Markdown table")
+                        help="print a JSON list of objects (each with its `warnings`) instead of "
+                             "a Markdown table")
     parser.add_argument("--paper", action="store_true",
                         help="add the paper's top-1/top-5 for the matching row (Tables 2-6) and "
                              "the difference (final - paper)")
@@ -22,7 +23,8 @@ def add_arguments(parser):
 
 def run(args):
     logs = logparse.load_logs(args.logs, _warn)
-    rows = [summarise(log, paper=args.paper) for log in logs]
+    rows = [summarise(log, paper=args.paper, warnings=warnings)
+            for log, warnings in zip(logs, log_checks.warnings_of(logs))]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -38,9 +40,10 @@ def _percent(fraction):
     return None if fraction is None else round(100.0 * fraction, 4)
 
 
-def summarise(log, paper=False):
+def summarise(log, paper=False, warnings=None):
     """One table row: accuracies in percent (None where the log has none), epochs run (last
-    logged epoch + 1), median training speed in samples/sec (per-epoch lines, else batch lines)."""
+    logged epoch + 1), median training speed in samples/sec (per-epoch lines, else batch lines),
+    and the log's defects (`warnings`, from log_checks.warnings_of; this log's alone if None)."""
     records = log.validated()
     top5s = [r.top5 for r in records if r.top5 is not None]
     final = records[-1] if records else None
@@ -58,9 +61,10 @@ def summarise(log, paper=False):
         "final_top1": _percent(final.top1) if final else None,
         "final_top5": _percent(final.top5) if final else None,
         "speed": round(statistics.median(speeds), 1) if speeds else None,
+        "warnings": list(log_checks.warnings_of([log])[0] if warnings is None else warnings),
     }
     if paper:
-        row["batch"] = tricks.batch_of(log.config)
+        row["batch"] = tricks.batch_of(log.config, log.format)
         row["paper"] = _paper_entry(model, used, row)
     return row
 
@@ -87,14 +91,15 @@ def _cell(value, digits=2, signed=False):
 
 
 def markdown(rows, logs, paper=False):
-    """The Markdown table, then notes on how to read it and on defects found in the logs."""
+    """The Markdown table, then notes on how to read it and the warnings about each log."""
     header = ["log", "model", "tricks", "epochs", "best top-1", "best top-5", "final top-1",
               "final top-5", "speed (samples/s)"]
     if paper:
         header += ["paper", "paper top-1", "paper top-5", "Δ top-1", "Δ top-5"]
+    header.append("warnings")
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * 3 + ["---:"] * 6 + (["---"] + ["---:"] * 4 if paper else []))
-             + "|"]
+             "|" + "|".join(["---"] * 3 + ["---:"] * 6 + (["---"] + ["---:"] * 4 if paper else [])
+                            + ["---:"]) + "|"]
     for row in rows:
         cells = [_cell(row["log"]), _cell(row["model"]),
                  _cell(", ".join(row["tricks"]) or "baseline"), _cell(row["epochs"])]
@@ -106,21 +111,15 @@ def markdown(rows, logs, paper=False):
             cells += [_cell(entry.get("top1")), _cell(entry.get("top5")),
                       _cell(entry.get("diff_top1"), signed=True),
                       _cell(entry.get("diff_top5"), signed=True)]
+        cells.append(_cell(len(row["warnings"]) or None))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Accuracies in %; final = the last epoch with a validation line; epochs = last "
               "logged epoch + 1; speed = median training samples/sec."]
     if paper:
         lines.append("Δ = final - paper (percentage points); paper numbers transcribed from "
                      "He et al. (CVPR 2019), Tables 2-6.")
-    for log in logs:
-        notes = []
-        if log.restarts:
-            notes.append("%d restart(s): repeated epochs were replaced by the later run"
-                         % log.restarts)
-        if log.truncated:
-            notes.append("the last line was cut off and skipped")
-        if log.epochs and not log.validated():
-            notes.append("no validation lines")
-        if notes:
-            lines.append("- %s: %s." % (log.path, "; ".join(notes)))
+    warned = [row for row in rows if row["warnings"]]
+    if warned:
+        lines += ["", "Warnings:"]
+        lines += ["- %s: %s." % (row["log"], "; ".join(row["warnings"])) for row in warned]
     return "\n".join(lines)

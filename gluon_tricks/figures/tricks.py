@@ -32,13 +32,17 @@ def model_of(config, path=""):
     return canonical_model(match.group(1)) if match else None
 
 
-def batch_of(config):
-    """The batch of one optimiser step: `gluon-tricks train`'s `global_batch_size`, else
-    GluonCV's per-device `--batch-size` times `--num-gpus` (a Horovod log does not hold its
-    world size, so this is one rank's batch there), or None when not logged."""
+def batch_of(config, log_format=None):
+    """The batch of one optimiser step, or None when the log cannot tell: `gluon-tricks train`'s
+    `global_batch_size`, else GluonCV train_imagenet.py's per-device `--batch-size` times
+    `--num-gpus` (one process drives every GPU). A Horovod log (`log_format` 'horovod') holds
+    neither its world size nor a global batch, and a log without `num_gpus` no device count: None,
+    never a guess, so the paper's BS=256/1024 columns are not matched by accident."""
     batch = flag_number(config.get("global_batch_size"), 0)
     if batch > 0:
         return int(batch)
+    if log_format == "horovod" or "num_gpus" not in config:
+        return None
     batch = flag_number(config.get("batch_size"), 0)
     if batch <= 0:
         return None
