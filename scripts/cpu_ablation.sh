@@ -3,17 +3,29 @@
 # baseline ResNet-A -> + ResNet-D -> + cosine -> + label smoothing -> + mixup -> + distillation
 # from a larger teacher (trained first with cosine + label smoothing), each row adding one trick.
 # It shows the machinery and the direction of each effect on a toy set, not ImageNet's numbers.
-#   scripts/cpu_ablation.sh [OUT_DIR]     (default logs/cpu_ablation; checkpoints go to runs/)
-# Relaunching resumes every run from its newest checkpoint.
+#   scripts/cpu_ablation.sh [OUT_DIR]     (default runs/cpu_ablation/results)
+# Every run trains in RUNS_DIR/<run>/ (default runs/cpu_ablation/work): its checkpoints and its log
+# side by side, so that relaunching the script resumes each run from its newest checkpoint and
+# continues its own log. OUT_DIR gets the logs, logits, report and figures once every run has
+# finished (made in OUT_DIR.partial, then renamed); an OUT_DIR that exists is refused, so a rerun
+# never adds to earlier results (the committed ones are logs/cpu_ablation/).
+# Stopping the script (Ctrl-C, kill, timeout) stops the training or evaluation it is running.
+# Environment: EPOCHS (default 10), RUNS_DIR, PYTHON (default .venv/bin/python).
 set -euo pipefail
+SCRIPT_NAME=cpu_ablation
+# shellcheck source=lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
 cd "$(dirname "$0")/.."
-out=${1:-logs/cpu_ablation}
-runs=${RUNS_DIR:-runs/cpu_ablation}
+out=$(abspath "${1:-runs/cpu_ablation/results}")
+runs=$(abspath "${RUNS_DIR:-runs/cpu_ablation/work}")
 epochs=${EPOCHS:-10}
 python=${PYTHON:-.venv/bin/python}
-[ -x "$python" ] || { echo "cpu_ablation: $python not found; run 'make venv' first" >&2; exit 2; }
-case $epochs in ''|*[!0-9]*) echo "cpu_ablation: EPOCHS must be a whole number, not '$epochs'" >&2; exit 2;; esac
-mkdir -p "$out" "$runs"
+case $python in */*) python=$(abspath "$python") ;; esac
+command -v "$python" >/dev/null || die "$python not found; run 'make venv' first"
+[[ $epochs =~ ^[1-9][0-9]*$ ]] || die "EPOCHS must be a positive whole number, not '$epochs'"
+[ ! -e "$out" ] || die "$out exists: name a new folder (scripts/cpu_ablation.sh OUT_DIR)" \
+  "or remove it; its results are not added to"
+mkdir -p "$runs"
 
 # Shared by every row: the demo data at 32x32, batch 64, lr 0.1, 2 warmup epochs, zero gamma and
 # no bias decay (the "efficient" base of Tables 5-6).
@@ -21,14 +33,25 @@ common=(--input-size 32 --batch-size 64 --lr 0.1 --num-epochs "$epochs" --warmup
         --last-gamma --no-wd -j 2 --log-interval 10 --save-frequency 4 --seed 0
         --lr-decay-epoch "$((epochs / 2)),$((epochs * 3 / 4))")
 
-train() {  # NAME MODEL FLAGS...
-  local name=$1 model=$2; shift 2
+# newest FOLDER MODEL: the checkpoint of MODEL with the highest epoch in FOLDER.
+newest() {
+  local files=("$1/$2"-*.params)
+  [ -e "${files[0]}" ] || die "no checkpoint of $2 in $1"
+  printf '%s\n' "${files[-1]}"  # <model>-<4-digit epoch>.params: the glob sorts them by epoch
+}
+
+names=()
+train() {  # NAME MODEL FLAGS...: train (or resume) the run, then save its validation logits
+  local name=$1 model=$2
+  shift 2
+  names+=("$name")
   echo "== $name"
-  "$python" -m gluon_tricks train --model "$model" "${common[@]}" "$@" \
-    --save-dir "$runs/$name" --logging-file "$out/$name.log" > /dev/null
-  "$python" -m gluon_tricks eval --model "$model" --input-size 32 -j 2 \
-    --params "$(ls "$runs/$name/$model"-*.params | sort | tail -n 1)" \
-    --save-logits "$out/$name.logits.npz"
+  run_child "$python" -m gluon_tricks train --model "$model" "${common[@]}" "$@" \
+    --save-dir "$runs/$name" --logging-file "$runs/$name/$name.log" > /dev/null
+  local params
+  params=$(newest "$runs/$name" "$model")
+  run_child "$python" -m gluon_tricks eval --model "$model" --input-size 32 -j 2 \
+    --params "$params" --save-logits "$runs/$name/$name.logits.npz"
 }
 
 train teacher_resnet34_v1d   resnet34_v1d --lr-mode cosine --label-smoothing
@@ -37,18 +60,30 @@ train 2_resnet18_v1d         resnet18_v1d
 train 3_cosine               resnet18_v1d --lr-mode cosine
 train 4_label_smoothing      resnet18_v1d --lr-mode cosine --label-smoothing
 train 5_mixup                resnet18_v1d --lr-mode cosine --label-smoothing --mixup --mixup-off-epoch 2
-teacher=$(ls "$runs/teacher_resnet34_v1d"/resnet34_v1d-*.params | sort | tail -n 1)
+teacher=$(newest "$runs/teacher_resnet34_v1d" resnet34_v1d)
 train 6_distillation         resnet18_v1d --lr-mode cosine --label-smoothing \
       --teacher resnet34_v1d --teacher-params "$teacher" --temperature 20 --hard-weight 0.5
 
-rows=("$out"/[1-6]_*.log)
-"$python" -m gluon_tricks report "${rows[@]}" "$out/teacher_resnet34_v1d.log" > "$out/report.md"
-"$python" -m gluon_tricks report --json "${rows[@]}" "$out/teacher_resnet34_v1d.log" > "$out/report.json"
-"$python" -m gluon_tricks plot lr -o "$out/fig3a_lr.png"
-"$python" -m gluon_tricks plot lr --log "$out/2_resnet18_v1d.log" "$out/3_cosine.log" -o "$out/fig3a_lr_logged.png"
-"$python" -m gluon_tricks plot curves "$out/2_resnet18_v1d.log" "$out/3_cosine.log" -o "$out/fig3b_curves.png"
-"$python" -m gluon_tricks plot curves "${rows[@]}" -o "$out/ablation_curves.png"
-"$python" -m gluon_tricks plot gap-theory -o "$out/fig4a_gap_theory.png"
-"$python" -m gluon_tricks plot gap "$out/3_cosine.logits.npz" "$out/4_label_smoothing.logits.npz" \
-  --label "ResNet-18-D, cosine" --label "ResNet-18-D, cosine + label smoothing" -o "$out/fig4b_gap.png"
+# Every run has finished: the results, made beside OUT_DIR, then published under its name.
+partial=$out.partial
+rm -rf "$partial"
+mkdir -p "$partial"
+for name in "${names[@]}"; do
+  cp "$runs/$name/$name".{log,log.jsonl,logits.npz} "$partial/"
+done
+cd "$partial"
+gt=("$python" -m gluon_tricks)
+rows=([1-6]_*.log)
+run_child "${gt[@]}" report "${rows[@]}" teacher_resnet34_v1d.log > report.md
+run_child "${gt[@]}" report --json "${rows[@]}" teacher_resnet34_v1d.log > report.json
+run_child "${gt[@]}" plot lr -o fig3a_lr.png
+run_child "${gt[@]}" plot lr --log 2_resnet18_v1d.log 3_cosine.log -o fig3a_lr_logged.png
+run_child "${gt[@]}" plot curves 2_resnet18_v1d.log 3_cosine.log -o fig3b_curves.png
+run_child "${gt[@]}" plot curves "${rows[@]}" -o ablation_curves.png
+run_child "${gt[@]}" plot gap-theory -o fig4a_gap_theory.png
+run_child "${gt[@]}" plot gap 3_cosine.logits.npz 4_label_smoothing.logits.npz \
+  --label "ResNet-18-D, cosine" --label "ResNet-18-D, cosine + label smoothing" -o fig4b_gap.png
+cd - > /dev/null
+mv "$partial" "$out"
+echo "== results in $out"
 cat "$out/report.md"

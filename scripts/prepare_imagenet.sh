@@ -26,12 +26,13 @@ SCRIPT_NAME=prepare_imagenet
 # shellcheck source=lib/common.sh
 source "$here/lib/common.sh"
 
-# run CMD...: run it, or print it (one shell-quoted line) when dry.
+# run CMD...: run it (stopped with the script: common.sh's run_child), or print it (one
+# shell-quoted line) when dry.
 run() {
   if [ "$dry" = 1 ]; then
     shell_join "$@"
   else
-    "$@"
+    run_child "$@"
   fi
 }
 say() { if [ "$dry" = 1 ]; then echo "# $*"; else echo "==> prepare_imagenet: $*" >&2; fi; }

@@ -40,3 +40,29 @@ shell_join() {
   done
   printf '\n'
 }
+
+# run_child CMD...: run CMD as a child and wait for it; CMD's exit status is returned. A TERM,
+# INT or HUP sent to the script (kill, timeout, Ctrl-C, a closed terminal) stops CMD with TERM
+# first, then the script with that signal: nothing keeps running after the script has ended.
+# (A background child ignores SIGINT in a script, hence TERM for all three.)
+_RUN_CHILD_PID=""
+_run_child_stop() {
+  if [ -n "$_RUN_CHILD_PID" ]; then
+    kill -TERM "$_RUN_CHILD_PID" 2>/dev/null || true
+    wait "$_RUN_CHILD_PID" 2>/dev/null || true
+  fi
+  trap - "$1"
+  kill -s "$1" "$$"
+}
+run_child() {
+  local signal status=0
+  for signal in TERM INT HUP; do
+    # shellcheck disable=SC2064  # the signal's name is fixed now, on purpose
+    trap "_run_child_stop $signal" "$signal"
+  done
+  "$@" &
+  _RUN_CHILD_PID=$!
+  wait "$_RUN_CHILD_PID" || status=$?
+  _RUN_CHILD_PID=""
+  return "$status"
+}
