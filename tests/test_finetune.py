@@ -136,3 +136,91 @@ def test_freeze_stages_checks_its_argument():
     with pytest.raises(UserError, match="applies to the ResNets"):
         finetune.freeze_stages(get_model("mobilenet1.0", classes=5), "mobilenet1.0", 1)
     assert finetune.freeze_stages(_net(5), "resnet18_v1d", 0) == []
+
+
+# -- end to end: `gluon-tricks train` fine-tuning on half of the demo classes -------------------
+
+TINY = ["--model", "resnet18_v1d", "--input-size", SIZE, "--batch-size", "8", "-j", "0",
+        "--log-interval", "2"]
+EVERY_TRICK = ["--warmup-epochs", "1", "--lr-mode", "cosine", "--last-gamma", "--no-wd",
+               "--label-smoothing", "--mixup", "--lr", "0.05"]
+OTHER_HALF = ["ring", "square", "star", "stripes", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def demo_half(tmp_path_factory):
+    """The demo set's last 5 classes, 8 training and 4 validation images each, as folders."""
+    import os
+    import shutil
+    from gluon_tricks.data.demo_data import default_demo_data
+    demo = default_demo_data()
+    root = tmp_path_factory.mktemp("demo_half")
+    for split, count in (("train", 8), ("val", 4)):
+        for name in OTHER_HALF:
+            source = os.path.join(demo[split + "_dir"], name)
+            os.makedirs(str(root / split / name))
+            for filename in sorted(os.listdir(source))[:count]:
+                shutil.copy(os.path.join(source, filename), str(root / split / name))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ten_class_weights(tmp_path_factory):
+    """A resnet18_v1d for the 10 demo classes with non-trivial BN statistics."""
+    net = _net(10, seed=11)
+    for name, param in net._collect_params_with_prefix().items():
+        if name.endswith("running_mean"):
+            param.set_data(mx.nd.random.normal(0, 0.1, shape=param.shape))
+        elif name.endswith("running_var"):
+            param.set_data(mx.nd.random.uniform(0.5, 1.5, shape=param.shape))
+    path = str(tmp_path_factory.mktemp("pretrained") / "ten.params")
+    net.save_parameters(path)
+    return path
+
+
+def _flags(demo_half, out):
+    return ["--train-dir", demo_half / "train", "--val-dir", demo_half / "val", "--save-dir",
+            out, "--logging-file", out / "train.log", "--num-epochs", "2"]
+
+
+def test_train_fine_tunes_with_every_trick(cli, demo_half, ten_class_weights, tmp_path):
+    status, _, stderr = cli("train", *TINY, *EVERY_TRICK, *_flags(demo_half, tmp_path),
+                            "--pretrained-params", ten_class_weights, "--freeze-stages", "2",
+                            "--lr-mult-classifier", "10")
+    assert status == 0, stderr
+    log = open(str(tmp_path / "train.log")).read()
+    assert "its classifier (10 classes) does not fit 5 classes: fc.bias, fc.weight " \
+           "re-initialised" in log
+    assert "learning rate x10 on fc.bias, fc.weight" in log and "stages 1-2" in log
+    pretrained = {k: v.asnumpy() for k, v in mx.nd.load(ten_class_weights).items()}
+    final = {k: v.asnumpy() for k, v in
+             mx.nd.load(str(tmp_path / "resnet18_v1d-0002.params")).items()}
+    frozen = [k for k in final if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")]
+    assert any(k.endswith("running_var") for k in frozen) and len(frozen) > 20
+    for name in frozen:  # weights, gamma/beta and running statistics: bit for bit
+        assert np.array_equal(final[name], pretrained[name]), name
+    for name in ("layer3.0.conv1.weight", "layer4.1.bn2.running_mean"):
+        assert not np.array_equal(final[name], pretrained[name]), name
+    assert final["fc.weight"].shape == (5, 512)
+
+
+def test_pretrained_weights_of_another_architecture_end_in_one_line(cli, demo_half, tmp_path):
+    path = str(tmp_path / "r34.params")
+    _net(10, model="resnet34_v1d").save_parameters(path)
+    status, _, stderr = cli("train", *TINY, *_flags(demo_half, tmp_path),
+                            "--pretrained-params", path)
+    assert status == 2
+    assert stderr.strip() == ("gluon-tricks: error: --pretrained-params %s is not a resnet18_v1d "
+                              ".params file: it holds 80 weights it does not have (e.g. "
+                              "layer1.2.bn1.beta)" % path)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--pretrained-params", "/nonexistent.params"], "--pretrained-params: no such file"),
+    (["--freeze-stages", "5"], "--freeze-stages must be in [0, 4], not 5"),
+    (["--lr-mult-classifier", "0"], "--lr-mult-classifier must be positive"),
+    (["--freeze-stages", "1", "--model", "mobilenet1.0"], "--freeze-stages applies to the ResNets"),
+])
+def test_bad_fine_tuning_flags_end_in_one_line(cli, demo_half, tmp_path, flags, message):
+    status, _, stderr = cli("train", *TINY, *_flags(demo_half, tmp_path), *flags)
+    assert status == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr

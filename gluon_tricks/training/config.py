@@ -103,6 +103,10 @@ def add_arguments(parser):
     run.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
     run.add_argument("--logging-file", default="train_imagenet.log",
                      help="log file (GluonCV's format; a .jsonl twin is written beside it)")
+    run.add_argument("--tensorboard-dir", default="", metavar="DIR", help="also write "
+                     "TensorBoard scalars there (rank 0; the log stays the figures' source)")
+    from gluon_tricks.training.finetune import add_finetune_arguments
+    add_finetune_arguments(parser)
 
 
 def tricks_of(config):
@@ -161,6 +165,8 @@ def check_flags(config):
                  "--resume-states)" % (flag, path or "(not given)"))
         need(config.resume_epoch > 0, "--resume-params/--resume-states need --resume-epoch N "
              "(the epoch to continue from)")
+    from gluon_tricks.training.finetune import check_finetune_flags
+    check_finetune_flags(config)
     check_devices(config)
 
 

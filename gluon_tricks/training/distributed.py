@@ -44,7 +44,7 @@ class World:
         if self.size == 1:
             return
         for name, param in sorted(net.collect_params().items()):
-            if param.grad_req == "null":
+            if param.grad_req == "null" and not getattr(param, "frozen", False):  # frozen: equal
                 data = param.data()
                 data[:] = self.hvd.allreduce(data, average=True, name="bn_stats." + name)
 

@@ -159,5 +159,51 @@ def freeze_stages(net, model, stages):
     for name, param in net._collect_params_with_prefix().items():
         if name.split(".")[0] in prefixes:
             param.grad_req = "null"
+            param.frozen = True  # equal on every rank: World leaves it out of BN averaging
             frozen.append(name)
     return sorted(frozen)
+
+
+def add_finetune_arguments(parser):
+    """The fine-tuning flags of `gluon-tricks train`."""
+    group = parser.add_argument_group("fine-tuning")
+    group.add_argument("--pretrained-params", metavar="FILE", default="",
+                       help="start from these weights (ours or GluonCV's model zoo, same "
+                            "architecture); the classifier is re-initialised when the class "
+                            "count differs")
+    group.add_argument("--lr-mult-classifier", type=float, default=1.0, metavar="M",
+                       help="learning rate multiplier of the output layer (GluonCV's "
+                            "fine-tuning recipe: 10)")
+    group.add_argument("--freeze-stages", type=int, default=0, metavar="K",
+                       help="freeze the stem and the first K of the 4 ResNet stages, BN "
+                            "included (its running statistics are used, not updated)")
+
+
+def check_finetune_flags(flags):
+    """One line for each fine-tuning flag that cannot work, before anything is built."""
+    from gluon_tricks.models import parse_resnet_name
+    if flags.pretrained_params and not os.path.isfile(os.path.expanduser(flags.pretrained_params)):
+        raise UserError("--pretrained-params: no such file: %s" % flags.pretrained_params)
+    if not flags.lr_mult_classifier > 0:
+        raise UserError("--lr-mult-classifier must be positive")
+    frozen_prefixes(flags.freeze_stages)
+    if flags.freeze_stages and parse_resnet_name(flags.model) is None:
+        raise UserError("--freeze-stages applies to the ResNets (stem + layer1..4); %s has no "
+                        "such stages" % flags.model)
+
+
+def prepare_fine_tuning(net, run):
+    """Apply a run's fine-tuning flags to its freshly initialised network, before it is
+    hybridized and its trainer made; returns the sentences to log (none when not fine-tuning)."""
+    notes = []
+    if run.pretrained_params:
+        notes.append("fine-tuning: " + load_pretrained(net, run.pretrained_params, run.model))
+    if run.lr_mult_classifier != 1.0:
+        names = set_classifier_lr_mult(net, run.lr_mult_classifier)
+        notes.append("fine-tuning: learning rate x%g on %s" % (run.lr_mult_classifier,
+                                                             ", ".join(names)))
+    if run.freeze_stages:
+        frozen = freeze_stages(net, run.model, run.freeze_stages)
+        notes.append("fine-tuning: froze the stem and stages 1-%d (%d parameters, BN statistics "
+                     "included)" % (run.freeze_stages, len(frozen)))
+    return notes

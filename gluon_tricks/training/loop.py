@@ -6,7 +6,7 @@ A run is: resolve its configuration (a RunConfig, once) -> build data, network, 
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
 import mxnet as mx
@@ -18,12 +18,14 @@ from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluate import validate
 from gluon_tricks.models import get_model, initialize
 from gluon_tricks.training import checkpoint
+from gluon_tricks.training.finetune import prepare_fine_tuning
 from gluon_tricks.training.losses import DistillationLoss, soft_targets
 from gluon_tricks.training.optim import apply_no_bias_decay, make_trainer
 from gluon_tricks.training.run_config import resolve
 from gluon_tricks.training.schedule import make_lr_schedule
 from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_lambda,
                                            smooth_one_hot)
+from gluon_tricks.training.tensorboard import TensorBoardLog
 from gluon_tricks.training.train_log import TrainLog
 
 
@@ -40,6 +42,8 @@ class TrainState:
     trainer: Any
     loss_fn: Callable
     ctx: List[Any]
+    tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
+    notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
 
 
 def devices(flags, world):
@@ -82,6 +86,7 @@ def build_state(run, ctx, world):
     """Network, teacher, trainer and loss of `run`, in the order that fixes the random draws."""
     net = build_network(run.model, run.classes, run.last_gamma, ctx, run.input_size, run.dtype,
                         run.seed)
+    notes = prepare_fine_tuning(net, run)  # pretrained weights, classifier lr, frozen stages
     teacher = load_teacher(run, ctx)
     if run.no_wd:
         apply_no_bias_decay(net)
@@ -90,7 +95,8 @@ def build_state(run, ctx, world):
     trainer = make_trainer(net, run.momentum, run.wd, run.dtype, world, run.num_devices)
     loss_fn = (DistillationLoss(run.temperature, run.hard_weight) if teacher is not None
                else gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False))
-    return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx)
+    return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx,
+                      notes=notes)
 
 
 def train_one_epoch(epoch, run, state, loader, schedule, world, log):
@@ -104,6 +110,7 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log):
         batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
     tic = interval_tic = time.time()
     seen = 0
+    loss_total = interval_loss = interval_seen = 0.0  # summed over ranks, for TensorBoard
     for i, (data, label) in enumerate(batches):
         step = epoch * run.iters_per_epoch + i + 1  # the batch being trained, counted from 1
         trainer.set_learning_rate(schedule(step))
@@ -128,7 +135,10 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log):
                       for out, y, soft in zip(outputs, target_parts, teacher_parts)]
         autograd.backward(losses)
         loss_sum = float(sum(l.sum().asscalar() for l in losses))
-        if not np.isfinite(world.sum([loss_sum], name="loss")[0]):
+        all_ranks_loss = world.sum([loss_sum], name="loss")[0]
+        loss_total, interval_loss = loss_total + all_ranks_loss, interval_loss + all_ranks_loss
+        interval_seen += data.shape[0] * world.size
+        if not np.isfinite(all_ranks_loss):
             raise Diverged("the loss is %s at epoch %d, batch %d: training stopped"
                            % (loss_sum, epoch, i))
         trainer.step(data.shape[0])
@@ -137,8 +147,15 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log):
         if run.log_interval and (i + 1) % run.log_interval == 0:
             speed = run.log_interval * data.shape[0] * world.size / (time.time() - interval_tic)
             log.batch(epoch, i, speed, "accuracy", metric.get()[1], trainer.learning_rate)
-            interval_tic = time.time()
+            if state.tensorboard is not None:
+                state.tensorboard.batch(step, interval_loss / interval_seen, metric.get()[1],
+                                        trainer.learning_rate, speed)
+            interval_tic, interval_loss, interval_seen = time.time(), 0.0, 0.0
     seconds = time.time() - tic
+    if state.tensorboard is not None:
+        state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch,
+                                      loss_total / max(seen * world.size, 1), metric.get()[1],
+                                      seen * world.size / max(seconds, 1e-9))
     if loader.skipped and log.enabled:
         log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, loader.skipped))
     return metric.get()[1], seen * world.size / max(seconds, 1e-9), seconds
@@ -187,9 +204,13 @@ def train(flags, world):
     run = resolve(flags, world, ctx, train_source)
     train_loader, val_loader = make_loaders(run, train_source, val_source, world)
     log = TrainLog(run.logging_file, enabled=world.is_root)
+    state = None
     try:
         log.namespace(run.as_dict())
         state = build_state(run, ctx, world)
+        for note in state.notes:
+            log.info(note)
+        state.tensorboard = TensorBoardLog(run.tensorboard_dir, enabled=world.is_root)
         start_epoch, _ = _resume(run, state, log)
         world.broadcast_parameters(state.net)
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
@@ -207,6 +228,7 @@ def train(flags, world):
             world.average_batch_norm_statistics(state.net)
             err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
+            state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)
             done = epoch + 1
             due = done == run.num_epochs or (run.save_frequency
@@ -217,4 +239,6 @@ def train(flags, world):
                     done * run.iters_per_epoch, run.as_dict())
         return result
     finally:
+        if state is not None and state.tensorboard is not None:
+            state.tensorboard.close()
         log.close()

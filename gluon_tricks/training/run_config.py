@@ -87,6 +87,11 @@ class RunConfig:
     resume_states: str = _flag(False)
     log_interval: int = _flag(False)
     logging_file: str = _flag(False)
+    tensorboard_dir: str = _flag(False)  # TensorBoard scalars beside the log: same training
+    # -- fine-tuning (gluon_tricks.training.finetune)
+    pretrained_params: str = _flag(False)  # a path: the same weights may move
+    lr_mult_classifier: float = _flag(True)
+    freeze_stages: int = _flag(True)
 
     def as_dict(self):
         """The fields as a dict (for the log's Namespace line and the checkpoint's JSON)."""

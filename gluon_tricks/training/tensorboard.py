@@ -62,14 +62,17 @@ class TensorBoardLog:
                                  "train/images_per_sec": images_per_sec,
                                  "train/loss_scale": loss_scale})
 
-    def epoch(self, step, loss, accuracy, images_per_sec, err_top1, err_top5, loss_scale=None):
-        """The scalars of an epoch that ended at global step `step`; errors become accuracies."""
+    def epoch_train(self, step, loss, accuracy, images_per_sec, loss_scale=None):
+        """The training scalars of an epoch that ended at global step `step`."""
         if self.enabled:
             self._scalars(step, {"epoch/train_loss": loss, "epoch/train_accuracy": accuracy,
                                  "epoch/images_per_sec": images_per_sec,
-                                 "val/top1": None if err_top1 is None else 1.0 - err_top1,
-                                 "val/top5": None if err_top5 is None else 1.0 - err_top5,
                                  "epoch/loss_scale": loss_scale})
+
+    def validation(self, step, err_top1, err_top5):
+        """Validation after the epoch that ended at global step `step`, as accuracies."""
+        if self.enabled:
+            self._scalars(step, {"val/top1": 1.0 - err_top1, "val/top5": 1.0 - err_top5})
             self.writer.flush()
 
     def close(self):
