@@ -25,7 +25,7 @@ from gluon_tricks.training.config import add_arguments, tricks_of
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
 # Top-level scripts that are not recipes of a paper row.
-NOT_RECIPES = {"install_env.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
+NOT_RECIPES = {"install_env.sh", "docker_check.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
                "fetch_gluoncv_logs.sh", "augmentation_probe.py", "twin_runs.py", "gpu_check.sh"}
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
@@ -542,43 +542,7 @@ def test_a_validation_image_without_label_stops_the_sorting(sandbox):
     assert sandbox.calls("gluon-tricks") == []
 
 
-# -- the Docker image installs through scripts/install_env.sh, the script CI runs
-
-def dockerfile_instructions():
-    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
-    with open(os.path.join(REPO, "Dockerfile")) as f:
-        text = re.sub(r"\\\n", " ", "".join(row for row in f if not row.lstrip().startswith("#")))
-    return [tuple(line.strip().split(None, 1)) for line in text.splitlines() if line.strip()]
-
-
-def test_the_dockerfile_installs_only_through_the_install_script():
-    instructions = dockerfile_instructions()
-    runs = [args for op, args in instructions if op == "RUN"]
-    for command in runs:  # every RUN is valid sh
-        result = subprocess.run(["sh", "-n"], input=command, capture_output=True, text=True)
-        assert result.returncode == 0, (command, result.stderr)
-    assert sum(c.count("bash scripts/install_env.sh /opt/venv") for c in runs) == 2
-    assert not any(re.search(r"\bpip[\d.]*\s+install|-m\s+pip\b", c) for c in runs), \
-        "a second copy of the install in the Dockerfile"
-    froms = [args for op, args in instructions if op == "FROM"]
-    assert "${CPU_IMAGE} AS base-cpu" in froms and "${CUDA_IMAGE} AS base-gpu" in froms
-    assert froms[-1] == "base-${VARIANT}"  # one install stage for both variants
-    assert ("ARG", "VARIANT=gpu") in instructions
-    copied = [args.split()[0] for op, args in instructions
-              if op == "COPY" and not args.startswith("--from")]
-    assert all(os.path.exists(os.path.join(REPO, p)) for p in copied if p != ".")
-    cmd = [args for op, args in instructions if op == "CMD"][-1]
-    assert "horovodrun --check-build" in cmd and "gluon-tricks --help" in cmd
-    # The GPU build installs the CUDA wheel of the very MXNet version requirements.txt pins.
-    env = " ".join(args for op, args in instructions if op == "ENV")
-    with open(os.path.join(REPO, "requirements.txt")) as f:
-        mxnet_pin = re.search(r"^mxnet==(\S+)", f.read(), re.M).group(1)
-    assert "MXNET_PACKAGE=mxnet-cu112==%s" % mxnet_pin in env
-    assert "HOROVOD_GPU_OPERATIONS=NCCL" in env
-    with open(os.path.join(REPO, ".dockerignore")) as f:
-        ignored = f.read().split()
-    assert {".git", ".venv", "runs", "logs/*.params"} <= set(ignored)
-
+# -- install_env.sh (the Dockerfile's checks: tests/test_docker_static.py)
 
 @pytest.mark.parametrize("mxnet_package", [None, "mxnet-cu112==1.9.1"])
 def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_package):
