@@ -64,7 +64,8 @@ RUN mkdir gluon_tricks && touch gluon_tricks/__init__.py \
       if [ -z "${!var}" ]; then unset "$var"; fi; \
     done \
  && if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then \
-      export HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_CUDA_HOME=/usr/local/cuda \
+      { [ -f /usr/include/nccl.h ] || { echo "no NCCL headers: BASE_IMAGE must be a devel image" >&2; exit 1; }; } \
+      && export HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_CUDA_HOME=/usr/local/cuda \
       && ldconfig /usr/local/cuda/targets/x86_64-linux/lib/stubs; \
     fi \
  && bash scripts/install_env.sh /opt/venv \

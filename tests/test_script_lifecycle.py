@@ -26,7 +26,10 @@ shift 2
 cmd=$1
 shift
 echo "$cmd $*" >> "$STUB_DIR/calls"
-value() { local flag=$1; shift; while [ $# -gt 1 ]; do [ "$1" != "$flag" ] || { echo "$2"; return; }; shift; done; }
+value() {  # value FLAG ARGS...: the word after FLAG
+  local flag=$1; shift
+  while [ $# -gt 1 ]; do [ "$1" != "$flag" ] || { echo "$2"; return; }; shift; done
+}
 case $cmd in
   train)
     save=$(value --save-dir "$@"); model=$(value --model "$@"); name=$(basename "$save")
