@@ -181,7 +181,7 @@ def export(model, params, out, fmt="mxnet", input_size=None, batch="1", classes_
     """Export, write PREFIX.json and check the export; returns the description (with the check's
     max abs difference of the logits)."""
     import mxnet as mx
-    from gluon_tricks.evaluate import load_network
+    from gluon_tricks.evaluation.validation import load_network
     from gluon_tricks.models import INPUT_SIZES
     from gluon_tricks.training.finetune import params_classes
     if fmt not in FORMATS:
@@ -199,7 +199,7 @@ def export(model, params, out, fmt="mxnet", input_size=None, batch="1", classes_
     count = params_classes(model, params)
     names = read_class_names(classes_file, count)
     inputs = check_inputs(check_images, input_size, crop_ratio)
-    net = load_network(model, params, count, [mx.cpu()], input_size)
+    net = load_network(model, params, count, [mx.cpu()])
     expected = net(mx.nd.array(inputs)).asnumpy()  # also builds the graph that is exported
     files = []
     if fmt == "mxnet":

@@ -110,12 +110,12 @@ def predictor(args):
     if not (args.model and args.params):
         raise UserError("name the network: --model M --params P, or --export PREFIX")
     import mxnet as mx
-    from gluon_tricks.evaluate import load_network
+    from gluon_tricks.evaluation.validation import load_network
     from gluon_tricks.training.finetune import params_classes
     count = params_classes(args.model, args.params)
     names = read_class_names(args.classes, count)
     size = args.input_size or INPUT_SIZES.get(args.model, 224)
-    net = load_network(args.model, args.params, count, [mx.cpu()], size)
+    net = load_network(args.model, args.params, count, [mx.cpu()])
     return (lambda x: net(mx.nd.array(x)).asnumpy(), names, size, args.crop_ratio or 0.875, None)
 
 

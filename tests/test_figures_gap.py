@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from gluon_tricks.errors import UserError
-from gluon_tricks.figures.gap import (empirical_gap, load_logits, theoretical_gap,
-                                      top1_accuracy)
+from gluon_tricks.evaluation.logits_file import load_logits
+from gluon_tricks.figures.gap import empirical_gap, theoretical_gap, top1_accuracy
 
 
 def test_theoretical_gap_is_the_papers_value():

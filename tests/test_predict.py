@@ -53,7 +53,7 @@ def _predict_json(cli, *args):
 def test_probabilities_are_softmax_of_eval_logits(cli, demo, weights, image_folder):
     from gluon_tricks.data.sources import DataSource
     from gluon_tricks.data.loader import ValLoader
-    from gluon_tricks.evaluate import iterate_logits, load_network
+    from gluon_tricks.evaluation.validation import iterate_logits, load_network
     status, rows, stderr = _predict_json(
         cli, "--model", "resnet18_v1d", "--params", weights, "--input-size", SIZE, "--topk", 10,
         "--classes", demo["classes_file"], "--batch-size", 3, str(image_folder))
@@ -65,7 +65,7 @@ def test_probabilities_are_softmax_of_eval_logits(cli, demo, weights, image_fold
     # eval's pipeline over the same images (a folder of one class: same order)
     os.remove(str(image_folder / "zz_truncated.jpg"))
     source = DataSource.from_folder(str(image_folder.parent))
-    net = load_network("resnet18_v1d", weights, 10, [mx.cpu()], SIZE)
+    net = load_network("resnet18_v1d", weights, 10, [mx.cpu()])
     loader = ValLoader(source, 4, input_size=SIZE, crop_ratio=0.875, num_workers=0)
     logits = np.concatenate([part for part, _ in iterate_logits(net, loader, [mx.cpu()])])
     shifted = np.exp(logits - logits.max(1, keepdims=True))

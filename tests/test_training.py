@@ -138,21 +138,37 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_last_checkpoint(
     assert not os.path.exists(tmp_path / "resnet18_v1d-0002.json")
 
 
-def test_eval_matches_the_logged_validation_and_saves_logits(cli, tiny_data, tmp_path):
-    assert _train(cli, tiny_data, tmp_path, "--num-epochs", "1")[0] == 0
+def test_eval_matches_the_logged_validation_and_saves_logits(cli, tiny_data, tmp_path,
+                                                             monkeypatch):
+    """eval reads the model, input size and eps from the checkpoint beside the weights; its
+    logits file carries them (and the data) to `plot gap`, which marks the model's eps."""
+    assert _train(cli, tiny_data, tmp_path, "--num-epochs", "1", "--label-smoothing",
+                  "--label-smoothing-eps", "0.2")[0] == 0
     logged = [json.loads(l) for l in open(tmp_path / "train.log.jsonl")][-1]
-    status, out, err = cli("eval", "--model", "resnet18_v1d", "--params",
-                           tmp_path / "resnet18_v1d-0001.params", "--val-dir",
-                           tiny_data / "val", "--input-size", "32", "-j", "0", "--json",
+    status, out, err = cli("eval", "--params", tmp_path / "resnet18_v1d-0001.params",
+                           "--val-dir", tiny_data / "val", "-j", "0", "--json",
                            "--save-logits", tmp_path / "logits.npz")
     assert status == 0, err
     result = json.loads(out)
-    assert result["images"] == 20
+    assert result["images"] == 20 and result["model"] == "resnet18_v1d"
     assert result["err_top1"] == pytest.approx(logged["err_top1"], abs=1e-9)
     saved = np.load(tmp_path / "logits.npz")
     assert saved["logits"].shape == (20, CLASSES) and saved["labels"].shape == (20,)
     assert sorted(np.bincount(saved["labels"])) == [5] * CLASSES
     assert str(saved["model"]) == "resnet18_v1d"
+    from gluon_tricks.evaluation.logits_file import load_logits
+    loaded = load_logits(str(tmp_path / "logits.npz"))
+    assert (loaded.model, loaded.eps) == ("resnet18_v1d", 0.2)
+    assert loaded.data == {"source": str(tiny_data / "val"), "kind": "folder", "images": 20,
+                           "classes": CLASSES, "input_size": 32, "crop_ratio": 0.875}
+    from gluon_tricks.figures import plots
+    marked = []
+    real = plots.gap_figure
+    monkeypatch.setattr(plots, "gap_figure", lambda items, marks, eps: marked.append(
+        (marks, eps)) or real(items, marks, eps))
+    status, out, err = cli("plot", "gap", tmp_path / "logits.npz", "-o", tmp_path / "gap.png")
+    assert status == 0, err
+    assert marked == [([(CLASSES, pytest.approx(np.log(3 * 0.8 / 0.2)))], 0.2)]
 
 
 def test_bad_inputs_end_in_one_line(cli, tiny_data, tmp_path):

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 
+from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
 from gluon_tricks.errors import UserError
+from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
 from gluon_tricks.figures import logparse, plots, tricks
 
@@ -84,16 +86,10 @@ def add_arguments(parser):
     direct.add_argument("--model", action="append", default=[], help="network name (repeatable)")
     direct.add_argument("--params", action="append", default=[],
                         help=".params file, one per --model")
-    direct.add_argument("--rec-val", help="validation RecordIO file")
-    direct.add_argument("--rec-val-idx", help="its index (default: the .rec with .idx)")
-    direct.add_argument("--val-dir", help="validation image folder (one folder per class)")
-    direct.add_argument("--input-size", type=int, default=224, help="input side (224)")
-    direct.add_argument("--crop-ratio", type=float, default=0.875, help="centre crop ratio")
-    direct.add_argument("--batch-size", type=int, default=64, help="batch size (64)")
-    direct.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
-                        help="data loading workers (4)")
-    gap.add_argument("--eps", type=float, default=0.1,
-                     help="label smoothing eps whose optimal gap is marked (default 0.1)")
+    add_data_arguments(gap, train=False)
+    gap.add_argument("--eps", type=float, default=None,
+                     help="label smoothing eps whose optimal gap is marked (default: the eps the "
+                          "models were trained with, saved with their logits; else 0.1)")
     gap.add_argument("--label", action="append", help="legend label, one per model, in order")
     _output_arguments(gap, "fig4b_gap")
 
@@ -209,9 +205,9 @@ def _gap_theory(args):
 
 def _gap(args):
     """Figure 4(b): histogram of the empirical gap for each logits file or model."""
-    if not 0 < args.eps < 1:
+    if args.eps is not None and not 0 < args.eps < 1:
         raise UserError("--eps must be in (0, 1)")
-    items = [gap_math.load_logits(path) for path in args.logits] + _computed_logits(args)
+    items = [logits_file.load_logits(path) for path in args.logits] + _computed_logits(args)
     if not items:
         raise UserError("no logits given: LOGITS files (from `gluon-tricks eval --save-logits`)"
                         " or --model NAME --params FILE with validation data")
@@ -226,8 +222,21 @@ def _gap(args):
         drawn.append(("%s: %s" % (label, summary), gaps))
         if item.logits.shape[1] not in classes:
             classes.append(item.logits.shape[1])
-    marks = [(k, float(gap_math.theoretical_gap(k, args.eps))) for k in classes]
-    return plots.gap_figure(drawn, marks, args.eps)
+    eps = _marked_eps(args.eps, items)
+    marks = [(k, float(gap_math.theoretical_gap(k, eps))) for k in classes]
+    return plots.gap_figure(drawn, marks, eps)
+
+
+def _marked_eps(given, items):
+    """The eps whose optimum is marked: --eps, else the one eps > 0 the models were trained with
+    (saved with their logits), else the paper's 0.1."""
+    if given is not None:
+        return given
+    trained = sorted({item.eps for item in items if item.eps})
+    if len(trained) > 1:
+        raise UserError("the models were trained with different label smoothing eps (%s): "
+                        "choose the one to mark with --eps" % ", ".join("%g" % e for e in trained))
+    return trained[0] if trained else 0.1
 
 
 def _computed_logits(args):
@@ -240,31 +249,21 @@ def _computed_logits(args):
     for params in args.params:
         if not os.path.isfile(params):
             raise UserError("%s: no such params file" % params)
-    source = _validation_source(args)
+    _, source = data_sources(args, train=False)
     try:
-        compute_logits = importlib.import_module("gluon_tricks.evaluate").compute_logits
-    except (ImportError, AttributeError) as error:
-        raise UserError("computing logits needs gluon_tricks.evaluate.compute_logits (%s); "
-                        "use `gluon-tricks eval --save-logits` files instead" % error) from None
+        validation = importlib.import_module("gluon_tricks.evaluation.validation")
+    except ImportError as error:
+        raise UserError("computing logits needs MXNet (%s); use `gluon-tricks eval "
+                        "--save-logits` files instead" % error) from None
+    from gluon_tricks.training.run_config import saved_run_config
     items = []
     for model, params in zip(args.model, args.params):
-        logits, labels = compute_logits(model, params, source, args.input_size, args.crop_ratio,
-                                        args.batch_size, args.num_workers)
-        items.append(gap_math.check_logits(model, logits, labels, where="%s (%s)"
-                                           % (model, params)))
+        logits, labels = validation.compute_logits(model, params, source,
+                                                   input_size(args.input_size, model),
+                                                   args.crop_ratio, args.batch_size,
+                                                   args.num_workers)
+        trained = saved_run_config(params) or {}
+        items.append(logits_file.check_logits(model, logits, labels,
+                                              where="%s (%s)" % (model, params), model=model,
+                                              eps=trained.get("eps")))
     return items
-
-
-def _validation_source(args):
-    """The validation DataSource named by --rec-val/--rec-val-idx or --val-dir."""
-    if bool(args.rec_val) == bool(args.val_dir):
-        raise UserError("--model needs validation data: --rec-val REC [--rec-val-idx IDX] or "
-                        "--val-dir DIR (one of them)")
-    path = args.rec_val or args.val_dir
-    if not os.path.exists(path):
-        raise UserError("%s: no such %s" % (path, "file" if args.rec_val else "folder"))
-    sources = importlib.import_module("gluon_tricks.data.sources")
-    if args.rec_val:
-        idx = args.rec_val_idx or os.path.splitext(args.rec_val)[0] + ".idx"
-        return sources.DataSource.from_rec(args.rec_val, idx)
-    return sources.DataSource.from_folder(args.val_dir)

@@ -6,37 +6,8 @@ momentum 0.9, wd 1e-4); `--lr` defaults to the linear scaling rule, 0.1 x global
 """
 import os
 
+from gluon_tricks.data.flags import add_data_arguments
 from gluon_tricks.errors import UserError
-
-GLUONCV_REC_DEFAULTS = {
-    "rec_train": "~/.mxnet/datasets/imagenet/rec/train.rec",
-    "rec_train_idx": "~/.mxnet/datasets/imagenet/rec/train.idx",
-    "rec_val": "~/.mxnet/datasets/imagenet/rec/val.rec",
-    "rec_val_idx": "~/.mxnet/datasets/imagenet/rec/val.idx",
-}
-
-
-def add_data_arguments(parser, train=True):
-    """The data flags shared by `train` and `eval`."""
-    data = parser.add_argument_group("data (default: the embedded demo data set)")
-    data.add_argument("--data-dir", help="an ImageNet-style folder with train/ and val/ class "
-                      "folders (GluonCV's --data-dir)")
-    if train:
-        data.add_argument("--rec-train", help="training RecordIO file (with --use-rec)")
-        data.add_argument("--rec-train-idx", help="its index")
-        data.add_argument("--train-dir", help="training image folder (one folder per class)")
-    data.add_argument("--rec-val", help="validation RecordIO file")
-    data.add_argument("--rec-val-idx", help="its index")
-    data.add_argument("--val-dir", help="validation image folder (one folder per class)")
-    data.add_argument("--use-rec", action="store_true", help="read the --rec-* files (GluonCV's "
-                      "default paths under ~/.mxnet/datasets/imagenet/rec when not given)")
-    data.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
-                      help="decoding/augmentation worker processes (default 4)")
-    data.add_argument("--input-size", type=int, default=None,
-                      help="input image side (default 224; 299 for inceptionv3)")
-    data.add_argument("--crop-ratio", type=float, default=0.875,
-                      help="validation: centre crop / resized shorter side (default 0.875)")
-    data.add_argument("--batch-size", type=int, default=32, help="batch size per device")
 
 
 def add_arguments(parser):

@@ -15,7 +15,7 @@ from mxnet import autograd, gluon
 
 from gluon_tricks import streams
 from gluon_tricks.errors import UserError, error_summary
-from gluon_tricks.evaluate import validate
+from gluon_tricks.evaluation.validation import validate
 from gluon_tricks.models import get_model, initialize
 from gluon_tricks.training import checkpoint
 from gluon_tricks.training.finetune import prepare_fine_tuning
@@ -195,7 +195,7 @@ def make_loaders(run, train_source, val_source, world):
 def train(flags, world):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
     JSON path (rank 0) and the final validation errors."""
-    from gluon_tricks.training.inputs import data_sources
+    from gluon_tricks.data.flags import data_sources
 
     ctx = devices(flags, world)
     if world.is_root:

@@ -118,7 +118,7 @@ def resolve(flags, world, devices, train_data):
     """The RunConfig of a run: `flags` (parsed and checked), `world` (its ranks), `devices` (the
     MXNet contexts of this process) and `train_data` (its training source: its length and
     `num_classes`)."""
-    from gluon_tricks.models import INPUT_SIZES
+    from gluon_tricks.data.flags import input_size
     from gluon_tricks.training.config import tricks_of
     process_batch = flags.batch_size * len(devices)
     global_batch = process_batch * world.size
@@ -129,10 +129,29 @@ def resolve(flags, world, devices, train_data):
     return RunConfig(
         **{name: getattr(flags, name) for name in flag_fields()},
         classes=int(train_data.num_classes), train_images=len(train_data),
-        input_size=flags.input_size or INPUT_SIZES.get(flags.model, 224),
+        input_size=input_size(flags.input_size, flags.model),
         num_devices=len(devices), devices=",".join(str(ctx) for ctx in devices),
         world_size=world.size, process_batch_size=process_batch, global_batch_size=global_batch,
         iters_per_epoch=iters,
         lr=flags.lr if flags.lr is not None else 0.1 * global_batch / 256,  # linear scaling
         eps=flags.label_smoothing_eps if flags.label_smoothing else 0.0,
         tricks=",".join(tricks_of(flags)) or "baseline")
+
+
+def saved_run_config(params_path):
+    """The RunConfig dict that trained the weights `params_path` (PREFIX.params), from the JSON
+    of their checkpoint (PREFIX.json), or None when there is none; `eps` is filled in for
+    checkpoints written before it was a field."""
+    import json
+    import os
+    path = os.path.splitext(os.path.expanduser(params_path))[0] + ".json"
+    try:
+        with open(path) as f:
+            config = json.load(f).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if "eps" not in config and "label_smoothing" in config:
+        config["eps"] = config.get("label_smoothing_eps", 0.1) if config["label_smoothing"] else 0.0
+    return config
