@@ -66,6 +66,20 @@ def test_same_class_count_loads_everything(tmp_path, legacy_names):
     assert all(np.array_equal(v, expected[k]) for k, v in _values(target).items())
 
 
+def test_reset_classifier_leaves_a_fitting_classifier_out(tmp_path):
+    source = _net(10, seed=1)
+    path = str(tmp_path / "ours.params")
+    source.save_parameters(path)
+    target = _net(10, seed=2)
+    fresh = _values(target)
+    message = finetune.load_pretrained(target, path, "resnet18_v1d", reset_classifier=True)
+    assert "is left out (--reset-classifier): fc.bias, fc.weight re-initialised" in message
+    got, expected = _values(target), _values(source)
+    assert np.array_equal(got["fc.weight"], fresh["fc.weight"])
+    assert not np.array_equal(got["fc.weight"], expected["fc.weight"])
+    assert np.array_equal(got["layer4.1.conv2.weight"], expected["layer4.1.conv2.weight"])
+
+
 @pytest.mark.parametrize("other", ["resnet34_v1d", "resnet18_v1", "mobilenet1.0"])
 def test_another_architecture_is_refused(tmp_path, other):
     path = str(tmp_path / "other.params")
@@ -189,8 +203,8 @@ def test_train_fine_tunes_with_every_trick(cli, demo_half, ten_class_weights, tm
                             "--lr-mult-classifier", "10")
     assert status == 0, stderr
     log = open(str(tmp_path / "train.log")).read()
-    assert "its classifier (10 classes) does not fit 5 classes: fc.bias, fc.weight " \
-           "re-initialised" in log
+    assert "its classifier (10 classes) is left out (it does not fit 5 classes): fc.bias, " \
+           "fc.weight re-initialised" in log
     assert "learning rate x10 on fc.bias, fc.weight" in log and "stages 1-2" in log
     pretrained = {k: v.asnumpy() for k, v in mx.nd.load(ten_class_weights).items()}
     final = {k: v.asnumpy() for k, v in
@@ -219,8 +233,37 @@ def test_pretrained_weights_of_another_architecture_end_in_one_line(cli, demo_ha
     (["--pretrained-params", "/nonexistent.params"], "--pretrained-params: no such file"),
     (["--freeze-stages", "5"], "--freeze-stages must be in [0, 4], not 5"),
     (["--lr-mult-classifier", "0"], "--lr-mult-classifier must be positive"),
+    (["--reset-classifier"], "--reset-classifier needs --pretrained-params FILE"),
     (["--freeze-stages", "1", "--model", "mobilenet1.0"], "--freeze-stages applies to the ResNets"),
 ])
 def test_bad_fine_tuning_flags_end_in_one_line(cli, demo_half, tmp_path, flags, message):
     status, _, stderr = cli("train", *TINY, *_flags(demo_half, tmp_path), *flags)
     assert status == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_finetune_demo_script_runs_its_three_rows(tmp_path):
+    """scripts/finetune_demo.sh on 8 images a class and 1 epoch: the halves share no class, the
+    fine-tuned runs start from the first half's weights, and the report has its three rows."""
+    import os
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "demo"
+    env = dict(os.environ, PER_CLASS="8", BATCH="8", PRETRAIN_EPOCHS="1", EPOCHS="1",
+               PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    done = subprocess.run([os.path.join(repo, "scripts", "finetune_demo.sh"), str(out)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    first = set(os.listdir(str(out / "data" / "first" / "train")))
+    second = set(os.listdir(str(out / "data" / "second" / "train")))
+    assert len(first) == len(second) == 5 and not first & second
+    assert len(os.listdir(str(out / "data" / "second" / "train" / "ring"))) == 8
+    for name in ("finetune", "finetune_frozen"):
+        log = open(str(out / name / (name + ".log"))).read()
+        assert "pretrain_first_half/resnet18_v1d-0001.params; its classifier (5 classes) is " \
+               "left out (--reset-classifier): fc.bias, fc.weight re-initialised" in log
+    assert "froze the stem and stages 1-2" in open(str(out / "finetune_frozen" /
+                                                       "finetune_frozen.log")).read()
+    rows = [line for line in open(str(out / "report.md")) if line.startswith("| /")]
+    assert [row.split(" | ")[0].rsplit("/", 1)[1] for row in rows] == [
+        "scratch.log", "finetune.log", "finetune_frozen.log"]

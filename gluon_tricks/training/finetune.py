@@ -80,12 +80,13 @@ def params_classes(model, path, flag="--params"):
     return int(loaded[weight].shape[0])
 
 
-def load_pretrained(net, path, model):
+def load_pretrained(net, path, model, reset_classifier=False):
     """Copy the weights of `path` into the initialised `net`; returns a sentence for the log.
 
     Every parameter must be present with the same shape, except the classifier: when its shape
-    differs (another class count) it keeps its fresh initialisation. Anything else that does not
-    fit (another architecture) is a one-line UserError."""
+    differs (another class count), or with `reset_classifier` (other classes, as many), it keeps
+    its fresh initialisation. Anything else that does not fit (another architecture) is a
+    one-line UserError."""
     loaded = _by_own_names(net, read_params_file(path))
     own = net._collect_params_with_prefix()
     head = classifier_names(net)
@@ -99,7 +100,7 @@ def load_pretrained(net, path, model):
     reinitialised = []
     for name, param in sorted(own.items()):
         value = loaded.get(name)
-        if value is not None and value.shape != param.shape:
+        if value is not None and (value.shape != param.shape or reset_classifier and name in head):
             if name in head:
                 reinitialised.append(name)
                 continue
@@ -112,9 +113,11 @@ def load_pretrained(net, path, model):
     if reinitialised:
         weight = loaded.get(classifier_prefix(net) + ".weight")
         was = "%d classes" % weight.shape[0] if weight is not None else "no classifier"
-        return ("loaded %s; its classifier (%s) does not fit %d classes: %s re-initialised"
-                % (path, was, own[classifier_prefix(net) + ".weight"].shape[0],
-                   ", ".join(reinitialised)))
+        why = ("--reset-classifier" if reset_classifier and weight is not None
+               and weight.shape == own[classifier_prefix(net) + ".weight"].shape
+               else "it does not fit %d classes" % own[classifier_prefix(net) + ".weight"].shape[0])
+        return ("loaded %s; its classifier (%s) is left out (%s): %s re-initialised"
+                % (path, was, why, ", ".join(reinitialised)))
     return "loaded %s, classifier included" % path
 
 
@@ -171,6 +174,9 @@ def add_finetune_arguments(parser):
                        help="start from these weights (ours or GluonCV's model zoo, same "
                             "architecture); the classifier is re-initialised when the class "
                             "count differs")
+    group.add_argument("--reset-classifier", action="store_true",
+                       help="re-initialise the classifier even when the class count matches "
+                            "(a new task with as many classes)")
     group.add_argument("--lr-mult-classifier", type=float, default=1.0, metavar="M",
                        help="learning rate multiplier of the output layer (GluonCV's "
                             "fine-tuning recipe: 10)")
@@ -182,6 +188,8 @@ def add_finetune_arguments(parser):
 def check_finetune_flags(flags):
     """One line for each fine-tuning flag that cannot work, before anything is built."""
     from gluon_tricks.models import parse_resnet_name
+    if flags.reset_classifier and not flags.pretrained_params:
+        raise UserError("--reset-classifier needs --pretrained-params FILE")
     if flags.pretrained_params and not os.path.isfile(os.path.expanduser(flags.pretrained_params)):
         raise UserError("--pretrained-params: no such file: %s" % flags.pretrained_params)
     if not flags.lr_mult_classifier > 0:
@@ -197,7 +205,8 @@ def prepare_fine_tuning(net, run):
     hybridized and its trainer made; returns the sentences to log (none when not fine-tuning)."""
     notes = []
     if run.pretrained_params:
-        notes.append("fine-tuning: " + load_pretrained(net, run.pretrained_params, run.model))
+        notes.append("fine-tuning: " + load_pretrained(net, run.pretrained_params, run.model,
+                                                       run.reset_classifier))
     if run.lr_mult_classifier != 1.0:
         names = set_classifier_lr_mult(net, run.lr_mult_classifier)
         notes.append("fine-tuning: learning rate x%g on %s" % (run.lr_mult_classifier,

@@ -90,6 +90,7 @@ class RunConfig:
     tensorboard_dir: str = _flag(False)  # TensorBoard scalars beside the log: same training
     # -- fine-tuning (gluon_tricks.training.finetune)
     pretrained_params: str = _flag(False)  # a path: the same weights may move
+    reset_classifier: bool = _flag(True)
     lr_mult_classifier: float = _flag(True)
     freeze_stages: int = _flag(True)
 
