@@ -134,3 +134,21 @@ def test_report_json_and_text_carry_the_warnings(cli, tmp_path):
     status, out, _ = cli("report", first, second)
     assert out.splitlines()[2].endswith("| 1 |")
     assert "- %s: byte-identical to %s (one run given twice)." % (first, second) in out
+
+
+def test_plot_flags_defective_logs_on_stderr_and_in_the_legend(cli, tmp_path):
+    from gluon_tricks.figures.plot_command import flagged_labels
+    first = write_log(tmp_path / "a.log", curve(rising(5)))
+    second = str(tmp_path / "b.log")
+    shutil.copy(first, second)
+    status, out, err = cli("plot", "curves", first, second, "-o", tmp_path / "curves.png")
+    assert status == 0 and (tmp_path / "curves.png").exists()
+    assert err.splitlines() == [
+        "gluon-tricks: warning: %s: byte-identical to %s (one run given twice)" % (first, second),
+        "gluon-tricks: warning: %s: byte-identical to %s (one run given twice)" % (second, first)]
+    status, out, err = cli("plot", "lr", "--log", first, second, "-o", tmp_path / "lr.png")
+    assert status == 0 and len(err.splitlines()) == 2
+    logs = [parse_log(first), parse_log(second)]
+    assert flagged_labels(logs, ["one", "two"]) == ["one [1 warning]", "two [1 warning]"]
+    sound = write_log(tmp_path / "c.log", curve(rising(6)))
+    assert flagged_labels([parse_log(sound)], ["three"]) == ["three"]

@@ -10,7 +10,7 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
 from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
-from gluon_tricks.figures import logparse, plots, tricks
+from gluon_tricks.figures import log_checks, logparse, plots, reference, tricks
 
 _OTHER_IMAGE_TYPES = ("jpg", "jpeg", "gif", "bmp", "tif", "tiff", "eps", "ps", "webp")
 IMAGENET_TRAIN_IMAGES = 1281167
@@ -93,8 +93,15 @@ def add_arguments(parser):
     gap.add_argument("--label", action="append", help="legend label, one per model, in order")
     _output_arguments(gap, "fig4b_gap")
 
+    gluoncv = sub.add_parser("reference", help="GluonCV's published ImageNet logs: Table 5 "
+                             "across depths, ResNet-50-A/B/C/D curves, mixup vs not, their lr "
+                             "against the trainer's schedule (PNGs and tables in a folder)")
+    reference.add_arguments(gluoncv)
+
 
 def run(args):
+    if args.figure == "reference":
+        return reference.run(args)
     path, fmt = output_path(args.output, args.format, args.default_stem)
     figure = {"lr": _learning_rate, "curves": _curves, "gap-theory": _gap_theory,
               "gap": _gap}[args.figure](args)
@@ -116,6 +123,20 @@ def _labels(given, defaults, what):
     for label in defaults:
         labels.append(label if label not in labels else "%s (%d)" % (label, len(labels) + 1))
     return labels
+
+
+def flagged_labels(logs, labels):
+    """Each log's warnings (log_checks) on stderr, and its legend label marked: a figure shows a
+    defective log, it does not hide it."""
+    marked = []
+    for log, label, warnings in zip(logs, labels, log_checks.warnings_of(logs)):
+        # a log without the figure's data is reported by the figure itself
+        warnings = [w for w in warnings if w != "no validation lines"]
+        for message in warnings:
+            warn("%s: %s" % (log.path, message))
+        marked.append("%s [%d warning%s]" % (label, len(warnings), "s" * (len(warnings) > 1))
+                      if warnings else label)
+    return marked
 
 
 def _report_missing(missing, anything_left, summary):
@@ -158,7 +179,10 @@ def _learning_rate_from_logs(paths):
     """The lr= of every batch line, at epoch + fraction of the epoch done; the epoch's length
     is the logged `iters_per_epoch` (gluon-tricks train), else the largest batch position."""
     series, labels, missing = [], [], []
-    for log in logparse.load_logs(paths, warn):
+    logs = logparse.load_logs(paths, warn)
+    marks = dict(zip([log.path for log in logs],
+                     flagged_labels(logs, [tricks.describe(log.config, log.path) for log in logs])))
+    for log in logs:
         points = [b for b in log.batches if b.lr is not None]
         if not points:
             missing.append("%s: no lr= values" % log.path)
@@ -167,7 +191,7 @@ def _learning_rate_from_logs(paths):
         if not isinstance(per_epoch, int) or per_epoch <= 0:
             per_epoch = max(b.done for b in log.batches) or 1
         series.append(([b.epoch + b.done / per_epoch for b in points], [b.lr for b in points]))
-        labels.append(tricks.describe(log.config, log.path))
+        labels.append(marks[log.path])
     _report_missing(missing, bool(series), "no lr= values in any of the logs")
     labels = _labels(None, labels, "logs")
     return plots.lr_figure([(label, x, y) for label, (x, y) in zip(labels, series)],
@@ -178,6 +202,7 @@ def _curves(args):
     """Figure 3(b): validation top-1 per epoch, one line per log."""
     logs = logparse.load_logs(args.logs, warn)
     labels = _labels(args.label, [tricks.describe(log.config, log.path) for log in logs], "logs")
+    labels = flagged_labels(logs, labels)
     series, missing = [], []
     for label, log in zip(labels, logs):
         records = log.validated()

@@ -5,6 +5,7 @@ figure state, nothing at import time. `save` writes PNG, SVG or PDF.
 """
 import functools
 import os
+import textwrap
 
 import numpy as np
 
@@ -124,4 +125,85 @@ def gap_figure(items, marks, eps):
     axes.set_ylabel("density (fraction of images per unit gap)")
     axes.set_title("Figure 4(b): distribution of the logit gap over the validation set")
     _legend(axes, loc="upper right")
+    return figure
+
+
+@_styled
+def depth_figure(series, paper_points):
+    """Table 5 across depths: top-1 (%) against multiply-adds (G), one line per ResNet variant;
+    `series` is [(label, [(macs G, top-1 %, depth)])], `paper_points` [(label, macs G, top-1 %)]."""
+    figure, axes = _axes(7.5, 4.8)
+    markers = "osD^v<>"
+    for index, (label, points) in enumerate(series):
+        macs, top1, depths = zip(*points)
+        axes.plot(macs, top1, marker=markers[index % len(markers)], linewidth=1.4,
+                  markersize=5, color="C%d" % index, label=label)
+        if index == len(series) - 1:
+            for x, y, depth in points:
+                axes.annotate("%d" % depth, (x, y), xytext=(4, -11), textcoords="offset points",
+                              fontsize=8, color="0.35")
+    for index, (label, macs, top1) in enumerate(paper_points):
+        axes.plot([macs], [top1], linestyle="none", marker=markers[index % len(markers)],
+                  markersize=7, markerfacecolor="none", color="C%d" % index, label=label)
+    axes.set_xlabel("multiply-adds per 224x224 image (G, `gluon-tricks models`); "
+                    "numbers: depth")
+    axes.set_ylabel("final validation top-1 (%)")
+    axes.set_title("Table 5 across depths: GluonCV's ResNet-A/B/C/D runs (filled)\n"
+                   "and the paper's ResNet-50 (hollow; step decay, no label smoothing)")
+    _legend(axes, loc="lower right", ncol=2)
+    return figure
+
+
+@_styled
+def panels_figure(panels):
+    """Several small validation-curve plots side by side; `panels` is
+    [(title, note, [(label, epochs, top-1 %)])]; an empty series is listed, not drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    columns = min(3, len(panels))
+    rows = (len(panels) + columns - 1) // columns
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    for index, (title, note, series) in enumerate(panels):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.grid(True, alpha=0.3, linewidth=0.6)
+        for number, (label, epochs, top1) in enumerate(series):
+            axes.plot(epochs, top1, linewidth=1.3, color="C%d" % number, label=label)
+        axes.set_title(title)
+        if note:
+            axes.set_title(textwrap.fill(note, 48), loc="left", fontsize=7, color="firebrick",
+                           pad=20)
+        axes.set_xlabel("epochs trained")
+        axes.set_ylabel("validation top-1 (%)")
+        axes.set_xlim(0, 205)
+        axes.set_ylim(30, 85)
+        axes.legend(frameon=False, loc="lower right", fontsize=7.5)
+    figure.suptitle("Mixup and the longer schedule in GluonCV's runs (120 vs 200 epochs)")
+    return figure
+
+
+@_styled
+def lr_agreement_figure(logged, schedule, difference_x, difference_y, title):
+    """The lr= values of a log (dots) over a schedule (line), and their difference below;
+    `logged` and `schedule` are (epochs, lrs)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(7.5, 5.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    for axes in (top, bottom):
+        axes.grid(True, alpha=0.3, linewidth=0.6)
+    top.plot(*schedule, linewidth=1.6, color="C0", label="gluon-tricks train's schedule")
+    top.plot(*logged, linestyle="none", marker=".", markersize=2.5, color="C3",
+             label="lr= in GluonCV's log (every 50 batches)")
+    top.set_ylabel("learning rate")
+    top.set_ylim(bottom=0)
+    top.set_title(textwrap.fill(title, 80), fontsize=9.5)
+    top.legend(frameon=False, loc="upper right")
+    bottom.plot(difference_x, difference_y, linestyle="none", marker=".", markersize=2,
+                color="C3")
+    bottom.axhline(0, color="grey", linewidth=0.8)
+    bottom.set_xlabel("epoch")
+    bottom.set_ylabel("log − trainer")
+    bottom.set_xlim(left=0)
     return figure
