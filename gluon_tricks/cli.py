@@ -73,7 +73,7 @@ def main(argv=None):
         return int(args._command.module.run(args) or 0)
     except UserError as error:
         print("gluon-tricks: error: %s" % error, file=sys.stderr)
-        return 2
+        return getattr(error, "exit_code", 2)  # 2; a run stopped by a signal says its own
     except KeyboardInterrupt:
         print("gluon-tricks: interrupted", file=sys.stderr)
         return 130

@@ -157,19 +157,22 @@ class TrainLoader(_Loader):
                                      self.num_ranks)
         return share[:len(self) * self.batch_size].reshape(len(self), self.batch_size)
 
-    def epoch(self, epoch):
-        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0); calling
-        it again (any epoch) ends the previous iterator."""
+    def epoch(self, epoch, first_batch=0):
+        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0), from
+        batch `first_batch` on (a resume mid-epoch: the same batches an uninterrupted epoch
+        yields from there); calling it again (any epoch) ends the previous iterator."""
         if not (isinstance(epoch, (int, np.integer)) and 0 <= epoch < 1 << 26):
             raise UserError("epoch must be a non-negative integer, not %r" % (epoch,))
+        if not (isinstance(first_batch, (int, np.integer)) and 0 <= first_batch <= len(self)):
+            raise UserError("first_batch must be in [0, %d], not %r" % (len(self), first_batch))
         share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
                                      self.num_ranks)
         b = self.batch_size
         tasks = ((epoch, share[i * b:(i + 1) * b],
                   np.take(share, range((i + 1) * b, (i + 1) * b + SPARES), mode="wrap"))
-                 for i in range(len(self)))
+                 for i in range(first_batch, len(self)))
         return self._batches(tasks, "epoch %d" % epoch, keep_count=True,
-                             images=len(self) * b)
+                             images=(len(self) - first_batch) * b)
 
 
 class ValLoader(_Loader):

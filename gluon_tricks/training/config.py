@@ -71,6 +71,18 @@ def add_arguments(parser):
     run.add_argument("--resume-epoch", type=int, default=0, help="epoch to resume from (GluonCV)")
     run.add_argument("--resume-params", default="", help=".params to resume from (GluonCV)")
     run.add_argument("--resume-states", default="", help=".states to resume from (GluonCV)")
+    run.add_argument("--trust-pickled-states", action="store_true", help="let --resume-states "
+                     "load a pickled GluonCV .states file (a pickle can run any code it holds)")
+    run.add_argument("--fresh-start", action="store_true", help="train from scratch even though "
+                     "--save-dir holds checkpoints that fail verification (they get overwritten)")
+    run.add_argument("--save-interval-minutes", type=float, default=60.0, metavar="M",
+                     help="also checkpoint mid-epoch every M minutes (0: off; default 60)")
+    run.add_argument("--keep-checkpoints", type=int, default=2, metavar="K",
+                     help="keep the newest K mid-epoch checkpoints (0: all; default 2); "
+                          "epoch checkpoints are all kept")
+    run.add_argument("--max-bad-fraction", type=float, default=0.01, metavar="F",
+                     help="stop when more than this fraction of the records or images are "
+                          "unreadable (default 0.01)")
     run.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
     run.add_argument("--logging-file", default="train_imagenet.log",
                      help="log file (GluonCV's format; a .jsonl twin is written beside it)")
@@ -103,6 +115,9 @@ def check_flags(config):
     need(0 < config.crop_ratio <= 1, "--crop-ratio must be in (0, 1]")
     need(config.log_interval >= 0 and config.save_frequency >= 0,
          "--log-interval and --save-frequency must be >= 0")
+    need(config.save_interval_minutes >= 0 and config.keep_checkpoints >= 0,
+         "--save-interval-minutes and --keep-checkpoints must be >= 0")
+    need(0 <= config.max_bad_fraction <= 1, "--max-bad-fraction must be in [0, 1]")
     need(0 < config.label_smoothing_eps < 1, "the label smoothing epsilon must be in (0, 1)")
     need(0 <= config.seed < 1 << 32, "--seed must be in [0, 2**32 - 1] (one word of every random "
          "stream's key)")

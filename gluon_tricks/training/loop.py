@@ -22,6 +22,7 @@ from gluon_tricks.training.finetune import prepare_fine_tuning
 from gluon_tricks.training.losses import DistillationLoss, soft_targets
 from gluon_tricks.training.optim import apply_no_bias_decay, make_trainer
 from gluon_tricks.training.run_config import resolve
+from gluon_tricks.training.run_guard import RunGuard
 from gluon_tricks.training.schedule import make_lr_schedule
 from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_lambda,
                                            smooth_one_hot)
@@ -43,6 +44,7 @@ class TrainState:
     loss_fn: Callable
     ctx: List[Any]
     tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
+    control: Any = None  # a RunGuard: mid-epoch checkpoints and stops after a step
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
 
 
@@ -99,19 +101,20 @@ def build_state(run, ctx, world):
                       notes=notes)
 
 
-def train_one_epoch(epoch, run, state, loader, schedule, world, log):
-    """One epoch of updates; returns (training accuracy on hard labels, samples/s, seconds)."""
+def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch=0):
+    """One epoch of updates (from batch `first_batch` on, when resumed mid-epoch); returns
+    (training accuracy on hard labels, samples/s, seconds)."""
     metric = mx.metric.Accuracy()
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
     ctx, trainer = state.ctx, state.trainer
-    batches = loader.epoch(epoch)
+    batches = loader.epoch(epoch, first_batch)
     if log.enabled and sys.stdout.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
     tic = interval_tic = time.time()
     seen = 0
     loss_total = interval_loss = interval_seen = 0.0  # summed over ranks, for TensorBoard
-    for i, (data, label) in enumerate(batches):
+    for i, (data, label) in enumerate(batches, first_batch):
         step = epoch * run.iters_per_epoch + i + 1  # the batch being trained, counted from 1
         trainer.set_learning_rate(schedule(step))
         # Targets: (smoothed) one-hot distributions; mixup mixes images and targets alike.
@@ -151,6 +154,8 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log):
                 state.tensorboard.batch(step, interval_loss / interval_seen, metric.get()[1],
                                         trainer.learning_rate, speed)
             interval_tic, interval_loss, interval_seen = time.time(), 0.0, 0.0
+        if state.control is not None:
+            state.control.step_done(epoch, i + 1)  # may checkpoint, or stop on a signal
     seconds = time.time() - tic
     if state.tensorboard is not None:
         state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch,
@@ -161,34 +166,18 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log):
     return metric.get()[1], seen * world.size / max(seconds, 1e-9), seconds
 
 
-def _resume(run, state, log):
-    """(first epoch, global step) after loading a checkpoint, if this run continues one."""
-    if run.resume_params:
-        state.net.load_parameters(os.path.expanduser(run.resume_params), ctx=state.ctx)
-        state.trainer.load_states(os.path.expanduser(run.resume_states))
-        log.info("resumed from %s at epoch %d" % (run.resume_params, run.resume_epoch))
-        return run.resume_epoch, run.resume_epoch * run.iters_per_epoch
-    record = checkpoint.find_latest(run.save_dir, run.model)
-    if record is None:
-        if run.resume:
-            raise UserError("--resume: no checkpoint of %s in %s" % (run.model, run.save_dir))
-        return 0, 0
-    checkpoint.check_compatible(record, run)
-    epoch, step = checkpoint.load_checkpoint(record, state.net, state.trainer, state.ctx)
-    log.info("resumed from %s: %d epochs done, step %d" % (record["path"], epoch, step))
-    return epoch, step
-
-
 def make_loaders(run, train_source, val_source, world):
     """This rank's training and validation loaders, as `run` says."""
     from gluon_tricks.data.loader import TrainLoader, ValLoader
     train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
                                flavour=run.augmentation, num_workers=run.num_workers,
-                               rank=world.rank, num_ranks=world.size, seed=run.seed)
+                               rank=world.rank, num_ranks=world.size, seed=run.seed,
+                               max_bad_fraction=run.max_bad_fraction)
     assert len(train_loader) == run.iters_per_epoch, "resolve() and the loader disagree"
     val_loader = ValLoader(val_source, run.process_batch_size, input_size=run.input_size,
                            crop_ratio=run.crop_ratio, num_workers=run.num_workers,
-                           rank=world.rank, num_ranks=world.size)
+                           rank=world.rank, num_ranks=world.size,
+                           max_bad_fraction=run.max_bad_fraction)
     return train_loader, val_loader
 
 
@@ -203,6 +192,8 @@ def train(flags, world):
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
     train_loader, val_loader = make_loaders(run, train_source, val_source, world)
+    guard = RunGuard(run, world)
+    guard.start()  # lock, resume checks: all before the log or a checkpoint is written
     log = TrainLog(run.logging_file, enabled=world.is_root)
     state = None
     try:
@@ -211,7 +202,8 @@ def train(flags, world):
         for note in state.notes:
             log.info(note)
         state.tensorboard = TensorBoardLog(run.tensorboard_dir, enabled=world.is_root)
-        start_epoch, _ = _resume(run, state, log)
+        start_epoch, first_batch = guard.resume(state, log, run.as_dict)
+        state.control = guard
         world.broadcast_parameters(state.net)
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
                                     run.warmup_epochs, run.warmup_lr, run.lr_decay,
@@ -220,7 +212,8 @@ def train(flags, world):
         for epoch in range(start_epoch, run.num_epochs):
             try:
                 accuracy, speed, seconds = train_one_epoch(
-                    epoch, run, state, train_loader, schedule, world, log)
+                    epoch, run, state, train_loader, schedule, world, log,
+                    first_batch if epoch == start_epoch else 0)
             except Diverged as error:
                 last = checkpoint.find_latest(run.save_dir, run.model)
                 raise Diverged("%s; the last good checkpoint is %s" % (
@@ -237,8 +230,10 @@ def train(flags, world):
                 result["checkpoint"] = checkpoint.save_checkpoint(
                     run.save_dir, state.net, state.trainer, run.model, done,
                     done * run.iters_per_epoch, run.as_dict())
+                guard.saved()
         return result
     finally:
+        guard.close()
         if state is not None and state.tensorboard is not None:
             state.tensorboard.close()
         log.close()

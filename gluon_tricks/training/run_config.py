@@ -85,6 +85,11 @@ class RunConfig:
     resume_epoch: int = _flag(False)
     resume_params: str = _flag(False)
     resume_states: str = _flag(False)
+    trust_pickled_states: bool = _flag(False)  # --resume-states may be a GluonCV pickle
+    fresh_start: bool = _flag(False)  # overwrite checkpoints that fail verification
+    save_interval_minutes: float = _flag(False)  # mid-epoch checkpoints: when, not what
+    keep_checkpoints: int = _flag(False)
+    max_bad_fraction: float = _flag(False)  # a limit on bad data, not the data itself
     log_interval: int = _flag(False)
     logging_file: str = _flag(False)
     tensorboard_dir: str = _flag(False)  # TensorBoard scalars beside the log: same training

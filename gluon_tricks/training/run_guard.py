@@ -1,0 +1,124 @@
+"""What keeps a multi-day run safe, around the training loop: the save-dir lock, the checkpoint to
+resume (verified and compatible) chosen before anything is written, a free-space check, stop
+signals and interval checkpoints in the middle of an epoch.
+
+The loop calls `start()` before it opens its log, `resume(state, log)` once the network exists,
+`step_done(epoch, batches)` after every step, `saved()` after an epoch checkpoint and `close()`
+at the end, whatever happens.
+"""
+import logging
+import os
+
+from gluon_tricks import files
+from gluon_tricks.errors import UserError
+from gluon_tricks.training import checkpoint
+from gluon_tricks.training.preemption import Preempted, RunControl
+from gluon_tricks.training.savedir_lock import RunLock
+
+DATA_LOGGER = "gluon_tricks.data"  # worker deaths, corrupt images: into the training log too
+
+
+class RunGuard:
+    def __init__(self, run, world):
+        self.run, self.world = run, world
+        self.lock = RunLock(run.save_dir, run.logging_file) if world.is_root else None
+        self.notes = []  # lines for the log, which is not open yet when they are found
+        self.record = None  # the checkpoint this run continues
+        self.control = None
+        self.state = self.log = None
+        self._data_handlers = []
+
+    def start(self):
+        """Every check that can refuse the run, before anything is written: the lock, the
+        checkpoint to continue (verified, compatible). Releases the lock if one fails."""
+        try:
+            if self.lock is not None:
+                self.notes += self.lock.acquire()
+                checkpoint.remove_stale_temp_files(self.run.save_dir, self.notes.append)
+            if not self.run.resume_params:
+                self.record = checkpoint.resume_point(self.run.save_dir, self.run.model,
+                                                      self.notes.append, self.run.fresh_start)
+                if self.record is None and self.run.resume:
+                    raise UserError("--resume: no checkpoint of %s in %s"
+                                    % (self.run.model, self.run.save_dir))
+                if self.record is not None:
+                    checkpoint.check_compatible(self.record, self.run)
+        except BaseException:
+            self.close()
+            raise
+
+    def resume(self, state, log, checkpoint_config):
+        """Log the notes, check the free space, load the checkpoint (or GluonCV's files), catch
+        the stop signals; returns (first epoch, first batch of that epoch).
+        `checkpoint_config()` gives the configuration a mid-epoch checkpoint saves."""
+        self.state, self.log, self.checkpoint_config = state, log, checkpoint_config
+        for note in self.notes:
+            log.info(note)
+        data_logger = logging.getLogger(DATA_LOGGER)
+        for handler in log.logger.handlers:
+            data_logger.addHandler(handler)
+            self._data_handlers.append(handler)
+        if self.world.is_root:
+            files.require_free_space(self.run.save_dir, checkpoint.checkpoint_bytes(state.net),
+                                     "a checkpoint")
+        first = self._load(state, log)
+        self.control = RunControl(self.world, self.run.save_interval_minutes).install()
+        return first
+
+    def _load(self, state, log):
+        run = self.run
+        if run.resume_params:
+            params = os.path.expanduser(run.resume_params)
+            checkpoint.load_params(state.net, params, state.ctx)
+            checkpoint.load_gluoncv_states(state.trainer, os.path.expanduser(run.resume_states),
+                                           run.trust_pickled_states, run.momentum, run.wd,
+                                           lambda line: log.info("warning: " + line))
+            log.info("resumed from %s at epoch %d" % (run.resume_params, run.resume_epoch))
+            return run.resume_epoch, 0
+        if self.record is None:
+            return 0, 0
+        epoch, step = checkpoint.load_checkpoint(self.record, state.net, state.trainer, state.ctx)
+        batch = self.record.get("batch", 0)
+        log.info("resumed from %s: %d epochs%s done, step %d"
+                 % (self.record["path"], epoch, " and %d batches" % batch if batch else "", step))
+        return epoch, batch
+
+    def step_done(self, epoch, batches):
+        """After each step: all ranks agree whether to save (interval, signal) and stop."""
+        save, stop = self.control.after_step()
+        path = None
+        if save and self.world.is_root:
+            run = self.run
+            path = checkpoint.save_checkpoint(run.save_dir, self.state.net, self.state.trainer,
+                                              run.model, epoch, epoch * run.iters_per_epoch
+                                              + batches, self.checkpoint_config(),
+                                              batch=batches)
+            self.log.info("[Epoch %d] checkpoint at batch %d: %s (%s)"
+                          % (epoch, batches, path, "stopping on " + self.control.signal_name()
+                             if stop else "every %g minutes" % run.save_interval_minutes))
+            checkpoint.prune_checkpoints(run.save_dir, run.model, run.keep_checkpoints,
+                                         self.log.info)
+        if save:
+            self.control.saved()
+        if stop:
+            if self.world.size > 1:
+                self.world.sum([0.0], name="preempted")  # rank 0 has written: leave together
+            raise Preempted("stopped by %s at epoch %d after batch %d; %s; run the same command "
+                            "again to continue from there"
+                            % (self.control.signal_name(), epoch, batches,
+                               "checkpoint " + path if path else "rank 0 wrote the checkpoint"))
+
+    def saved(self):
+        """An epoch checkpoint was written: the save interval starts again."""
+        if self.control is not None:
+            self.control.saved()
+
+    def close(self):
+        if self.control is not None:
+            self.control.uninstall()
+        data_logger = logging.getLogger(DATA_LOGGER)
+        for handler in self._data_handlers:
+            data_logger.removeHandler(handler)
+        self._data_handlers = []
+        if self.lock is not None:
+            self.lock.release()

@@ -1,0 +1,97 @@
+"""One run per save dir (and per log file): an exclusive lock held for the life of the run.
+
+Two runs in one save dir would write each other's checkpoints (one run's JSON beside the other's
+weights) and interleave their logs. The lock is `flock` on a small file that also names its
+holder (host, pid, start time): the kernel drops it when the holder dies however it dies, so a
+lock of a dead process is simply taken over, and a second live run is refused in one line.
+"""
+import fcntl
+import json
+import os
+import socket
+import time
+
+from gluon_tricks.errors import UserError
+
+LOCK_NAME = ".gluon-tricks.lock"
+
+
+class _Lock:
+    def __init__(self, path, what):
+        self.path, self.what, self.fd = path, what, None
+        self.previous = None  # the holder a dead process left in the file, if any
+
+    def acquire(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe(_read_holder(fd))
+            os.close(fd)
+            raise UserError("%s is in use by another run (%s; lock %s): wait for it to end or "
+                            "choose another %s" % (self.what, holder, self.path,
+                                                   self.what.split()[0])) from None
+        except OSError as error:
+            os.close(fd)
+            raise UserError("cannot lock %s (%s): %s" % (self.what, self.path,
+                                                         error.strerror)) from None
+        self.previous = _read_holder(fd)
+        holder = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        self.fd = fd
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, 0)
+            except OSError:
+                pass
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
+
+
+def _read_holder(fd):
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "null")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _describe(holder):
+    if not isinstance(holder, dict):
+        return "holder unknown"
+    return "pid %s on %s since %s" % (holder.get("pid"), holder.get("host"), holder.get("since"))
+
+
+class RunLock:
+    """Exclusive locks on the save dir and on the log file (when it lies elsewhere), taken
+    before anything is written; `release()` (or the process's end) frees them."""
+
+    def __init__(self, save_dir, log_file=None):
+        self.locks = [_Lock(os.path.join(save_dir, LOCK_NAME), "--save-dir %s" % save_dir)]
+        if log_file:
+            log_dir = os.path.dirname(os.path.abspath(log_file))
+            if os.path.realpath(log_dir) != os.path.realpath(save_dir):
+                self.locks.append(_Lock(os.path.abspath(log_file) + ".lock",
+                                        "--logging-file %s" % log_file))
+
+    def acquire(self):
+        """Take every lock or none; returns lines for the log about locks taken over."""
+        notes = []
+        try:
+            for lock in self.locks:
+                os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+                lock.acquire()
+                if isinstance(lock.previous, dict):
+                    notes.append("took over the lock %s of a run that is no longer running (%s)"
+                                 % (lock.path, _describe(lock.previous)))
+        except BaseException:
+            self.release()
+            raise
+        return notes
+
+    def release(self):
+        for lock in self.locks:
+            lock.release()
