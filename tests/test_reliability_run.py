@@ -253,3 +253,19 @@ def test_eval_of_non_finite_weights_is_an_error(data, reference, tmp_path, capsy
                             tmp_path / "nan.params", "--val-dir", data / "val", "--input-size",
                             "32", "-j", "0")
     assert status == 2 and err.count("\n") == 1 and "NaN or infinite weights" in err
+
+
+def test_resuming_on_another_number_of_ranks_is_refused_with_the_reason(data, reference,
+                                                                        tmp_path, capsys):
+    """A checkpoint as 2 ranks of 4 images would write it (the same global batch of 8)."""
+    import shutil
+    shutil.copytree(reference, tmp_path / "out")
+    for name in ("resnet18_v1d-0001.json", "resnet18_v1d-0002.json"):
+        record = json.load(open(tmp_path / "out" / name))
+        record["config"].update(world_size=2, process_batch_size=4, batch_size=4)
+        json.dump(record, open(tmp_path / "out" / name, "w"))
+    status, out, err = _run(capsys, *_flags(data, tmp_path / "out", "--num-epochs", "3"))
+    assert status == 2 and err.count("\n") == 1
+    assert ("written by 2 rank(s) x 1 device(s) of 4 images each (global batch 8); this run has "
+            "1 x 1 of 8 (global batch 8). Not resumable exactly: BatchNorm") in err
+    assert "resume with 2 rank(s)" in err

@@ -211,6 +211,26 @@ def resume_point(save_dir, model, report, fresh_start=False):
     return record
 
 
+def check_same_ranks(record, run):
+    """A checkpoint continues on as many ranks and devices as wrote it, even with the same global
+    batch: BatchNorm normalises over each device's own batch, each rank's data share and
+    augmentation stream follow its rank, and the gradient sum runs in another order, so the
+    arithmetic would differ. Refused with that reason (before the generic comparison)."""
+    saved = record.get("config", {})
+    was = (saved.get("world_size"), saved.get("num_devices"), saved.get("process_batch_size"))
+    now = (run.world_size, run.num_devices, run.process_batch_size)
+    if None in was or was == now:
+        return
+    raise UserError(
+        "%s was written by %d rank(s) x %d device(s) of %d images each (global batch %s); this "
+        "run has %d x %d of %d (global batch %d). Not resumable exactly: BatchNorm normalises "
+        "over each device's batch and each rank reads its own data share, so the same global "
+        "batch would still train other numbers; resume with %d rank(s) and %d device(s) each"
+        % (record["path"], was[0], was[1], was[2] // max(was[1], 1),
+           saved.get("global_batch_size"), now[0], now[1], now[2] // max(now[1], 1),
+           run.global_batch_size, was[0], was[1]))
+
+
 def prune_checkpoints(save_dir, model, keep, report=None):
     """Keep the newest `keep` mid-epoch checkpoints of `model` (0: all); epoch checkpoints stay."""
     if not keep:

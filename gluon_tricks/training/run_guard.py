@@ -42,6 +42,7 @@ class RunGuard:
                     raise UserError("--resume: no checkpoint of %s in %s"
                                     % (self.run.model, self.run.save_dir))
                 if self.record is not None:
+                    checkpoint.check_same_ranks(self.record, self.run)
                     checkpoint.check_compatible(self.record, self.run)
         except BaseException:
             self.close()
