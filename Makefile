@@ -13,7 +13,7 @@ else
 READY := external-venv
 endif
 
-.PHONY: demo test lint venv clean external-venv
+.PHONY: demo test lint lint-docker lint-shell lint-python pytest venv clean external-venv
 
 $(VENV)/.installed: requirements.txt setup.py scripts/install_env.sh
 	bash scripts/install_env.sh $(VENV)
@@ -27,15 +27,24 @@ venv: $(READY)
 demo: $(READY)
 	$(PY) -m gluon_tricks demo
 
-lint: $(READY)
+lint: lint-docker lint-shell lint-python
+
+lint-docker: $(READY)
 	$(VENV)/bin/hadolint Dockerfile
+
+lint-shell: $(READY)
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+
+lint-python: $(READY)
 	$(VENV)/bin/ruff check --no-cache .
 
-# The lint steps, then the tests whatever the lint found; fails if either failed.
-test: $(READY)
-	@status=0; $(MAKE) --no-print-directory lint || status=1; \
-	  $(PY) -m pytest -q tests $(PYTEST_ARGS) || status=1; exit $$status
+# Every lint step, then the tests, each whatever the others found (--keep-going); fails if any
+# failed.
+MAKEFLAGS += --keep-going
+test: lint pytest
+
+pytest: $(READY)
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 clean:
 	rm -rf .venv build *.egg-info .pytest_cache
