@@ -2,13 +2,14 @@
 # Fine-tuning on the embedded demo data, on a CPU: a ResNet-18-D trained on 5 of the 10 demo
 # classes (checker, cross, disk, dots, frame) is fine-tuned onto the other 5 (ring, square, star,
 # stripes, triangle), next to the same network trained from scratch on those 5 for the same
-# number of epochs. 32x32 px, batch 64, cosine decay, zero gamma, no bias decay throughout.
+# number of epochs. 32x32 px, batch 32, cosine decay, zero gamma, no bias decay throughout; runs
+# from random weights warm up for an epoch.
 #   scripts/finetune_demo.sh [OUT_DIR]     (default runs/finetune_demo)
 # Rows: scratch (lr 0.1), fine-tuned (lr 0.01, a new classifier at x10), and fine-tuned with the
 # stem and stages 1-2 frozen. Every run trains in OUT_DIR/<run>/; relaunching the script resumes
 # each from its newest checkpoint. OUT_DIR/report.md gets the table.
-# Environment: PRETRAIN_EPOCHS (default 10), EPOCHS (default 4), PER_CLASS (training images per
-# class, default all 200; validation keeps a quarter of that, at most 50), BATCH (default 64),
+# Environment: PRETRAIN_EPOCHS (default 12), EPOCHS (default 6), PER_CLASS (training images per
+# class, default all 200; validation keeps a quarter of that, at most 50), BATCH (default 32),
 # PYTHON.
 set -euo pipefail
 SCRIPT_NAME=finetune_demo
@@ -16,10 +17,10 @@ SCRIPT_NAME=finetune_demo
 source "$(dirname "$0")/lib/common.sh"
 cd "$(dirname "$0")/.."
 out=$(abspath "${1:-runs/finetune_demo}")
-pretrain_epochs=${PRETRAIN_EPOCHS:-10}
-epochs=${EPOCHS:-4}
+pretrain_epochs=${PRETRAIN_EPOCHS:-12}
+epochs=${EPOCHS:-6}
 per_class=${PER_CLASS:-200}
-batch=${BATCH:-64}
+batch=${BATCH:-32}
 python=${PYTHON:-.venv/bin/python}
 case $python in */*) python=$(abspath "$python") ;; esac
 command -v "$python" >/dev/null || die "$python not found; run 'make venv' first"
@@ -66,10 +67,14 @@ train() {  # NAME HALF EPOCHS FLAGS...: train (or resume) a run in OUT_DIR/NAME/
     --logging-file "$out/$name/$name.log" > /dev/null
 }
 
-train pretrain_first_half first "$pretrain_epochs" --lr 0.1
-pretrained=("$out"/pretrain_first_half/resnet18_v1d-*.params)
-pretrained=${pretrained[-1]}  # <model>-<4-digit epoch>.params: the glob sorts them by epoch
-train scratch second "$epochs" --lr 0.1
+warmup() {  # EPOCHS: one warmup epoch when the run has more than one
+  if [ "$1" -gt 1 ]; then echo 1; else echo 0; fi
+}
+train pretrain_first_half first "$pretrain_epochs" --lr 0.1 \
+  --warmup-epochs "$(warmup "$pretrain_epochs")"
+checkpoints=("$out"/pretrain_first_half/resnet18_v1d-*.params)
+pretrained=${checkpoints[-1]}  # <model>-<4-digit epoch>.params: the glob sorts them by epoch
+train scratch second "$epochs" --lr 0.1 --warmup-epochs "$(warmup "$epochs")"
 # Other classes, as many: the first half's classifier is re-initialised, not reused.
 tune=(--lr 0.01 --lr-mult-classifier 10 --pretrained-params "$pretrained" --reset-classifier)
 train finetune second "$epochs" "${tune[@]}"

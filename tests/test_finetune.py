@@ -267,3 +267,34 @@ def test_finetune_demo_script_runs_its_three_rows(tmp_path):
     rows = [line for line in open(str(out / "report.md")) if line.startswith("| /")]
     assert [row.split(" | ")[0].rsplit("/", 1)[1] for row in rows] == [
         "scratch.log", "finetune.log", "finetune_frozen.log"]
+
+
+@pytest.mark.skipif(__import__("shutil").which(
+    "horovodrun", path=__import__("os").path.dirname(__import__("sys").executable)) is None,
+    reason="horovodrun is not installed in this environment")
+def test_two_horovod_ranks_fine_tune_with_frozen_stages(demo_half, ten_class_weights, tmp_path):
+    """Two ranks: the frozen stages (and their BN statistics) end bit for bit as loaded, and only
+    rank 0 writes TensorBoard's events."""
+    import os
+    import subprocess
+    import sys
+    from gluon_tricks.training.tensorboard import read_scalars
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    command = [horovodrun, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, "-m",
+               "gluon_tricks", "train", *[str(a) for a in TINY], "--batch-size", "4",
+               *[str(a) for a in _flags(demo_half, tmp_path)], *EVERY_TRICK,
+               "--pretrained-params", ten_class_weights, "--freeze-stages", "1",
+               "--lr-mult-classifier", "10", "--tensorboard-dir", str(tmp_path / "tb")]
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    pretrained = {k: v.asnumpy() for k, v in mx.nd.load(ten_class_weights).items()}
+    final = {k: v.asnumpy() for k, v in
+             mx.nd.load(str(tmp_path / "resnet18_v1d-0002.params")).items()}
+    frozen = [k for k in final if k.split(".")[0] in ("conv1", "bn1", "layer1")]
+    assert all(np.array_equal(final[k], pretrained[k]) for k in frozen)
+    assert not np.array_equal(final["layer2.0.bn1.running_mean"],
+                              pretrained["layer2.0.bn1.running_mean"])
+    assert len(os.listdir(str(tmp_path / "tb"))) == 1
+    assert [s for s, _ in read_scalars(str(tmp_path / "tb"))["val/top1"]] == [5, 10]

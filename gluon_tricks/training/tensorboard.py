@@ -98,7 +98,7 @@ def read_event_records(path):
                 return records
             if len(header) < 12:
                 raise ValueError("%s: truncated record header" % path)
-            (length,), (length_crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
+            length, length_crc = struct.unpack("<QI", header)
             if _masked_crc(header[:8]) != length_crc:
                 raise ValueError("%s: bad length checksum" % path)
             data, (data_crc,) = f.read(length), struct.unpack("<I", f.read(4))
