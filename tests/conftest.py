@@ -1,4 +1,7 @@
-"""Shared fixtures: a fixed MXNet/numpy seed per test, and the CLI runner."""
+"""Shared fixtures and helpers: a fixed MXNet/numpy seed per test, the CLI runner, small image
+sets, the trainer's flags, weights files and the one-line error check."""
+import argparse
+import os
 import random
 
 import numpy as np
@@ -47,3 +50,108 @@ def small_image_set(tmp_path_factory):
     pack_folder(str(folder), prefix, workers=0, progress=False)
     return {"folder": str(folder), "prefix": prefix, "rec": prefix + ".rec",
             "idx": prefix + ".idx", "count": 36}
+
+
+def assert_one_line_error(status, out, err, *fragments):
+    """The CLI refused with exit status 2 and one line on stderr holding every fragment."""
+    assert status == 2 and out == ""
+    assert err.startswith("gluon-tricks: error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def parse_train_flags(*argv, model="resnet18_v1d"):
+    """`gluon-tricks train`'s flags parsed from `argv` (plus --model)."""
+    from gluon_tricks.training.config import add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--model", model] + [str(a) for a in argv])
+
+
+def read_params(path):
+    """A .params file as {name: numpy array}."""
+    import mxnet as mx
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+DISC_CLASSES = 4
+DISC_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 220, 40)]
+
+
+def write_disc_folder(root, per_class, seed):
+    """An image folder of DISC_CLASSES classes, `per_class` JPEGs each: class k is a disc of
+    colour k on a noisy background, at random places and sizes (40-63 px images)."""
+    import cv2
+    rng = np.random.RandomState(seed)
+    for k in range(DISC_CLASSES):
+        folder = os.path.join(str(root), "class%d" % k)
+        os.makedirs(folder)
+        for i in range(per_class):
+            h, w = rng.randint(40, 64, size=2)
+            image = rng.randint(0, 120, size=(h, w, 3)).astype(np.uint8)
+            centre = (int(rng.randint(12, w - 12)), int(rng.randint(12, h - 12)))
+            cv2.circle(image, centre, int(rng.randint(6, 12)), DISC_COLOURS[k], -1)
+            cv2.imwrite(os.path.join(folder, "%03d.jpg" % i), image[:, :, ::-1])
+
+
+# -- log writers in the formats GluonCV's scripts (and `gluon-tricks train`) write ------------
+
+
+BASE_CONFIG = dict(model="resnet50_v1d", batch_size=32, num_gpus=8, num_epochs=120, lr=0.1,
+                   lr_mode="step", warmup_epochs=0, last_gamma=False, no_wd=False,
+                   label_smoothing=False, mixup=False, mixup_alpha=0.2, teacher=None,
+                   temperature=20.0, hard_weight=0.5, dtype="float32", input_size=224)
+
+
+def namespace(**values):
+    """GluonCV's first line, `logger.info(opt)`."""
+    config = dict(BASE_CONFIG, **values)
+    return "Namespace(%s)" % ", ".join("%s=%r" % item for item in config.items())
+
+
+def current_epoch(epoch, top1, top5=0.9, metric="accuracy", speed=1000.0, lr=0.1,
+                  batches=(49, 99), validation=True):
+    """One epoch of train_imagenet.py's current format (also `gluon-tricks train`'s)."""
+    lines = ["Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f"
+             % (epoch, b, speed + b, metric, 0.5, lr) for b in batches]
+    lines += ["[Epoch %d] training: %s=%f" % (epoch, metric, 0.5),
+              "[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, speed, 1228.78)]
+    if validation:
+        lines.append("[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, 1 - top1, 1 - top5))
+    return lines
+
+
+def horovod_epoch(epoch, top1, top5=0.9, lr=0.1, nbatch=40, validation=True):
+    """train_horovod.py: batches counted from 1, accuracies (not errors), rank tags."""
+    lines = ["Epoch[%d] Batch[%d] Loss[%.3f]" % (epoch, nbatch, 6.5),
+             "Epoch[%d] Rank[%d] Batch[%d]\t%s=%f\tlr=%f" % (epoch, 0, nbatch, "accuracy", 0.3, lr),
+             "Epoch[%d] Rank[%d] Batch[%d]\t%s=%f\tlr=%f" % (epoch, 1, 1, "accuracy", 0.9, 9.0),
+             "Epoch[%d] Batch[%d]\tSpeed: %.2f samples/sec" % (epoch, nbatch, 5000.0),
+             "Epoch[%d] Rank[%d] Batch[%d]\tTime cost=%.2f\tTrain-metric=%f"
+             % (epoch, 0, nbatch, 250.0, 0.31),
+             "Epoch[%d]\tSpeed: %.2f samples/sec" % (epoch, 5120.0 + epoch)]
+    if validation:
+        lines.append("Epoch[%d] Rank[%d]\tValidation-%s=%f\tValidation-%s=%f"
+                     % (epoch, 0, "accuracy", top1, "top_k_accuracy_5", top5))
+    return lines
+
+
+def write_log(path, lines, prefix="INFO:root:", final_newline=True):
+    """Write `lines` as a log file, each behind `prefix`; returns the path as a string."""
+    text = "\n".join(prefix + line for line in lines) + ("\n" if final_newline else "")
+    path.write_text(text)
+    return str(path)
+
+
+def project_log(path, runs):
+    """A log written by this project's TrainLog: `runs` is a list of runs appended to the same
+    file (a resume appends), each a list of (epoch, err_top1) epochs."""
+    from gluon_tricks.training.train_log import TrainLog
+    for run in runs:
+        writer = TrainLog(str(path), stream=open(os.devnull, "w"))
+        writer.namespace(dict(BASE_CONFIG, global_batch_size=256, world_size=8))
+        for epoch, err_top1 in run:
+            writer.batch(epoch, 49, 1000.0, "accuracy", 0.5, 0.1)
+            writer.epoch(epoch, "accuracy", 0.5, 1000, 60.0, err_top1, err_top1 / 2)
+        writer.close()
+    return str(path)

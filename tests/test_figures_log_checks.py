@@ -5,7 +5,7 @@ import shutil
 
 from gluon_tricks.figures import log_checks, report
 from gluon_tricks.figures.logparse import parse_log
-from test_logs_formats import current_epoch, horovod_epoch, namespace, project_log, write_log
+from conftest import current_epoch, horovod_epoch, namespace, project_log, write_log
 
 
 def curve(top1s, top5_gap=0.2, **config):

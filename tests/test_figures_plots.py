@@ -10,7 +10,7 @@ import pytest
 from gluon_tricks.figures import plots
 from gluon_tricks.figures.plot_command import output_path
 from gluon_tricks.errors import UserError
-from test_logs_formats import current_epoch, namespace, write_log
+from conftest import assert_one_line_error, current_epoch, namespace, write_log
 
 
 @pytest.fixture
@@ -33,13 +33,6 @@ def assert_png_drawn(path):
     rgb = image[..., :3]
     assert rgb.std() > 0.05
     assert 0.01 < np.mean(rgb.min(axis=2) < 0.9) < 0.6
-
-
-def assert_one_line_error(status, out, err, *fragments):
-    assert status == 2 and out == ""
-    assert err.startswith("gluon-tricks: error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert fragment in err
 
 
 def lines_of(figure):

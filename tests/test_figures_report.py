@@ -9,7 +9,8 @@ import pytest
 
 from gluon_tricks import paper
 from gluon_tricks.figures.tricks import batch_of, tricks_of
-from test_logs_formats import current_epoch, horovod_epoch, namespace, write_log
+from conftest import (assert_one_line_error, current_epoch, horovod_epoch, namespace,
+                      write_log)
 
 EFFICIENT = dict(warmup_epochs=5, last_gamma=True, no_wd=True, dtype="float16")
 
@@ -163,13 +164,6 @@ def test_notes_on_restarts_truncation_and_missing_validation(cli, tmp_path):
             "epochs are the later run's; the last line was cut off and skipped." % restarted) in out
     assert "- %s: no validation lines." % bare in out
     assert "| %s | resnet50_v1d | baseline | 2 | 30.00 |" % restarted in out
-
-
-def assert_one_line_error(status, out, err, *fragments):
-    assert status == 2 and out == ""
-    assert err.startswith("gluon-tricks: error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert fragment in err
 
 
 def test_bad_input(cli, tmp_path):

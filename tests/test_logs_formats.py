@@ -1,40 +1,17 @@
 """The log parser on logs written here in each format GluonCV's scripts used (the strings are
 those of train_imagenet.py 2018/current and train_horovod.py) and with each defect real logs have.
 
-The writers at the top are shared with test_figures_*.py.
+The log writers shared with test_figures_*.py are in conftest.py.
 """
 import logging
-import os
 
 import pytest
 
+from conftest import (BASE_CONFIG, current_epoch, horovod_epoch, namespace, project_log,
+                      write_log)
 from gluon_tricks.errors import UserError
 from gluon_tricks.figures.logparse import expand_log_paths, load_logs, parse_log, parse_text
 from gluon_tricks.figures.namespace import parse_namespace
-
-BASE_CONFIG = dict(model="resnet50_v1d", batch_size=32, num_gpus=8, num_epochs=120, lr=0.1,
-                   lr_mode="step", warmup_epochs=0, last_gamma=False, no_wd=False,
-                   label_smoothing=False, mixup=False, mixup_alpha=0.2, teacher=None,
-                   temperature=20.0, hard_weight=0.5, dtype="float32", input_size=224)
-
-
-def namespace(**values):
-    """GluonCV's first line, `logger.info(opt)`."""
-    config = dict(BASE_CONFIG, **values)
-    return "Namespace(%s)" % ", ".join("%s=%r" % item for item in config.items())
-
-
-def current_epoch(epoch, top1, top5=0.9, metric="accuracy", speed=1000.0, lr=0.1,
-                  batches=(49, 99), validation=True):
-    """One epoch of train_imagenet.py's current format (also `gluon-tricks train`'s)."""
-    lines = ["Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f"
-             % (epoch, b, speed + b, metric, 0.5, lr) for b in batches]
-    lines += ["[Epoch %d] training: %s=%f" % (epoch, metric, 0.5),
-              "[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, speed, 1228.78)]
-    if validation:
-        lines.append("[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, 1 - top1, 1 - top5))
-    return lines
-
 
 def early_2018_epoch(epoch, top1, top5=0.9):
     """train_imagenet.py as first published: errors, no lr, `time cost` on its own line."""
@@ -52,28 +29,6 @@ def late_2018_epoch(epoch, top1, top5=0.9, lr=0.1):
             "[Epoch %d] training: err-top1=%f" % (epoch, 0.6),
             "[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, 950, 1400.0),
             "[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, 1 - top1, 1 - top5)]
-
-
-def horovod_epoch(epoch, top1, top5=0.9, lr=0.1, nbatch=40, validation=True):
-    """train_horovod.py: batches counted from 1, accuracies (not errors), rank tags."""
-    lines = ["Epoch[%d] Batch[%d] Loss[%.3f]" % (epoch, nbatch, 6.5),
-             "Epoch[%d] Rank[%d] Batch[%d]\t%s=%f\tlr=%f" % (epoch, 0, nbatch, "accuracy", 0.3, lr),
-             "Epoch[%d] Rank[%d] Batch[%d]\t%s=%f\tlr=%f" % (epoch, 1, 1, "accuracy", 0.9, 9.0),
-             "Epoch[%d] Batch[%d]\tSpeed: %.2f samples/sec" % (epoch, nbatch, 5000.0),
-             "Epoch[%d] Rank[%d] Batch[%d]\tTime cost=%.2f\tTrain-metric=%f"
-             % (epoch, 0, nbatch, 250.0, 0.31),
-             "Epoch[%d]\tSpeed: %.2f samples/sec" % (epoch, 5120.0 + epoch)]
-    if validation:
-        lines.append("Epoch[%d] Rank[%d]\tValidation-%s=%f\tValidation-%s=%f"
-                     % (epoch, 0, "accuracy", top1, "top_k_accuracy_5", top5))
-    return lines
-
-
-def write_log(path, lines, prefix="INFO:root:", final_newline=True):
-    """Write `lines` as a log file, each behind `prefix`; returns the path as a string."""
-    text = "\n".join(prefix + line for line in lines) + ("\n" if final_newline else "")
-    path.write_text(text)
-    return str(path)
 
 
 def test_current_format_with_logging_prefix(tmp_path):
@@ -131,20 +86,6 @@ def test_this_projects_own_train_log_writer_is_read_back(tmp_path):
     assert log.epochs[0].top1 == pytest.approx(0.06124)
     assert log.epochs[0].top5 == pytest.approx(0.16106)
     assert log.epochs[0].speed == 1056
-
-
-def project_log(path, runs):
-    """A log written by this project's TrainLog: `runs` is a list of runs appended to the same
-    file (a resume appends), each a list of (epoch, err_top1) epochs."""
-    from gluon_tricks.training.train_log import TrainLog
-    for run in runs:
-        writer = TrainLog(str(path), stream=open(os.devnull, "w"))
-        writer.namespace(dict(BASE_CONFIG, global_batch_size=256, world_size=8))
-        for epoch, err_top1 in run:
-            writer.batch(epoch, 49, 1000.0, "accuracy", 0.5, 0.1)
-            writer.epoch(epoch, "accuracy", 0.5, 1000, 60.0, err_top1, err_top1 / 2)
-        writer.close()
-    return str(path)
 
 
 def test_this_projects_logs_are_read_from_their_json_lines_twin(tmp_path):

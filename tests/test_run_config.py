@@ -9,6 +9,7 @@ import re
 import mxnet as mx
 import pytest
 
+from conftest import parse_train_flags
 from gluon_tricks.errors import UserError
 from gluon_tricks.training import config as train_config
 from gluon_tricks.training.checkpoint import check_compatible
@@ -26,14 +27,8 @@ class _Data:
         return self.images
 
 
-def _flags(*argv):
-    parser = argparse.ArgumentParser()
-    train_config.add_arguments(parser)
-    return parser.parse_args(["--model", "resnet18_v1d"] + list(argv))
-
-
 def _run(*argv, world=World(), devices=(mx.cpu(),), data=None):
-    return resolve(_flags(*argv), world, list(devices), data or _Data())
+    return resolve(parse_train_flags(*argv), world, list(devices), data or _Data())
 
 
 def test_linear_scaling_rule_sets_the_default_lr():
@@ -49,8 +44,8 @@ def test_eps_is_zero_without_label_smoothing_and_input_size_follows_the_model():
     assert _run("--label-smoothing-eps", "0.3").eps == 0.0
     assert _run("--label-smoothing", "--label-smoothing-eps", "0.3").eps == 0.3
     assert _run().input_size == 224 and _run("--input-size", "64").input_size == 64
-    assert resolve(argparse.Namespace(**dict(vars(_flags()), model="inceptionv3")), World(),
-                   [mx.cpu()], _Data()).input_size == 299
+    inception = parse_train_flags(model="inceptionv3")
+    assert resolve(inception, World(), [mx.cpu()], _Data()).input_size == 299
 
 
 def test_a_training_set_smaller_than_one_batch_is_refused():
@@ -105,6 +100,9 @@ BREAKING = {
     "hard_weight": ([], ["--hard-weight", "0.3"], {}),
     "tricks": ([], ["--lr-mode", "cosine"], {}),
     "seed": ([], ["--seed", "1"], {}),
+    "reset_classifier": ([], ["--reset-classifier"], {}),
+    "lr_mult_classifier": ([], ["--lr-mult-classifier", "10"], {}),
+    "freeze_stages": ([], ["--freeze-stages", "2"], {}),
 }
 HARMLESS = {
     "data_dir": ["--data-dir", "/elsewhere"],
@@ -129,6 +127,13 @@ HARMLESS = {
     "resume_states": ["--resume-states", "x.states"],
     "log_interval": ["--log-interval", "7"],
     "logging_file": ["--logging-file", "/elsewhere/train.log"],
+    "tensorboard_dir": ["--tensorboard-dir", "/elsewhere/tb"],
+    "pretrained_params": ["--pretrained-params", "/elsewhere/w.params"],
+    "trust_pickled_states": ["--trust-pickled-states"],
+    "fresh_start": ["--fresh-start"],
+    "save_interval_minutes": ["--save-interval-minutes", "5"],
+    "keep_checkpoints": ["--keep-checkpoints", "3"],
+    "max_bad_fraction": ["--max-bad-fraction", "0.1"],
 }
 
 

@@ -1,6 +1,5 @@
 """Each trick against its formula: schedule, label smoothing, mixup, distillation, NAG, no bias
 decay, FP16 master weights, and the flag checks."""
-import argparse
 import math
 
 import mxnet as mx
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
+from conftest import parse_train_flags
 from gluon_tricks.errors import UserError
 from gluon_tricks.streams import mixup_rng
 from gluon_tricks.training import config as train_config
@@ -30,7 +30,8 @@ def test_warmup_is_linear_per_iteration_then_cosine_reaches_zero():
         assert schedule(i) == pytest.approx(lr * i / (m - 1))
     total = (epochs - warm) * ITERS
     for t in range(total):  # t-th batch after warmup
-        assert schedule(m + t) == pytest.approx(0.5 * (1 + math.cos(math.pi * t / (total - 1))) * lr)
+        cosine = 0.5 * (1 + math.cos(math.pi * t / (total - 1))) * lr
+        assert schedule(m + t) == pytest.approx(cosine)
     assert schedule(epochs * ITERS - 1) == pytest.approx(0.0)
     assert schedule(m) == pytest.approx(lr)
 
@@ -108,7 +109,8 @@ def test_distillation_loss_matches_the_formula_and_gluoncv():
     ours = DistillationLoss(T, w)(mx.nd.array(z), q, soft).asnumpy()
 
     def log_softmax(a):
-        return a - np.log(np.exp(a - a.max(1, keepdims=True)).sum(1, keepdims=True)) - a.max(1, keepdims=True)
+        top = a.max(1, keepdims=True)
+        return a - np.log(np.exp(a - top).sum(1, keepdims=True)) - top
     p_teacher = np.exp(log_softmax(r / T))
     expected = (w * -(q.asnumpy() * log_softmax(z)).sum(1)
                 + (1 - w) * T ** 2 * -(p_teacher * log_softmax(z / T)).sum(1))
@@ -194,12 +196,6 @@ def test_fp16_keeps_fp32_master_weights():
 
 
 # -- flags ------------------------------------------------------------------------------------
-def _flags(*argv):
-    parser = argparse.ArgumentParser()
-    train_config.add_arguments(parser)
-    return parser.parse_args(["--model", "resnet18_v1d"] + list(argv))
-
-
 @pytest.mark.parametrize("argv,message", [
     (["--mixup", "--num-epochs", "5", "--mixup-off-epoch", "6"], "beyond --num-epochs"),
     (["--mixup-off-epoch", "2"], "needs --mixup"),
@@ -214,7 +210,7 @@ def _flags(*argv):
 ])
 def test_contradictory_flags_end_with_one_clear_line(argv, message):
     with pytest.raises(UserError) as error:
-        train_config.check_flags(_flags(*argv))
+        train_config.check_flags(parse_train_flags(*argv))
     assert message in str(error.value) and "\n" not in str(error.value)
 
 

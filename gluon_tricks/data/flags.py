@@ -54,7 +54,8 @@ def _rec_pair(flags, rec_key, idx_key):
 
 def data_sources(flags, train=True):
     """(train_source or None, val_source). RecordIO with --use-rec (or when .rec files are named
-    and no folder is), then --train-dir/--val-dir, then --data-dir/{train,val}, else the demo set."""
+    and no folder is), then --train-dir/--val-dir, then --data-dir/{train,val}, else the demo
+    set."""
     from gluon_tricks.data.sources import DataSource
     rec_named = getattr(flags, "rec_train", None) or flags.rec_val
     folders_named = getattr(flags, "train_dir", None) or flags.val_dir or flags.data_dir
@@ -66,7 +67,8 @@ def data_sources(flags, train=True):
                                             max_bad_fraction=bad) if train else None)
     elif folders_named:
         base = _path(flags.data_dir)
-        train_dir = _path(getattr(flags, "train_dir", None)) or (base and os.path.join(base, "train"))
+        train_dir = (_path(getattr(flags, "train_dir", None))
+                     or (base and os.path.join(base, "train")))
         val_dir = _path(flags.val_dir) or (base and os.path.join(base, "val"))
         if not val_dir or (train and not train_dir):
             raise UserError("name both --train-dir and --val-dir, or --data-dir holding train/ "

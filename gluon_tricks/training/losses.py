@@ -5,7 +5,8 @@ from mxnet import gluon
 class DistillationLoss(gluon.HybridBlock):
     """Knowledge distillation (section 5.3), weighted as GluonCV weights it:
 
-        hard_weight * CE(q, softmax(z)) + (1 - hard_weight) * T^2 * CE(softmax(r / T), softmax(z / T))
+        hard_weight * CE(q, softmax(z))
+        + (1 - hard_weight) * T^2 * CE(softmax(r / T), softmax(z / T))
 
     z are the student's logits, r the teacher's (given here already softened as
     `soft_target` = softmax(r / T), computed outside autograd), q the (smoothed, mixed) target.
