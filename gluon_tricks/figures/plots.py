@@ -138,7 +138,8 @@ def depth_figure(series, paper_points):
         macs, top1, depths = zip(*points)
         axes.plot(macs, top1, marker=markers[index % len(markers)], linewidth=1.4,
                   markersize=5, color="C%d" % index, label=label)
-        if index == len(series) - 1:
+        fullest = max(range(len(series)), key=lambda i: len(series[i][1]))
+        if index == fullest:  # the depths, once, along the variant with most of them
             for x, y, depth in points:
                 axes.annotate("%d" % depth, (x, y), xytext=(4, -11), textcoords="offset points",
                               fontsize=8, color="0.35")
@@ -169,10 +170,9 @@ def panels_figure(panels):
         axes.grid(True, alpha=0.3, linewidth=0.6)
         for number, (label, epochs, top1) in enumerate(series):
             axes.plot(epochs, top1, linewidth=1.3, color="C%d" % number, label=label)
-        axes.set_title(title)
-        if note:
-            axes.set_title(textwrap.fill(note, 48), loc="left", fontsize=7, color="firebrick",
-                           pad=20)
+        # the panel's defect, if any, under its title
+        axes.set_title(title + ("\n" + textwrap.fill(note, 52) if note else ""),
+                       fontsize=9 if note else None)
         axes.set_xlabel("epochs trained")
         axes.set_ylabel("validation top-1 (%)")
         axes.set_xlim(0, 205)
