@@ -269,3 +269,62 @@ def test_resuming_on_another_number_of_ranks_is_refused_with_the_reason(data, re
     assert ("written by 2 rank(s) x 1 device(s) of 4 images each (global batch 8); this run has "
             "1 x 1 of 8 (global batch 8). Not resumable exactly: BatchNorm") in err
     assert "resume with 2 rank(s)" in err
+
+
+HOROVOD_SCRIPT = """
+import os, signal, sys
+from gluon_tricks.training.config import add_arguments, check_flags
+from gluon_tricks.training.distributed import World
+from gluon_tricks.training import loop
+from gluon_tricks.training.preemption import Preempted
+import argparse
+parser = argparse.ArgumentParser()
+add_arguments(parser)
+flags = parser.parse_args(sys.argv[3:])
+check_flags(flags)
+world = World.from_environment()
+signal_batch = int(sys.argv[2])
+real, calls = loop.smooth_one_hot, []
+def with_signal(*args, **kwargs):  # rank 1 alone is signalled: rank 0 must still save
+    calls.append(1)
+    if world.rank == 1 and len(calls) == signal_batch:
+        os.kill(os.getpid(), signal.SIGUSR1)
+    return real(*args, **kwargs)
+loop.smooth_one_hot = with_signal
+try:
+    loop.train(flags, world)
+except Preempted as error:
+    print("rank %d: %s" % (world.rank, error))
+    sys.exit(error.exit_code)
+world.finish()
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(__import__("sys").executable),
+                                                    "horovodrun")), reason="no horovodrun")
+def test_two_ranks_one_signalled_save_mid_epoch_and_resume_equal(data, tmp_path):
+    """Rank 1 alone gets SIGUSR1: both stop after the same step, rank 0 saves (with each rank's
+    BatchNorm statistics), and the rerun ends on the uninterrupted 2-rank weights."""
+    import subprocess
+    import sys
+    script = tmp_path / "rank.py"
+    script.write_text(HOROVOD_SCRIPT)
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1")
+
+    def run(out, signal_batch):
+        flags = _flags(data, out, "--batch-size", "4", "--num-epochs", "1", "--warmup-epochs",
+                       "0")[1:]
+        return subprocess.run([horovodrun, "-np", "2", "-H", "localhost:2", "--gloo",
+                               sys.executable, str(script), str(out), str(signal_batch), *flags],
+                              capture_output=True, text=True, timeout=600, env=env)
+    done = run(tmp_path / "straight", 0)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run(tmp_path / "stopped", 2)
+    assert done.returncode != 0 and "stopped by a signal on another rank at epoch 0 after " \
+        "batch 2" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert os.path.isfile(tmp_path / "stopped" / "resnet18_v1d-0000-batch000002.ranks")
+    done = run(tmp_path / "stopped", 0)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert _same(tmp_path / "stopped" / "resnet18_v1d-0001.params",
+                 tmp_path / "straight" / "resnet18_v1d-0001.params")

@@ -68,9 +68,12 @@ def checkpoint_bytes(net):
     return 3 * weights + (1 << 20)
 
 
-def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0):
+def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
+                    rank_statistics=None):
     """Write the checkpoint taken after `epoch` completed epochs and `batch` batches of the next;
-    returns its JSON path. Refuses non-finite weights, and a disk without room for it."""
+    returns its JSON path. Refuses non-finite weights, and a disk without room for it.
+    `rank_statistics` (mid-epoch under Horovod): every rank's BatchNorm running statistics, an
+    NDArray (ranks, values), saved as PREFIX.ranks; a resume gives each rank its own back."""
     bad = non_finite_parameters(net, trainer)
     if bad:
         raise NonFiniteWeights("refusing to write a checkpoint at epoch %d, batch %d: %d arrays "
@@ -81,8 +84,14 @@ def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0)
     files.write_atomically(prefix + ".params", net.save_parameters)
     files.write_atomically(prefix + ".states",
                            lambda path: optimizer_state.save_states(trainer, path))
+    kinds = ["params", "states"]
+    if rank_statistics is not None:
+        import mxnet as mx
+        files.write_atomically(prefix + ".ranks", lambda path: mx.nd.save(
+            path, {"running_statistics": rank_statistics}))
+        kinds.append("ranks")
     listing = {}
-    for kind in ("params", "states"):
+    for kind in kinds:
         size, sha256 = files.digest(prefix + "." + kind)
         listing[kind] = {"name": os.path.basename(prefix + "." + kind), "size": size,
                          "sha256": sha256}
@@ -121,7 +130,7 @@ def verify_checkpoint(record, check_finite=True):
     if record.get("format") != FORMAT or not isinstance(listing, dict):
         raise CheckpointInvalid("has no file digests (written by an older gluon-tricks, whose "
                                 "pickled .states this version does not load)")
-    for kind in ("params", "states"):
+    for kind in ("params", "states") + (("ranks",) if "ranks" in listing else ()):
         entry = listing.get(kind)
         if not isinstance(entry, dict):
             raise CheckpointInvalid("lists no %s file" % kind)
@@ -269,6 +278,34 @@ def check_compatible(record, run):
         raise UserError("%s was written by a different run (differs in: %s); use another "
                         "--save-dir or the same flags" % (record["path"], ", ".join(
                             "%s %r -> %r" % (k, saved[k], current[k]) for k in differ)))
+
+
+def running_statistics(net):
+    """The BatchNorm running statistics (the parameters without gradient), in name order."""
+    return [param for _, param in sorted(net.collect_params().items())
+            if param.grad_req == "null"]
+
+
+def load_rank_statistics(record, net, rank, world_size):
+    """Give this rank its own running statistics back from a mid-epoch checkpoint's .ranks file
+    (after rank 0's weights were broadcast); nothing when the checkpoint has none."""
+    import mxnet as mx
+    entry = record.get("files", {}).get("ranks")
+    if entry is None:
+        return
+    path = _confined(os.path.dirname(record["path"]), entry["name"])
+    table = mx.nd.load(path)["running_statistics"]
+    params = running_statistics(net)
+    sizes = [int(np.prod(p.shape)) for p in params]
+    if table.shape != (world_size, sum(sizes)):
+        raise UserError("%s holds running statistics of shape %s, this run needs (%d, %d)"
+                        % (path, table.shape, world_size, sum(sizes)))
+    row, start = table[rank], 0
+    for param, size in zip(params, sizes):
+        for data in param.list_data():
+            values = row[start:start + size].reshape(param.shape).astype(data.dtype)
+            data[:] = values.as_in_context(data.context)
+        start += size
 
 
 def load_checkpoint(record, net, trainer, ctx):

@@ -205,6 +205,7 @@ def train(flags, world):
         start_epoch, first_batch = guard.resume(state, log, run.as_dict)
         state.control = guard
         world.broadcast_parameters(state.net)
+        guard.after_broadcast(state)  # mid-epoch: each rank's own BatchNorm statistics
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
                                     run.warmup_epochs, run.warmup_lr, run.lr_decay,
                                     run.lr_decay_epoch, run.lr_decay_period)

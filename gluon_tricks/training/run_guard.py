@@ -87,13 +87,15 @@ class RunGuard:
     def step_done(self, epoch, batches):
         """After each step: all ranks agree whether to save (interval, signal) and stop."""
         save, stop = self.control.after_step()
-        path = None
+        path = statistics = None
+        if save and self.world.size > 1:
+            statistics = self._gather_statistics()  # every rank takes part
         if save and self.world.is_root:
             run = self.run
             path = checkpoint.save_checkpoint(run.save_dir, self.state.net, self.state.trainer,
                                               run.model, epoch, epoch * run.iters_per_epoch
                                               + batches, self.checkpoint_config(),
-                                              batch=batches)
+                                              batch=batches, rank_statistics=statistics)
             self.log.info("[Epoch %d] checkpoint at batch %d: %s (%s)"
                           % (epoch, batches, path, "stopping on " + self.control.signal_name()
                              if stop else "every %g minutes" % run.save_interval_minutes))
@@ -108,6 +110,20 @@ class RunGuard:
                             "again to continue from there"
                             % (self.control.signal_name(), epoch, batches,
                                "checkpoint " + path if path else "rank 0 wrote the checkpoint"))
+
+    def _gather_statistics(self):
+        """(ranks, values): each rank's BatchNorm running statistics, which differ mid-epoch
+        (they are averaged at the end of an epoch only)."""
+        import mxnet as mx
+        params = checkpoint.running_statistics(self.state.net)
+        flat = mx.nd.concat(*[p.data().reshape(-1).astype("float32") for p in params], dim=0)
+        return self.world.hvd.allgather(flat.reshape(1, -1), name="running_statistics")
+
+    def after_broadcast(self, state):
+        """Once rank 0's weights are everyone's: each rank's own running statistics back."""
+        if self.record is not None and self.world.size > 1:
+            checkpoint.load_rank_statistics(self.record, state.net, self.world.rank,
+                                            self.world.size)
 
     def saved(self):
         """An epoch checkpoint was written: the save interval starts again."""
