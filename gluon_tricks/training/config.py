@@ -31,8 +31,7 @@ def add_arguments(parser):
     sched.add_argument("--lr-decay-period", type=int, default=0,
                        help="decay every N epochs instead of --lr-decay-epoch (0: off)")
     sched.add_argument("--warmup-epochs", type=int, default=0, help="linear warmup epochs")
-    sched.add_argument("--warmup-lr", type=float, default=0.0,
-                       help="learning rate warmup starts at")
+    sched.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate warmup starts at")
 
     optim = parser.add_argument_group("optimiser and tricks")
     optim.add_argument("--momentum", type=float, default=0.9, help="NAG momentum")
@@ -43,6 +42,14 @@ def add_arguments(parser):
                        help="zero-initialise the last BN gamma of every residual block")
     optim.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                        help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
+    optim.add_argument("--loss-scale", default="1", metavar="S|dynamic",
+                       help="multiply the loss by S (gradients divided by S in the update), or "
+                            "'dynamic': start at 2^16, halve and skip the update on an inf/NaN "
+                            "gradient, double after --loss-scale-window clean steps (default 1)")
+    optim.add_argument("--loss-scale-window", type=int, default=2000, metavar="N",
+                       help="clean steps before a dynamic loss scale doubles (default 2000)")
+    optim.add_argument("--amp", action="store_true", help="mixed precision by "
+                       "mxnet.contrib.amp with its own dynamic loss scale (GPUs only)")
     optim.add_argument("--label-smoothing", action="store_true",
                        help="label smoothing (its epsilon: --label-smoothing-eps)")
     optim.add_argument("--label-smoothing-eps", type=float, default=0.1,
@@ -60,6 +67,10 @@ def add_arguments(parser):
     run = parser.add_argument_group("devices, checkpoints and logs")
     run.add_argument("--num-gpus", type=int, default=0, help="GPUs per process (0: CPU); under "
                      "horovodrun each rank drives the GPU of its local rank")
+    run.add_argument("--fp16-allreduce", action="store_true",
+                     help="Horovod: send gradients as FP16 (half the traffic)")
+    run.add_argument("--gradient-predivide-factor", type=float, default=1.0, metavar="F",
+                     help="Horovod: divide gradients by F before the sum and by ranks/F after")
     run.add_argument("--mode", choices=("hybrid", "imperative"), default="hybrid",
                      help="hybrid: hybridize with static memory (default)")
     run.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order, "
@@ -155,6 +166,11 @@ def check_flags(config):
     from gluon_tricks.training.finetune import check_finetune_flags
     check_finetune_flags(config)
     check_devices(config)
+    from gluon_tricks.training.devices import uses_gpus
+    from gluon_tricks.training.loss_scale import check_precision
+    check_precision(config.dtype, config.loss_scale, config.amp, uses_gpus(config.num_gpus))
+    need(config.loss_scale_window >= 1, "--loss-scale-window must be >= 1")
+    need(config.gradient_predivide_factor > 0, "--gradient-predivide-factor must be positive")
 
 
 def check_devices(config):
@@ -163,12 +179,14 @@ def check_devices(config):
     need_gpus = config.num_gpus
     if need_gpus < 0:
         raise UserError("--num-gpus must be >= 0")
-    if need_gpus:
+    from gluon_tricks.training.devices import injected_devices
+    if need_gpus and injected_devices() is None:  # GLUON_TRICKS_DEVICES stands in for GPUs
         visible = mx.context.num_gpus()
         if visible < need_gpus:
             raise UserError("--num-gpus %d: this machine/MXNet build sees %d GPU(s)%s"
                             % (need_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
                                if not mx.runtime.Features().is_enabled("CUDA") else ""))
-    if config.dtype == "float16" and not need_gpus:
+    from gluon_tricks.training.devices import uses_gpus
+    if config.dtype == "float16" and not uses_gpus(need_gpus):
         raise UserError("--dtype float16 needs GPUs (--num-gpus N): MXNet's CPU has no FP16 "
                         "matrix products; train in float32 on the CPU")

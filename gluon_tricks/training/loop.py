@@ -9,9 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
-import mxnet as mx
-import numpy as np
-from mxnet import autograd, gluon
+from mxnet import gluon
 
 from gluon_tricks import streams
 from gluon_tricks.errors import UserError, error_summary
@@ -19,7 +17,7 @@ from gluon_tricks.evaluation.validation import validate
 from gluon_tricks.models import get_model, initialize
 from gluon_tricks.training import checkpoint
 from gluon_tricks.training.finetune import prepare_fine_tuning
-from gluon_tricks.training.losses import DistillationLoss, soft_targets
+from gluon_tricks.training.losses import DistillationLoss
 from gluon_tricks.training.optim import apply_no_bias_decay, make_trainer
 from gluon_tricks.training.run_config import resolve
 from gluon_tricks.training.run_guard import RunGuard
@@ -28,10 +26,12 @@ from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_
                                            smooth_one_hot)
 from gluon_tricks.training.tensorboard import TensorBoardLog
 from gluon_tricks.training.train_log import TrainLog
+from gluon_tricks.training import step as step_module
+from gluon_tricks.training.devices import process_devices
+from gluon_tricks.training.loss_scale import LossScaler
 
 
-class Diverged(UserError):
-    """The loss became NaN or infinite."""
+Diverged = step_module.Diverged  # the loss, gradients or weights became NaN or infinite
 
 
 @dataclass
@@ -43,18 +43,16 @@ class TrainState:
     trainer: Any
     loss_fn: Callable
     ctx: List[Any]
+    step: Any = None  # the TrainStep (training/step.py): forward, backward, update, statistics
     tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
     control: Any = None  # a RunGuard: mid-epoch checkpoints and stops after a step
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
 
 
 def devices(flags, world):
-    """The devices of this process: its local GPU under Horovod, else --num-gpus GPUs, or the CPU."""
-    if not flags.num_gpus:
-        return [mx.cpu()]
-    if world.size > 1:
-        return [mx.gpu(world.local_rank)]
-    return [mx.gpu(i) for i in range(flags.num_gpus)]
+    """The devices of this process: its local GPU under Horovod, else --num-gpus GPUs, or the CPU
+    (or the contexts GLUON_TRICKS_DEVICES names, for tests)."""
+    return process_devices(flags.num_gpus, world.local_rank, world.size)
 
 
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
@@ -86,6 +84,9 @@ def load_teacher(run, ctx):
 
 def build_state(run, ctx, world):
     """Network, teacher, trainer and loss of `run`, in the order that fixes the random draws."""
+    if run.amp:  # before the network exists: AMP patches MXNet's operators
+        from mxnet.contrib import amp
+        amp.init()
     net = build_network(run.model, run.classes, run.last_gamma, ctx, run.input_size, run.dtype,
                         run.seed)
     notes = prepare_fine_tuning(net, run)  # pretrained weights, classifier lr, frozen stages
@@ -94,26 +95,34 @@ def build_state(run, ctx, world):
         apply_no_bias_decay(net)
     if run.mode == "hybrid":
         net.hybridize(static_alloc=True, static_shape=True)
-    trainer = make_trainer(net, run.momentum, run.wd, run.dtype, world, run.num_devices)
+    trainer = make_trainer(net, run.momentum, run.wd, run.dtype, world, run.num_devices,
+                           run.fp16_allreduce, run.gradient_predivide_factor)
+    if run.amp:
+        amp.init_trainer(trainer)
     loss_fn = (DistillationLoss(run.temperature, run.hard_weight) if teacher is not None
                else gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False))
+    step = step_module.TrainStep(net, trainer, loss_fn, ctx, run.dtype,
+                                 LossScaler.from_flag(run.loss_scale, run.loss_scale_window),
+                                 teacher, run.temperature, amp=run.amp,
+                                 settle_gradients=world.size > 1 and ctx[0].device_type == "cpu")
     return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx,
+                      step=step,
                       notes=notes)
 
 
 def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch=0):
     """One epoch of updates (from batch `first_batch` on, when resumed mid-epoch); returns
     (training accuracy on hard labels, samples/s, seconds)."""
-    metric = mx.metric.Accuracy()
+    totals = step_module.EpochTotals()  # correct counts and loss, read every --log-interval
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
-    ctx, trainer = state.ctx, state.trainer
+    trainer = state.trainer
     batches = loader.epoch(epoch, first_batch)
     if log.enabled and sys.stdout.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
     tic = interval_tic = time.time()
     seen = 0
-    loss_total = interval_loss = interval_seen = 0.0  # summed over ranks, for TensorBoard
+    first, last = first_batch, first_batch - 1  # the batches since the last read
     for i, (data, label) in enumerate(batches, first_batch):
         step = epoch * run.iters_per_epoch + i + 1  # the batch being trained, counted from 1
         trainer.set_learning_rate(schedule(step))
@@ -124,46 +133,34 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
             lam = sample_mixup_lambda(streams.mixup_rng(run.seed, epoch, i), run.mixup_alpha)
             data, target = mixup(data, target, lam)
             hard = dominant_labels(label, lam)
-        data_parts = gluon.utils.split_and_load(data, ctx, even_split=False)
-        target_parts = gluon.utils.split_and_load(target, ctx, even_split=False)
-        # The teacher's soft targets are computed outside autograd.
-        teacher_parts = ([soft_targets(state.teacher(x.astype(run.dtype, copy=False))
-                                       .astype("float32"), run.temperature)
-                          for x in data_parts] if state.teacher is not None
-                         else [None] * len(ctx))
-        with autograd.record():
-            outputs = [state.net(x.astype(run.dtype, copy=False)).astype("float32")
-                       for x in data_parts]
-            losses = [state.loss_fn(out, y) if soft is None else state.loss_fn(out, y, soft)
-                      for out, y, soft in zip(outputs, target_parts, teacher_parts)]
-        autograd.backward(losses)
-        loss_sum = float(sum(l.sum().asscalar() for l in losses))
-        all_ranks_loss = world.sum([loss_sum], name="loss")[0]
-        loss_total, interval_loss = loss_total + all_ranks_loss, interval_loss + all_ranks_loss
-        interval_seen += data.shape[0] * world.size
-        if not np.isfinite(all_ranks_loss):
-            raise Diverged("the loss is %s at epoch %d, batch %d: training stopped"
-                           % (loss_sum, epoch, i))
-        trainer.step(data.shape[0])
-        metric.update(gluon.utils.split_and_load(hard, ctx, even_split=False), outputs)
+        state.step(data, target, hard)  # issued, not waited for
         seen += data.shape[0]
+        last = i
         if run.log_interval and (i + 1) % run.log_interval == 0:
+            # The one read of the device per interval: loss, correct counts, finiteness.
+            stats = totals.add(state.step.read(world), epoch, first, i)
+            first = i + 1
             speed = run.log_interval * data.shape[0] * world.size / (time.time() - interval_tic)
-            log.batch(epoch, i, speed, "accuracy", metric.get()[1], trainer.learning_rate)
+            log.batch(epoch, i, speed, "accuracy", totals.accuracy, trainer.learning_rate)
             if state.tensorboard is not None:
-                state.tensorboard.batch(step, interval_loss / interval_seen, metric.get()[1],
-                                        trainer.learning_rate, speed)
-            interval_tic, interval_loss, interval_seen = time.time(), 0.0, 0.0
+                state.tensorboard.batch(step, stats.loss_sum / max(stats.samples * world.size, 1),
+                                        totals.accuracy, trainer.learning_rate, speed)
+            interval_tic = time.time()
         if state.control is not None:
             state.control.step_done(epoch, i + 1)  # may checkpoint, or stop on a signal
+    # The epoch's last batches, and the weights, checked before validation and any checkpoint.
+    totals.add(state.step.read(world), epoch, first, last)
     seconds = time.time() - tic
     if state.tensorboard is not None:
         state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch,
-                                      loss_total / max(seen * world.size, 1), metric.get()[1],
+                                      totals.loss_sum / max(seen * world.size, 1),
+                                      totals.accuracy,
                                       seen * world.size / max(seconds, 1e-9))
     if loader.skipped and log.enabled:
         log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, loader.skipped))
-    return metric.get()[1], seen * world.size / max(seconds, 1e-9), seconds
+    if state.step.scaler.active and log.enabled:
+        log.info("[Epoch %d] %s" % (epoch, state.step.scaler.describe()))
+    return totals.accuracy, seen * world.size / max(seconds, 1e-9), seconds
 
 
 def make_loaders(run, train_source, val_source, world):
@@ -202,10 +199,12 @@ def train(flags, world):
         for note in state.notes:
             log.info(note)
         state.tensorboard = TensorBoardLog(run.tensorboard_dir, enabled=world.is_root)
-        start_epoch, first_batch = guard.resume(state, log, run.as_dict)
+        start_epoch, first_batch = guard.resume(state, log, lambda: dict(
+            run.as_dict(), loss_scaler=state.step.scaler.state()))
+        if guard.record is not None:
+            state.step.scaler.load_state(guard.record.get("config", {}).get("loss_scaler"))
         state.control = guard
         world.broadcast_parameters(state.net)
-        guard.after_broadcast(state)  # mid-epoch: each rank's own BatchNorm statistics
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
                                     run.warmup_epochs, run.warmup_lr, run.lr_decay,
                                     run.lr_decay_epoch, run.lr_decay_period)
@@ -230,7 +229,8 @@ def train(flags, world):
             if due and world.is_root:
                 result["checkpoint"] = checkpoint.save_checkpoint(
                     run.save_dir, state.net, state.trainer, run.model, done,
-                    done * run.iters_per_epoch, run.as_dict())
+                    done * run.iters_per_epoch,
+                    dict(run.as_dict(), loss_scaler=state.step.scaler.state()))
                 guard.saved()
         return result
     finally:

@@ -76,6 +76,12 @@ class RunConfig:
     temperature: float = _flag(True)
     hard_weight: float = _flag(True)
     tricks: str = _resolved(True)  # the paper's names of the tricks used, or "baseline"
+    # -- precision and gradient exchange (training.loss_scale, training.optim)
+    loss_scale: str = _flag(False)  # static S or 'dynamic': the same updates up to rounding
+    loss_scale_window: int = _flag(False)
+    amp: bool = _flag(True)  # AMP runs chosen layers in FP16: other arithmetic
+    fp16_allreduce: bool = _flag(True)  # gradients rounded to FP16 in transit
+    gradient_predivide_factor: float = _flag(False)  # the same average, split differently
     # -- randomness, devices, checkpoints and logs
     seed: int = _flag(True)  # keys every random stream (gluon_tricks.streams)
     mode: str = _flag(False)  # hybrid or imperative: the same arithmetic
@@ -106,7 +112,7 @@ class RunConfig:
     def contexts(self):
         """This process's MXNet devices."""
         import mxnet as mx
-        return [mx.gpu(int(name[4:-1])) if name.startswith("gpu(") else mx.cpu()
+        return [mx.gpu(int(name[4:-1])) if name.startswith("gpu(") else mx.cpu(int(name[4:-1]))
                 for name in self.devices.split(",")]
 
 
