@@ -21,6 +21,7 @@ TINY = ["--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8", "-
 TRICKS = ["--warmup-epochs", "1", "--lr-mode", "cosine", "--last-gamma", "--no-wd",
           "--label-smoothing", "--mixup", "--lr", "0.05"]
 FINAL = "resnet18_v1d-0002.params"
+ONE_EPOCH = ["--num-epochs", "1", "--warmup-epochs", "0"]
 
 
 def _write_folder(root, per_class, seed):
@@ -142,7 +143,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(data, tmp_path, capsys):
     dead = subprocess.Popen(["true"])
     dead.wait()
     (tmp_path / LOCK_NAME).write_text(json.dumps({"host": "h", "pid": dead.pid, "since": "x"}))
-    status, out, err = _run(capsys, *_flags(data, tmp_path, "--num-epochs", "1", "--warmup-epochs", "0"))
+    status, out, err = _run(capsys, *_flags(data, tmp_path, *ONE_EPOCH))
     assert status == 0, err
     assert "took over the lock" in open(tmp_path / "train.log").read()
 
@@ -173,12 +174,12 @@ def test_a_damaged_newest_checkpoint_is_named_skipped_and_the_run_ends_equal(
 
 
 def test_a_save_dir_whose_only_checkpoint_is_damaged_needs_fresh_start(data, tmp_path, capsys):
-    assert _run(capsys, *_flags(data, tmp_path, "--num-epochs", "1", "--warmup-epochs", "0"))[0] == 0
+    assert _run(capsys, *_flags(data, tmp_path, *ONE_EPOCH))[0] == 0
     only = tmp_path / "resnet18_v1d-0001.json"
     os.truncate(only, 20)
-    status, out, err = _run(capsys, *_flags(data, tmp_path, "--num-epochs", "1", "--warmup-epochs", "0"))
+    status, out, err = _run(capsys, *_flags(data, tmp_path, *ONE_EPOCH))
     assert status == 2 and "--fresh-start" in err and os.path.getsize(only) == 20
-    status, out, err = _run(capsys, *_flags(data, tmp_path, "--num-epochs", "1", "--warmup-epochs", "0", "--fresh-start"))
+    status, out, err = _run(capsys, *_flags(data, tmp_path, *ONE_EPOCH, "--fresh-start"))
     assert status == 0 and os.path.getsize(only) > 20
 
 

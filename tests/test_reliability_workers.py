@@ -94,8 +94,8 @@ def test_killing_loader_workers_changes_nothing_in_the_batches(rec_source, which
 
 def test_an_epoch_started_mid_way_yields_the_same_batches_from_there(rec_source):
     loader = TrainLoader(rec_source, 4, SIZE, num_workers=2, seed=4)
-    whole = [(d.asnumpy(), l.asnumpy()) for d, l in loader.epoch(3)]
-    tail = [(d.asnumpy(), l.asnumpy()) for d, l in loader.epoch(3, first_batch=5)]
+    whole = [(d.asnumpy(), y.asnumpy()) for d, y in loader.epoch(3)]
+    tail = [(d.asnumpy(), y.asnumpy()) for d, y in loader.epoch(3, first_batch=5)]
     assert len(tail) == len(whole) - 5
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
                for a, b in zip(whole[5:], tail))

@@ -249,7 +249,7 @@ class WorkerPool:
         return data, label
 
     def _get(self):
-        """The next (seq, slot, meta, error) any worker sends; dead workers are replaced meanwhile."""
+        """The next (seq, slot, meta, error) a worker sends; dead workers are replaced meanwhile."""
         from multiprocessing.connection import wait
         if self.num_workers == 0:
             raise WorkerError("no data worker is running")

@@ -248,7 +248,8 @@ def prune_checkpoints(save_dir, model, keep, report=None):
     removed = []
     for json_path in mid_epoch[keep:]:
         prefix = json_path[:-len(".json")]
-        for ext in (".json", ".params", ".states"):  # the JSON first: no half checkpoint looks whole
+        # the JSON first: no half checkpoint ever looks whole
+        for ext in (".json", ".params", ".states", ".ranks"):
             try:
                 os.remove(prefix + ext)
             except OSError:
