@@ -11,36 +11,20 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_tricks.errors import UserError
+from conftest import DISC_CLASSES as CLASSES
+from conftest import read_params, write_disc_folder
 
-CLASSES = 4
 TINY = ["--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8", "-j", "0",
         "--log-interval", "2"]
 EVERY_TRICK = ["--warmup-epochs", "1", "--lr-mode", "cosine", "--last-gamma", "--no-wd",
                "--label-smoothing", "--mixup", "--lr", "0.05"]
 
 
-def _write_folder(root, per_class, seed):
-    """Class k: a disc of colour k on a noisy background, at random places and sizes."""
-    import cv2
-    rng = np.random.RandomState(seed)
-    colours = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 220, 40)]
-    for k in range(CLASSES):
-        folder = os.path.join(root, "class%d" % k)
-        os.makedirs(folder)
-        for i in range(per_class):
-            h, w = rng.randint(40, 64, size=2)
-            image = rng.randint(0, 120, size=(h, w, 3)).astype(np.uint8)
-            centre = (int(rng.randint(12, w - 12)), int(rng.randint(12, h - 12)))
-            cv2.circle(image, centre, int(rng.randint(6, 12)), colours[k], -1)
-            cv2.imwrite(os.path.join(folder, "%03d.jpg" % i), image[:, :, ::-1])
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    _write_folder(str(root / "train"), 8, seed=1)  # 32 images: 4 batches of 8
-    _write_folder(str(root / "val"), 5, seed=2)    # 20 images: the last batch is partial
+    write_disc_folder(root / "train", 8, seed=1)  # 32 images: 4 batches of 8
+    write_disc_folder(root / "val", 5, seed=2)    # 20 images: the last batch is partial
     return root
 
 
@@ -55,10 +39,6 @@ def _train(cli, tiny_data, out, *extra):
     return status, stdout, stderr
 
 
-def _params(path):
-    return {k: v.asnumpy() for k, v in mx.nd.load(path).items()}
-
-
 def test_log_is_gluoncv_format_with_a_jsonl_twin(cli, tiny_data, tmp_path):
     # two worker processes: forks after training batches exist once hung MXNet's pre-fork handler
     status, out, err = _train(cli, tiny_data, tmp_path, "--num-epochs", "2", "-j", "2",
@@ -67,11 +47,11 @@ def test_log_is_gluoncv_format_with_a_jsonl_twin(cli, tiny_data, tmp_path):
     lines = open(tmp_path / "train.log").read().splitlines()
     assert lines[0].startswith("Namespace(") and "lr=0.05" in lines[0]
     assert "tricks='warmup,zero-gamma,no-bias-decay,cosine,label-smoothing,mixup'" in lines[0]
-    assert sum(l.startswith("Epoch[1] Batch [") and "\tSpeed: " in l and "\tlr=" in l
-               for l in lines) == 2  # 4 batches, one line every 2
+    assert sum(line.startswith("Epoch[1] Batch [") and "\tSpeed: " in line and "\tlr=" in line
+               for line in lines) == 2  # 4 batches, one line every 2
     for kind in ("training: accuracy=", "speed: ", "validation: err-top1="):
-        assert sum(l.startswith("[Epoch ") and kind in l for l in lines) == 2
-    events = [json.loads(l) for l in open(tmp_path / "train.log.jsonl")]
+        assert sum(line.startswith("[Epoch ") and kind in line for line in lines) == 2
+    events = [json.loads(line) for line in open(tmp_path / "train.log.jsonl")]
     validation = [e for e in events if e["event"] == "validation"]
     assert [e["epoch"] for e in validation] == [0, 1]
     assert "validation: err-top1=%f" % validation[-1]["err_top1"] in lines[-1]
@@ -91,14 +71,14 @@ def test_resume_continues_exactly(cli, tiny_data, tmp_path):
     status, out, err = _train(cli, tiny_data, tmp_path / "resumed", *flags)
     assert status == 0, err
     assert "resumed from" in open(tmp_path / "resumed" / "train.log").read()
-    straight = _params(str(tmp_path / "straight" / "resnet18_v1d-0002.params"))
-    resumed = _params(str(tmp_path / "resumed" / "resnet18_v1d-0002.params"))
+    straight = read_params(tmp_path / "straight" / "resnet18_v1d-0002.params")
+    resumed = read_params(tmp_path / "resumed" / "resnet18_v1d-0002.params")
     assert straight.keys() == resumed.keys()
     worst = max(np.abs(straight[k] - resumed[k]).max() for k in straight)
-    assert worst < 1e-6  # bitwise on this machine so far; see the README on CPU determinism
+    assert worst < 1e-6  # bitwise on this machine so far; MXNet does not promise it on every CPU
     status, out, err = _train(cli, tiny_data, tmp_path / "straight", *flags)  # finished already
     assert status == 0 and "nothing to train" in out
-    first = _params(str(tmp_path / "straight" / "resnet18_v1d-0001.params"))
+    first = read_params(tmp_path / "straight" / "resnet18_v1d-0001.params")
     assert max(np.abs(first[k] - straight[k]).max() for k in first) > 1e-3  # epoch 2 did train
 
 
@@ -131,7 +111,8 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_last_checkpoint(
         target = real(labels, classes, epsilon)
         return target * np.nan if len(calls) == 6 else target  # epoch 1, batch 1
     monkeypatch.setattr(loop, "smooth_one_hot", poisoned)
-    status, out, err = _train(cli, tiny_data, tmp_path, "--num-epochs", "3", "--save-frequency", "1")
+    status, out, err = _train(cli, tiny_data, tmp_path, "--num-epochs", "3",
+                              "--save-frequency", "1")
     assert status == 2 and err.count("\n") == 1
     assert "at epoch 1, batches 0-1" in err and "resnet18_v1d-0001.json" in err
     assert os.path.isfile(tmp_path / "resnet18_v1d-0001.params")
@@ -144,7 +125,7 @@ def test_eval_matches_the_logged_validation_and_saves_logits(cli, tiny_data, tmp
     logits file carries them (and the data) to `plot gap`, which marks the model's eps."""
     assert _train(cli, tiny_data, tmp_path, "--num-epochs", "1", "--label-smoothing",
                   "--label-smoothing-eps", "0.2")[0] == 0
-    logged = [json.loads(l) for l in open(tmp_path / "train.log.jsonl")][-1]
+    logged = [json.loads(line) for line in open(tmp_path / "train.log.jsonl")][-1]
     status, out, err = cli("eval", "--params", tmp_path / "resnet18_v1d-0001.params",
                            "--val-dir", tiny_data / "val", "-j", "0", "--json",
                            "--save-logits", tmp_path / "logits.npz")
@@ -230,10 +211,10 @@ def test_two_horovod_ranks_agree_and_validate_exactly(cli, tiny_data, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.getcwd(), OMP_NUM_THREADS="1")
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rank0, rank1 = _params(str(tmp_path / "rank0.params")), _params(str(tmp_path / "rank1.params"))
+    rank0, rank1 = read_params(tmp_path / "rank0.params"), read_params(tmp_path / "rank1.params")
     assert all(np.array_equal(rank0[k], rank1[k]) for k in rank0)
     assert open(tmp_path / "train.log").read().count("Namespace(") == 1  # rank 0 writes alone
-    logged = [json.loads(l) for l in open(tmp_path / "train.log.jsonl")]
+    logged = [json.loads(line) for line in open(tmp_path / "train.log.jsonl")]
     assert logged[0]["world_size"] == 2 and logged[0]["global_batch_size"] == 8
     status, out, err = cli("eval", "--model", "resnet18_v1d", "--params",
                            tmp_path / "resnet18_v1d-0002.params", "--val-dir",

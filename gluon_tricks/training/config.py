@@ -31,7 +31,8 @@ def add_arguments(parser):
     sched.add_argument("--lr-decay-period", type=int, default=0,
                        help="decay every N epochs instead of --lr-decay-epoch (0: off)")
     sched.add_argument("--warmup-epochs", type=int, default=0, help="linear warmup epochs")
-    sched.add_argument("--warmup-lr", type=float, default=0.0, help="learning rate warmup starts at")
+    sched.add_argument("--warmup-lr", type=float, default=0.0,
+                       help="learning rate warmup starts at")
 
     optim = parser.add_argument_group("optimiser and tricks")
     optim.add_argument("--momentum", type=float, default=0.9, help="NAG momentum")

@@ -144,7 +144,8 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
             log.batch(epoch, i, speed, "accuracy", totals.accuracy, trainer.learning_rate)
             if state.tensorboard is not None:
                 state.tensorboard.batch(step, stats.loss_sum / max(stats.samples * world.size, 1),
-                                        totals.accuracy, trainer.learning_rate, speed)
+                                        totals.accuracy, trainer.learning_rate, speed,
+                                        stats.loss_scale if state.step.scaler.active else None)
             interval_tic = time.time()
         if state.control is not None:
             state.control.step_done(epoch, i + 1)  # may checkpoint, or stop on a signal
@@ -155,7 +156,8 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
         state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch,
                                       totals.loss_sum / max(seen * world.size, 1),
                                       totals.accuracy,
-                                      seen * world.size / max(seconds, 1e-9))
+                                      seen * world.size / max(seconds, 1e-9),
+                                      state.step.scaler.scale if state.step.scaler.active else None)
     if loader.skipped and log.enabled:
         log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, loader.skipped))
     if state.step.scaler.active and log.enabled:
@@ -205,6 +207,7 @@ def train(flags, world):
             state.step.scaler.load_state(guard.record.get("config", {}).get("loss_scaler"))
         state.control = guard
         world.broadcast_parameters(state.net)
+        guard.after_broadcast(state)  # mid-epoch: each rank's own BatchNorm statistics
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
                                     run.warmup_epochs, run.warmup_lr, run.lr_decay,
                                     run.lr_decay_epoch, run.lr_decay_period)
