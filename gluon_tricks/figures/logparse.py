@@ -10,8 +10,9 @@ prefix: `INFO:root:`, a timestamp, a rank tag):
 - train_imagenet.py of GluonCV 0.2 (June to 13 August 2018, commits df2d4ff7..863f19bc),
   "gluoncv-2018": `...Speed: %f samples/sec\ttop1-err=%f\tlr=%f`, `[Epoch 0] training:
   err-top1=%f`, `[Epoch 0] speed: %d samples/sec\ttime cost: %f`; written through the root logger
-  (`INFO:root:` before each line), its Namespace has `logging_dir` and no `logging_file`
-  (GluonCV's published resnet18/34_v1(b) and resnet101_v1 logs);
+  (`INFO:root:` before each line), its Namespace has `logging_dir` and no `logging_file`;
+  GluonCV's published resnet18/34_v1(b) and resnet101_v1 logs (uploaded 18 June 2018, from the
+  pull request #161 that brought this format before it was merged) are in it;
 - train_imagenet.py from 13 August 2018 (commit 863f19bc, released in GluonCV 0.3) to its last
   version (0.10), "gluoncv": `Epoch[0] Batch [49]\tSpeed: 1036.6 samples/sec\taccuracy=0.001016
   \tlr=0.004000` (`rmse=` with mixup), `[Epoch 0] training: accuracy=0.0135`,
