@@ -329,3 +329,33 @@ def test_two_ranks_one_signalled_save_mid_epoch_and_resume_equal(data, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert _same(tmp_path / "stopped" / "resnet18_v1d-0001.params",
                  tmp_path / "straight" / "resnet18_v1d-0001.params")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MB tmpfs, filled (needs root to mount)."""
+    import subprocess
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        with open(mount / "filler", "wb") as f:
+            f.write(bytes(1 << 20))
+    except OSError:
+        pass  # full
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)  # -l: even if a file is open
+
+
+def test_a_full_log_disk_is_reported_once_and_training_goes_on(data, tmp_path, full_disk,
+                                                               capsys):
+    argv = _flags(data, tmp_path / "out", *ONE_EPOCH)
+    argv[argv.index("--logging-file") + 1] = str(full_disk / "train.log")
+    status, out, err = _run(capsys, *argv)
+    assert status == 0, err
+    warnings = [line for line in err.splitlines() if "cannot write the training log" in line]
+    assert len(warnings) == 1 and str(full_disk / "train.log") in warnings[0]
+    assert "No space left on device" in warnings[0] and "MB free in %s" % full_disk in warnings[0]
+    assert os.path.isfile(tmp_path / "out" / "resnet18_v1d-0001.params")

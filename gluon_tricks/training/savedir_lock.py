@@ -38,8 +38,11 @@ class _Lock:
         self.previous = _read_holder(fd)
         holder = {"host": socket.gethostname(), "pid": os.getpid(),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:  # naming the holder is a courtesy: a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError:
+            pass
         self.fd = fd
 
     def release(self):

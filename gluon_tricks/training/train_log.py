@@ -8,6 +8,19 @@ import logging
 import os
 import sys
 
+from gluon_tricks import files
+
+
+class _FileHandler(logging.FileHandler):
+    """A log file whose write errors (a full disk) go to `report`, not to a traceback."""
+
+    def __init__(self, path, report):
+        super().__init__(path, mode="a")
+        self.report = report
+
+    def handleError(self, record):
+        self.report(sys.exc_info()[1])
+
 
 class TrainLog:
     """Writes the Namespace line, per-interval batch lines and per-epoch lines."""
@@ -15,6 +28,7 @@ class TrainLog:
     def __init__(self, path=None, enabled=True, stream=None):
         self.enabled = enabled
         self.jsonl = None
+        self.path, self.write_failed = path, False
         self.logger = logging.getLogger("gluon_tricks.train.%d" % id(self))
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
@@ -25,7 +39,7 @@ class TrainLog:
         if path:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
-            handlers.append(logging.FileHandler(path, mode="a"))
+            handlers.append(_FileHandler(path, self._lost))
             self.jsonl = open(path + ".jsonl", "a")
         for handler in handlers:
             handler.setFormatter(formatter)
@@ -36,8 +50,23 @@ class TrainLog:
             return
         self.logger.info(message)
         if self.jsonl:
-            self.jsonl.write(json.dumps(record, sort_keys=True) + "\n")
-            self.jsonl.flush()
+            try:
+                self.jsonl.write(json.dumps(record, sort_keys=True) + "\n")
+                self.jsonl.flush()
+            except OSError as error:
+                self._lost(error)
+
+    def _lost(self, error):
+        """A log write failed (a full disk): say so once, with the path and the free space, and
+        train on; the checkpoints have their own free-space check."""
+        if self.write_failed:
+            return
+        self.write_failed = True
+        reason = getattr(error, "strerror", None) or str(error)
+        print("gluon-tricks: warning: cannot write the training log %s: %s (%s); training goes "
+              "on, log lines are lost until there is room"
+              % (self.path, reason, files.describe_free(os.path.dirname(
+                  os.path.abspath(self.path)))), file=sys.stderr)
 
     def namespace(self, config):
         """GluonCV's first line: the resolved flags as an argparse Namespace."""
@@ -64,7 +93,13 @@ class TrainLog:
 
     def close(self):
         for handler in list(self.logger.handlers):
-            handler.close()
+            try:
+                handler.close()
+            except OSError as error:  # its last flush, on a full disk
+                self._lost(error)
             self.logger.removeHandler(handler)
         if self.jsonl:
-            self.jsonl.close()
+            try:
+                self.jsonl.close()
+            except OSError as error:
+                self._lost(error)
