@@ -77,7 +77,7 @@ class Injector:
 
     def __init__(self, trainer, steps, value=np.inf):
         self.steps, self.value, self.count = set(steps), value, 0
-        original = trainer._allreduce_grads  # what step() and allreduce_grads() both call
+        original = trainer.allreduce_grads
 
         def allreduce_grads():
             original()
@@ -85,7 +85,7 @@ class Injector:
             if self.count in self.steps:
                 param = next(iter(trainer._params))
                 param.grad()[0] = self.value  # pylint: disable=unsupported-assignment-operation
-        trainer._allreduce_grads = allreduce_grads
+        trainer.allreduce_grads = allreduce_grads
 
 
 def _setup(flag, window=2000):
