@@ -68,6 +68,7 @@ def run(args):
 
 def _check(args):
     from gluon_tricks.training.config import check_devices
+    from gluon_tricks.training.devices import uses_gpus
     from gluon_tricks.training.loss_scale import check_precision
     if min(args.batch_size, args.steps, args.rounds, args.classes - 1) < 1 or args.warmup < 0:
         raise UserError("--batch-size, --steps and --rounds must be >= 1, --classes >= 2, "
@@ -75,7 +76,7 @@ def _check(args):
     if args.input_size < 32:
         raise UserError("--input-size must be >= 32")
     check_devices(args)
-    check_precision(args.dtype, args.loss_scale, args.amp, on_gpu=args.num_gpus > 0)
+    check_precision(args.dtype, args.loss_scale, args.amp, uses_gpus(args.num_gpus))
 
 
 def run_train(args):
@@ -152,7 +153,8 @@ class _Ours:
         world.broadcast_parameters(net)
         self.trainer = trainer
         self.step = TrainStep(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False),
-                              ctx, args.dtype, LossScaler.from_flag(args.loss_scale), amp=args.amp)
+                              ctx, args.dtype, LossScaler.from_flag(args.loss_scale), amp=args.amp,
+                              settle_gradients=world.size > 1 and ctx[0].device_type == "cpu")
         self.classes = args.classes
         self.one_hot = smooth_one_hot
 

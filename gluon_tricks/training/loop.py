@@ -221,6 +221,7 @@ def train(flags, world):
                 last = checkpoint.find_latest(run.save_dir, run.model)
                 raise Diverged("%s; the last good checkpoint is %s" % (
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
+            step_module.average_batch_norm_over_devices(state.net)  # what a checkpoint holds
             world.average_batch_norm_statistics(state.net)
             err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)

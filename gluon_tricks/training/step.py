@@ -4,7 +4,8 @@ train`: forward, (scaled) backward, gradient reduction, finiteness check, update
 The step never waits for the device: the loss, the correct counts and the loss's finite flag
 accumulate in small arrays on the first device, and `read()` checks the gradient norm and the
 weights there too and brings it all to the host every --log-interval batches and at the end of an
-epoch (one small allreduce under Horovod). The host can thus queue the next step while the device computes.
+epoch (one small allreduce under Horovod). The host can thus queue the next step while the device
+computes.
 The one exception is dynamic loss scaling, which must know before the update whether the
 gradients were finite (MXNet's and NVIDIA's AMP read that flag every step as well).
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from gluon_tricks.errors import UserError
 from gluon_tricks.training.loss_scale import LossScaler
 from gluon_tricks.training.losses import soft_targets
 
@@ -66,16 +68,22 @@ class TrainStep:
 
     `scaler` is a LossScaler (static scale 1 when None); `amp=True` uses mxnet.contrib.amp's own
     dynamic loss scaling instead (GPUs only; amp.init() and amp.init_trainer() already called).
-    The trainer must allow `allreduce_grads()`/`update()` (no update on the kvstore)."""
+    The trainer must allow `allreduce_grads()`/`update()` (no update on the kvstore).
+
+    `settle_gradients`: wait for the backward pass before Horovod reduces the gradients. Needed
+    for Horovod on CPU contexts, where MXNet 1.9's engine let Horovod read gradients the backward
+    was still writing when the host ran ahead (two ranks then drifted apart by ~1e-5; the
+    two-rank test of test_training.py caught it). GPUs keep the host ahead of the device."""
 
     def __init__(self, net, trainer, loss_fn, ctx, dtype="float32", scaler=None, teacher=None,
-                 temperature=1.0, amp=False):
+                 temperature=1.0, amp=False, settle_gradients=False):
         self.net, self.trainer, self.loss_fn = net, trainer, loss_fn
         self.ctx = list(ctx)
         self.dtype = dtype
         self.scaler = scaler or LossScaler()
         self.teacher, self.temperature = teacher, temperature
         self.amp = amp
+        self.settle_gradients = settle_gradients
         self.params = [p for p in net.collect_params().values() if p.grad_req != "null"]
         self._reset()
 
@@ -111,22 +119,25 @@ class TrainStep:
                 with amp.scale_loss(losses, self.trainer) as scaled:
                     backward = scaled
             else:
-                backward = [l * scale for l in losses] if scale != 1.0 else losses
+                backward = [loss * scale for loss in losses] if scale != 1.0 else losses
         autograd.backward(backward)
-        if self.amp:  # AMP checks the gradients and skips the update itself
+        if self.settle_gradients:
+            for param in self.params:
+                param.grad(ctx[0]).wait_to_read()
+        if not self.scaler.dynamic:
+            # AMP checks the gradients and skips the update itself; a static scale S divides
+            # them by S through the batch size. The gradient norm is checked at each read.
             self._accumulate(outputs, losses, hard_parts, count_loss=True)
-            self.trainer.step(batch)
+            self.trainer.step(batch if self.amp else batch * scale)
             return
         self.trainer.allreduce_grads()
-        apply = True
-        if self.scaler.dynamic:
-            # After the reduction every device (and rank) holds the same gradients: one check,
-            # read now (AMP's per-step read) to decide whether to update.
-            grads_finite = self.grads_finite()
-            apply = self.scaler.record(bool(grads_finite.asscalar()))
-            if not apply and self.scaler.exhausted:
-                self._grads_finite *= grads_finite  # not finite even unscaled: diverged
-        # A skipped step (dynamic scaling) leaves the loss out: its overflow was handled.
+        # After the reduction every device (and rank) holds the same gradients: one check, read
+        # now (AMP's per-step read) to decide whether to update.
+        grads_finite = self.grads_finite()
+        apply = self.scaler.record(bool(grads_finite.asscalar()))
+        if not apply and self.scaler.exhausted:
+            self._grads_finite *= grads_finite  # not finite even unscaled: diverged
+        # A skipped step leaves the loss out: its overflow was handled.
         self._accumulate(outputs, losses, hard_parts, count_loss=apply)
         if apply:
             self.trainer.update(batch * scale)  # the gradients divided by the scale
@@ -178,3 +189,46 @@ class TrainStep:
                          loss_finite=bad_loss == 0,
                          grads_finite=bad_grads == 0, weights_finite=bad_weights == 0,
                          loss_scale=self.scaler.scale, skipped=skipped)
+
+
+class Diverged(UserError):
+    """The loss, the gradients or the weights became NaN or infinite."""
+
+
+class EpochTotals:
+    """An epoch's running totals over successive `TrainStep.read()`s; a read that is not finite
+    stops training, naming what diverged and the batches since the previous read."""
+
+    def __init__(self):
+        self.correct = self.samples = self.skipped = 0
+        self.loss_sum = 0.0
+
+    def add(self, stats, epoch, first, last):
+        """Add one read covering batches first..last of `epoch`; returns it."""
+        if not stats.finite:
+            where = "batch %d" % last if first >= last else "batches %d-%d" % (first, last)
+            raise Diverged("%s became NaN or infinite at epoch %d, %s: training stopped"
+                           % (stats.what_diverged(), epoch, where))
+        self.correct += stats.correct
+        self.samples += stats.samples
+        self.loss_sum += stats.loss_sum
+        self.skipped += stats.skipped
+        return stats
+
+    @property
+    def accuracy(self):
+        """Correct / seen on this rank, as mx.metric.Accuracy counts (NaN before any batch)."""
+        return self.correct / self.samples if self.samples else float("nan")
+
+
+def average_batch_norm_over_devices(net):
+    """Set every device's copy of the BatchNorm running statistics to their mean. Each device of
+    a process normalises its own share of the batch, so the copies drift apart; save_parameters
+    writes their mean, so validating after this measures exactly the network a checkpoint holds
+    (and `eval` of it). Computed as MXNet's save does: summed on the CPU, divided by the count."""
+    for param in net.collect_params().values():
+        copies = param.list_data() if param.grad_req == "null" else []
+        if len(copies) > 1:
+            mean = mx.nd.add_n(*[copy.copyto(mx.cpu()) for copy in copies]) / len(copies)
+            for copy in copies:
+                mean.copyto(copy)
