@@ -88,3 +88,24 @@ def test_too_many_corrupt_images_stop_the_epoch(tmp_path):
                                         r"unreadable: .*--max-bad-fraction 0.05"):
         list(TrainLoader(source, 4, 16, num_workers=0, max_bad_fraction=0.05).epoch(0))
     assert len(list(TrainLoader(source, 4, 16, num_workers=0, max_bad_fraction=0.5).epoch(0))) == 5
+
+
+def test_a_pack_worker_that_dies_stops_pack_with_the_cause_instead_of_hanging(
+        small_image_set, tmp_path, monkeypatch):
+    import signal
+    import time
+    from gluon_tricks.data import pack
+    real = pack.encode_image
+
+    def dying(path, *args):
+        if path.endswith(os.path.join("bee", "03.jpg")):
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+        return real(path, *args)
+    monkeypatch.setattr(pack, "encode_image", dying)
+    tic = time.time()
+    with pytest.raises(UserError, match=r"pack: worker process \d+ died \(killed by signal 9\) "
+                                        r"and its images were lost"):
+        pack.pack_folder(small_image_set["folder"], str(tmp_path / "out"), workers=2,
+                         progress=False)
+    assert time.time() - tic < 60
+    assert os.listdir(tmp_path) == []  # no partial set, no temporary file

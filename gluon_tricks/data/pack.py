@@ -78,6 +78,10 @@ def _encode_job(job):
     return encode_image(*job)
 
 
+def _encode_chunk(jobs):
+    return [encode_image(*job) for job in jobs]
+
+
 def _worker_init():
     import cv2
     cv2.setNumThreads(1)
@@ -132,6 +136,26 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
             "lst": paths[".lst"], "classes_file": paths[CLASSES_SUFFIX]}
 
 
+def _watched(pool, results):
+    """The pool's results in order. multiprocessing.Pool replaces a worker that dies (killed, out
+    of memory) but never redoes its chunk, so the results would wait forever: a worker that
+    vanished stops the pack with an error instead, seen within a second."""
+    workers = list(pool._pool)  # private, but the only record of which processes ran the work
+    while True:
+        try:
+            yield from results.next(timeout=1.0)  # a chunk of results
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            dead = [w for w in workers if w.exitcode is not None]
+            if dead:
+                raise UserError("pack: worker process %d died (%s) and its images were lost; "
+                                "run pack again, with fewer --workers if memory is short"
+                                % (dead[0].pid, "killed by signal %d" % -dead[0].exitcode
+                                   if dead[0].exitcode < 0 else "exit code %d"
+                                   % dead[0].exitcode)) from None
+
+
 def _write(source, jobs, temp, workers, progress):
     """Encode the jobs in order (in parallel) and write records, the .idx and the .lst."""
     import mxnet as mx
@@ -140,7 +164,8 @@ def _write(source, jobs, temp, workers, progress):
     if workers > 0:
         context = multiprocessing.get_context("fork")
         pool = fork_workers(lambda: context.Pool(workers, initializer=_worker_init))
-        results = pool.imap(_encode_job, jobs, chunksize=_CHUNK)
+        chunks = [jobs[i:i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
+        results = _watched(pool, pool.imap(_encode_chunk, chunks))
     else:
         results = map(_encode_job, jobs)
     record = mx.recordio.MXIndexedRecordIO(temp[".idx"], temp[".rec"], "w")
