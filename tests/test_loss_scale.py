@@ -77,7 +77,7 @@ class Injector:
 
     def __init__(self, trainer, steps, value=np.inf):
         self.steps, self.value, self.count = set(steps), value, 0
-        original = trainer.allreduce_grads
+        original = trainer._allreduce_grads  # what step() and allreduce_grads() both call
 
         def allreduce_grads():
             original()
@@ -85,7 +85,7 @@ class Injector:
             if self.count in self.steps:
                 param = next(iter(trainer._params))
                 param.grad()[0] = self.value  # pylint: disable=unsupported-assignment-operation
-        trainer.allreduce_grads = allreduce_grads
+        trainer._allreduce_grads = allreduce_grads
 
 
 def _setup(flag, window=2000):
@@ -209,3 +209,44 @@ def test_all_finite_on_many_arrays():
     assert all_finite(arrays, mx.cpu()).asscalar() == 1
     arrays[-1][1] = np.nan
     assert all_finite(arrays, mx.cpu()).asscalar() == 0
+
+
+# --- the training loop: logged, checkpointed, restored -----------------------------------------
+
+def test_the_loop_logs_checkpoints_and_restores_a_dynamic_scale(cli, tmp_path_factory):
+    """4 batches per epoch, window 3: straight, 2 epochs double the scale at steps 3 and 6 and
+    leave 2 clean steps; stopped after epoch 1 (one doubling, 1 clean step) and resumed, the
+    same scale, clean count and bitwise the same weights."""
+    import json
+    from conftest import read_params, write_disc_folder
+    data = tmp_path_factory.mktemp("discs")
+    write_disc_folder(data / "train", 8, seed=1)
+    write_disc_folder(data / "val", 5, seed=2)
+
+    def train(out, epochs):
+        return cli("train", "--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8",
+                   "-j", "0", "--lr", "0.05", "--num-epochs", epochs, "--save-frequency", "1",
+                   "--loss-scale", "dynamic", "--loss-scale-window", "3",
+                   "--train-dir", data / "train", "--val-dir", data / "val",
+                   "--save-dir", out, "--logging-file", out / "train.log")
+    import glob
+    import os
+    root = tmp_path_factory.mktemp("runs")
+    assert train(root / "straight", 2)[0] == 0
+    assert train(root / "resumed", 2)[0] == 0
+    for path in glob.glob(str(root / "resumed" / "resnet18_v1d-0002.*")):
+        os.remove(path)  # as if stopped after epoch 1
+    first = json.load(open(root / "resumed" / "resnet18_v1d-0001.json"))["config"]["loss_scaler"]
+    assert first["scale"] == DYNAMIC_INITIAL_SCALE * 2 and first["clean_steps"] == 1
+    status, _, err = train(root / "resumed", 2)
+    assert status == 0, err
+    for run in ("straight", "resumed"):
+        saved = json.load(open(root / run / "resnet18_v1d-0002.json"))["config"]["loss_scaler"]
+        assert saved["scale"] == DYNAMIC_INITIAL_SCALE * 4 and saved["clean_steps"] == 2, run
+    log = open(root / "resumed" / "train.log").read()
+    assert "[Epoch 1] dynamic loss scale %g (0 updates skipped)" % (
+        DYNAMIC_INITIAL_SCALE * 4) in log
+    straight = read_params(root / "straight" / "resnet18_v1d-0002.params")
+    resumed = read_params(root / "resumed" / "resnet18_v1d-0002.params")
+    for name, value in straight.items():
+        np.testing.assert_array_equal(resumed[name], value)
