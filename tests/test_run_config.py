@@ -103,6 +103,8 @@ BREAKING = {
     "reset_classifier": ([], ["--reset-classifier"], {}),
     "lr_mult_classifier": ([], ["--lr-mult-classifier", "10"], {}),
     "freeze_stages": ([], ["--freeze-stages", "2"], {}),
+    "amp": ([], ["--amp"], {}),
+    "fp16_allreduce": ([], ["--fp16-allreduce"], {}),
 }
 HARMLESS = {
     "data_dir": ["--data-dir", "/elsewhere"],
@@ -129,6 +131,9 @@ HARMLESS = {
     "logging_file": ["--logging-file", "/elsewhere/train.log"],
     "tensorboard_dir": ["--tensorboard-dir", "/elsewhere/tb"],
     "pretrained_params": ["--pretrained-params", "/elsewhere/w.params"],
+    "loss_scale": ["--loss-scale", "dynamic"],
+    "loss_scale_window": ["--loss-scale-window", "100"],
+    "gradient_predivide_factor": ["--gradient-predivide-factor", "2"],
     "trust_pickled_states": ["--trust-pickled-states"],
     "fresh_start": ["--fresh-start"],
     "save_interval_minutes": ["--save-interval-minutes", "5"],
