@@ -15,8 +15,9 @@
 #
 # Build arguments:
 #   BASE_IMAGE, RUNTIME_IMAGE  the build and the runtime image: the same OS and Python. An image
-#                  without python3 (NVIDIA's CUDA images) gets its distribution's python3 (3.10
-#                  on Ubuntu 22.04; the pins need >= 3.10).
+#                  without PYTHON (NVIDIA's CUDA images) gets its distribution's package of it.
+#   PYTHON         the interpreter, python3.11 (three of the pins need >= 3.11; Ubuntu 22.04 has
+#                  python3.11 in universe, beside its python3, 3.10).
 #   MXNET_PACKAGE  replaces requirements.txt's mxnet pin: mxnet-cu1XX==1.9.1 makes a GPU image
 #                  (Horovod's GPU operations on NCCL, its CPU operations on Gloo).
 #   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST  a private index or a proxy, as pip reads them.
@@ -29,6 +30,7 @@ FROM ${BASE_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 ARG CA_CERT=""
 ARG MXNET_PACKAGE=""
+ARG PYTHON=python3.11
 ARG PIP_INDEX_URL=""
 ARG PIP_EXTRA_INDEX_URL=""
 ARG PIP_TRUSTED_HOST=""
@@ -46,7 +48,7 @@ RUN if [ -n "$CA_CERT" ]; then \
 # hadolint ignore=DL3008
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && packages=(cmake g++ make) \
- && if ! command -v python3 >/dev/null; then packages+=(python3 python3-venv python3-dev); fi \
+ && if ! command -v "$PYTHON" >/dev/null; then packages+=("$PYTHON" "$PYTHON-venv" "$PYTHON-dev"); fi \
  && apt-get update \
  && apt-get install -y --no-install-recommends "${packages[@]}" \
  && rm -rf /var/lib/apt/lists/*
@@ -81,6 +83,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 ARG DEBIAN_FRONTEND=noninteractive
 ARG CA_CERT=""
 ARG MXNET_PACKAGE=""
+ARG PYTHON=python3.11
 ENV LANG=C.UTF-8 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -92,12 +95,12 @@ RUN if [ -n "$CA_CERT" ]; then \
     fi
 # What runs, without compilers: make (the README's `make demo`, `make test`), MXNet's OpenMP and
 # its bundled gfortran's quadmath, ssh for horovodrun across hosts (a GPU image also runs sshd:
-# README, "Docker"), and python3 where the image has none (the build stage's).
+# README, "Docker"), and PYTHON where the image has none (the build stage's).
 # hadolint ignore=DL3008
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && packages=(make libgomp1 libquadmath0 openssh-client) \
  && if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then packages+=(openssh-server); fi \
- && if ! command -v python3 >/dev/null; then packages+=(python3); fi \
+ && if ! command -v "$PYTHON" >/dev/null; then packages+=("$PYTHON"); fi \
  && apt-get update \
  && apt-get install -y --no-install-recommends "${packages[@]}" \
  && rm -rf /var/lib/apt/lists/* \

@@ -36,6 +36,12 @@ def stage_of(name):
     return next(s for s, op, args in dockerfile() if op == "FROM" and args.endswith(" AS " + name))
 
 
+def arg_defaults():
+    """{name: default} of the stages' ARGs (the same in both stages)."""
+    pairs = [args.split("=", 1) for s, op, args in dockerfile() if op == "ARG" and s >= 0]
+    return {name: value.strip('"') for name, value in pairs}
+
+
 def run_step(command, tmp_path, env=None, has_python3=True):
     """Runs one RUN step under bash (the Dockerfile's SHELL) with apt-get, ldconfig, rm, mkdir,
     sed and update-ca-certificates replaced by functions that record their arguments, and the
@@ -46,9 +52,10 @@ def run_step(command, tmp_path, env=None, has_python3=True):
         command = command.replace(path, str(tmp_path / path.replace("/", "_")))
     prelude = "".join('%s() { echo "%s $*" >> "$CALLS"; }\n' % (name, name) for name in
                       ("apt-get", "ldconfig", "rm", "sed", "update-ca-certificates"))
-    prelude += ('command() { if [ "$*" = "-v python3" ]; then [ "$HAS_PYTHON3" = 1 ]; '
+    prelude += ('command() { if [[ $1 == -v && $2 == python3* ]]; then [ "$HAS_PYTHON3" = 1 ]; '
                 'else builtin command "$@"; fi; }\n')
     merged = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "HOROVOD_"))}
+    merged.update(arg_defaults())  # as Docker sets the ARGs in a RUN's environment
     merged.update(CALLS=str(log), HAS_PYTHON3="1" if has_python3 else "0", **(env or {}))
     result = subprocess.run(["bash", "-o", "pipefail", "-c", prelude + command], env=merged,
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
@@ -126,8 +133,9 @@ def test_what_each_stage_installs(tmp_path, mxnet_package, has_python3):
     gpu = bool(mxnet_package)
     assert ("openssh-server" in runs_with) == gpu  # horovodrun's other hosts run sshd
     # Python from the distribution where the image has none, with its headers to build with
-    assert ({"python3", "python3-venv", "python3-dev"} <= built_with) == (not has_python3)
-    assert ("python3" in runs_with) == (not has_python3)
+    python = dockerfile_python()
+    assert ({python, python + "-venv", python + "-dev"} <= built_with) == (not has_python3)
+    assert (python in runs_with) == (not has_python3)
     ssh_config = (tmp_path / "_etc_ssh_ssh_config").read_text()
     assert ssh_config == "    StrictHostKeyChecking no\n"
 
@@ -225,7 +233,25 @@ def test_the_images_environment_is_the_one_make_uses(tmp_path):
 
 # -- the GPU images: the README's table of GPU generations and build arguments
 
-UBUNTU_PYTHON3 = {"20.04": (3, 8), "22.04": (3, 10), "24.04": (3, 12)}  # each release's python3
+# The Python interpreters each Ubuntu release packages (main and universe).
+UBUNTU_PYTHONS = {"20.04": {"python3.8", "python3.9"}, "22.04": {"python3.10", "python3.11"},
+                  "24.04": {"python3.12"}}
+
+
+def dockerfile_python():
+    """The PYTHON argument's default, the same in both stages."""
+    values = {args.split("=", 1)[1] for s, op, args in dockerfile()
+              if op == "ARG" and args.startswith("PYTHON=")}
+    assert len(values) == 1
+    return values.pop()
+
+
+def test_the_image_python_is_the_cpu_base_images():
+    """A CUDA image gets the very Python version of the CPU image (python:3.11-...), the one the
+    pins are installed with; some pins need 3.11."""
+    base = next(args for s, op, args in dockerfile() if op == "ARG" and args.startswith("BASE_"))
+    version = re.search(r"python:(\d+\.\d+)-", base).group(1)
+    assert dockerfile_python() == "python" + version
 
 
 def readme_docker_section():
@@ -247,9 +273,6 @@ def test_the_readmes_gpu_images_name_matching_cuda_images_and_wheels():
     assert images
     with open(os.path.join(REPO, "requirements.txt")) as f:
         mxnet_pin = re.search(r"^mxnet==(\S+)", f.read(), re.M).group(1)
-    with open(os.path.join(REPO, "setup.py")) as f:
-        needs = tuple(int(x) for x in re.search(r'python_requires=">=(\d+)\.(\d+)"',
-                                                f.read()).groups())
     tag = re.compile(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-cudnn8-(devel|runtime)-ubuntu(\d+\.\d+)$")
     for name, (base, runtime, package) in images.items():
         b, r = tag.match(base), tag.match(runtime)
@@ -261,7 +284,7 @@ def test_the_readmes_gpu_images_name_matching_cuda_images_and_wheels():
         assert name == "cu" + wheel.group(1) + wheel.group(2)
         assert (wheel.group(1), wheel.group(2)) == (b.group(1), b.group(2))  # cu117: CUDA 11.7
         assert wheel.group(3) == mxnet_pin
-        assert UBUNTU_PYTHON3[b.group(4)] >= needs  # the distribution's python3 is new enough
+        assert dockerfile_python() in UBUNTU_PYTHONS[b.group(4)]  # packaged by that Ubuntu
 
 
 def test_every_gpu_generation_names_an_image_and_the_build_command_uses_one():
