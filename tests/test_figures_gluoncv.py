@@ -143,3 +143,19 @@ def test_plot_reference_writes_the_figures_and_tables(tmp_path):
     tables = (out / reference.TABLES_FILE).read_text()
     assert "| 50 | 77.33 | - | - | 78.47 |" in tables
     assert "| inceptionv3 | - | 78.02 | - |" in tables
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/nonexistent/logs"], "no such file"),
+    ([os.path.join(LOGS, "resnet50_v1.log"), "--lr-log", "nope.log"],
+     "--lr-log nope.log: no such log"),
+    ([os.path.join(LOGS, "inceptionv3.log"), "--lr-log", "inceptionv3.log"],
+     "no ResNet-50 log without mixup"),
+    ([os.path.join(LOGS, "resnet50_v1.log"), "--lr-log", "resnet50_v1.log", "-o",
+      "/proc/gluon-tricks-cannot"], "cannot create /proc/gluon-tricks-cannot"),
+])
+def test_plot_reference_bad_input_ends_in_one_line(cli, args, message):
+    status, out, err = cli("plot", "reference", *args)
+    assert status == 2 and "wrote" not in out
+    errors = [line for line in err.splitlines() if line.startswith("gluon-tricks: error: ")]
+    assert len(errors) == 1 and message in errors[0], err

@@ -246,20 +246,28 @@ def run(args):
     for current in runs:
         for warning in current.warnings:
             _warn("%s: %s" % (current.log.path, warning))
-    os.makedirs(args.output, exist_ok=True)
+    # what the figures need, checked before anything is drawn or written
+    lr_run, curves = _lr_run(runs, args.lr_log), _resnet50_curves(runs)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as error:
+        raise UserError("cannot create %s: %s" % (args.output, error.strerror or error)) from None
     written = []
     from gluon_tricks.models.table import model_rows
     macs = {row["model"]: row["macs"] for row in model_rows()}
     written.append(_save(plots.depth_figure(depth_series(runs, macs), _paper_points(macs)),
                          args.output, "depths"))
-    written.append(_save(plots.curves_figure(_resnet50_curves(runs), title="ResNet-50-A/B/C/D "
+    written.append(_save(plots.curves_figure(curves, title="ResNet-50-A/B/C/D "
                                              "trained by GluonCV: validation top-1 (Figure 3(b) "
                                              "shape)"), args.output, "curves"))
     written.append(_save(plots.panels_figure(_mixup_panels(runs)), args.output, "mixup"))
-    written.append(_save(_lr_figure(runs, args.lr_log), args.output, "lr"))
+    written.append(_save(_lr_figure(lr_run.log), args.output, "lr"))
     tables = os.path.join(args.output, TABLES_FILE)
-    with open(tables, "w") as f:
-        f.write(tables_markdown(runs))
+    try:
+        with open(tables, "w") as f:
+            f.write(tables_markdown(runs))
+    except OSError as error:
+        raise UserError("cannot write %s: %s" % (tables, error.strerror or error)) from None
     written.append(tables)
     for path in written:
         print("wrote %s" % path)
@@ -333,11 +341,16 @@ def _mixup_panels(runs):
     return panels
 
 
-def _lr_figure(runs, name):
-    chosen = [run for run in runs if run.name == name and run.log.batches]
-    if not chosen:
-        raise UserError("--lr-log %s: no such log with lr= values among the logs" % name)
-    log = chosen[0].log
+def _lr_run(runs, name):
+    """The run named by --lr-log: one with lr= values and a known batch."""
+    for run in runs:
+        if run.name == name and any(b.lr is not None for b in run.log.batches):
+            iters_per_epoch(run.log.config, run.log.format)  # a known batch, or a UserError
+            return run
+    raise UserError("--lr-log %s: no such log with lr= values among the logs" % name)
+
+
+def _lr_figure(log):
     points = lr_agreement(log)
     schedule = trainer_schedule(log.config, log.format)
     iters = iters_per_epoch(log.config, log.format)
