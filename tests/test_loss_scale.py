@@ -149,7 +149,7 @@ def test_a_skipped_step_leaves_weights_and_optimiser_state_untouched(value):
     assert stats.finite and stats.skipped == 1 and stats.batches == 4
 
 
-@pytest.mark.parametrize("bad_step, verdict", [(3, "the gradients, the weights"),
+@pytest.mark.parametrize("bad_step, verdict", [(3, "the gradients and the weights"),
                                                 (2, "the weights")])
 def test_static_scaling_reports_a_non_finite_gradient_as_divergence(bad_step, verdict):
     net, trainer, step = _setup("1")

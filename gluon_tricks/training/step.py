@@ -55,11 +55,13 @@ class StepStats:
         return self.loss_finite and self.grads_finite and self.weights_finite
 
     def what_diverged(self):
-        """'the loss, the gradients' etc.: the quantities that were not finite."""
+        """'the gradients and the weights' etc.: the quantities that were not finite."""
         names = [name for name, ok in (("the loss", self.loss_finite),
                                        ("the gradients", self.grads_finite),
                                        ("the weights", self.weights_finite)) if not ok]
-        return ", ".join(names) or "nothing"
+        if len(names) > 1:
+            return ", ".join(names[:-1]) + " and " + names[-1]
+        return names[0] if names else "nothing"
 
 
 class TrainStep:
