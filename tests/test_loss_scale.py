@@ -250,3 +250,15 @@ def test_the_loop_logs_checkpoints_and_restores_a_dynamic_scale(cli, tmp_path_fa
     resumed = read_params(root / "resumed" / "resnet18_v1d-0002.params")
     for name, value in straight.items():
         np.testing.assert_array_equal(resumed[name], value)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--amp"], "--amp needs GPUs"),
+    (["--loss-scale", "0"], "--loss-scale must be"),
+    (["--loss-scale", "dynamic", "--loss-scale-window", "0"], "--loss-scale-window must be"),
+    (["--gradient-predivide-factor", "0"], "--gradient-predivide-factor must be positive"),
+])
+def test_train_refuses_impossible_precision_flags_in_one_line(cli, flags, message, monkeypatch):
+    monkeypatch.delenv("GLUON_TRICKS_DEVICES", raising=False)
+    status, out, err = cli("train", "--model", "resnet18_v1d", *flags)
+    assert status == 2 and message in err and err.count("\n") == 1, err
