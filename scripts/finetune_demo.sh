@@ -34,9 +34,11 @@ mkdir -p "$out"
 demo=$(run_child "$python" -c \
   'from gluon_tricks.data.demo_data import default_demo_data as d; print(d()["train_dir"])')
 demo=$(dirname "$demo")
-half() {  # NAME CLASS...: OUT_DIR/data/NAME/{train,val}/CLASS/ linking PER_CLASS (val: 1/4) files
-  local name=$1 split class count file
+half() {  # NAME CLASS...: OUT_DIR/data/NAME/{train,val}/CLASS/ linking PER_CLASS (val: 1/4) files,
+  local name=$1 split class count file  # and the class names in OUT_DIR/data/NAME/classes.txt
   shift
+  mkdir -p "$out/data/$name"
+  printf '%s\n' "$@" > "$out/data/$name/classes.txt"
   for split in train val; do
     count=$per_class
     [ "$split" = train ] || count=$(( (per_class + 3) / 4 ))
