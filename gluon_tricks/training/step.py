@@ -5,9 +5,9 @@ The step never waits for the device: the loss, the correct counts and the loss's
 accumulate in small arrays on the first device, and `read()` checks the gradient norm and the
 weights there too and brings it all to the host every --log-interval batches and at the end of an
 epoch (one small allreduce under Horovod). The host can thus queue the next step while the device
-computes.
-The one exception is dynamic loss scaling, which must know before the update whether the
-gradients were finite (MXNet's and NVIDIA's AMP read that flag every step as well).
+computes. Two exceptions: dynamic loss scaling must know before the update whether the gradients
+were finite (MXNet's and NVIDIA's AMP read that flag every step as well), and under Horovod on
+CPU contexts the step waits for its backward pass (`settle_gradients`).
 """
 from dataclasses import dataclass
 
@@ -70,7 +70,8 @@ class TrainStep:
 
     `scaler` is a LossScaler (static scale 1 when None); `amp=True` uses mxnet.contrib.amp's own
     dynamic loss scaling instead (GPUs only; amp.init() and amp.init_trainer() already called).
-    The trainer must allow `allreduce_grads()`/`update()` (no update on the kvstore).
+    Under dynamic scaling the trainer must allow `allreduce_grads()`/`update()` (no update on
+    the kvstore: make_trainer sees to it).
 
     `settle_gradients`: wait for the backward pass before Horovod reduces the gradients. Needed
     for Horovod on CPU contexts, where MXNet 1.9's engine let Horovod read gradients the backward
