@@ -1,7 +1,7 @@
 """One training step on the devices of this process, shared by the training loop and `bench
 train`: forward, (scaled) backward, gradient reduction, finiteness check, update.
 
-The step never waits for the device: the loss, the correct counts and the loss's finite flag
+The step never waits for the device: the sum of the losses and the correct counts
 accumulate in small arrays on the first device, and `read()` checks the gradient norm and the
 weights there too and brings it all to the host every --log-interval batches and at the end of an
 epoch (one small allreduce under Horovod). The host can thus queue the next step while the device
@@ -94,7 +94,6 @@ class TrainStep:
         home = self.ctx[0]
         self._loss = mx.nd.zeros((1,), ctx=home)
         self._correct = mx.nd.zeros((1,), ctx=home)
-        self._loss_finite = mx.nd.ones((1,), ctx=home)
         self._grads_finite = mx.nd.ones((1,), ctx=home)
         self._batches = self._samples = 0
         self._skipped_before = self.scaler.skipped
@@ -113,7 +112,7 @@ class TrainStep:
                          else [None] * len(data_parts))
         scale = self.scaler.scale
         with autograd.record():
-            outputs = [self.net(x.astype(self.dtype, copy=False)).astype("float32")
+            outputs = [self.net(x.astype(self.dtype, copy=False)).astype("float32", copy=False)
                        for x in data_parts]
             losses = [self.loss_fn(out, y) if soft is None else self.loss_fn(out, y, soft)
                       for out, y, soft in zip(outputs, target_parts, teacher_parts)]
@@ -146,19 +145,18 @@ class TrainStep:
             self.trainer.update(batch * scale)  # the gradients divided by the scale
 
     def _accumulate(self, outputs, losses, hard_parts, count_loss):
-        """Correct count, and (when `count_loss`) loss sum and loss finiteness of this batch,
-        added on the device."""
+        """Correct count, and (when `count_loss`) loss sum of this batch, added on the device
+        (a NaN or infinite loss leaves the sum non-finite: no separate flag needed)."""
         home = self.ctx[0]
         with autograd.pause():
             for out, loss, hard in zip(outputs, losses, hard_parts):
                 loss_sum = loss.sum()
-                correct = (out.argmax(axis=1) == hard.astype("float32")).sum()
+                correct = (out.argmax(axis=1) == hard.astype("float32", copy=False)).sum()
                 if out.context != home:
                     loss_sum, correct = loss_sum.as_in_context(home), correct.as_in_context(home)
                 self._correct += correct
                 if count_loss:
                     self._loss += loss_sum
-                    self._loss_finite *= mx.nd.contrib.isfinite(loss_sum)
             self._batches += 1
             self._samples += sum(o.shape[0] for o in outputs)
 
@@ -179,7 +177,7 @@ class TrainStep:
             # The last step's gradient norm; a non-finite gradient of an earlier step went into
             # the weights, which are checked next (NaN and inf survive every update).
             self._grads_finite *= self.grads_finite()
-        flags = mx.nd.concat(self._loss, self._correct, 1 - self._loss_finite,
+        flags = mx.nd.concat(self._loss, self._correct, 1 - mx.nd.contrib.isfinite(self._loss),
                              1 - self._grads_finite, 1 - self.weights_finite(), dim=0)
         loss, correct, bad_loss, bad_grads, bad_weights = (float(v) for v in flags.asnumpy())
         batches, samples = self._batches, self._samples
