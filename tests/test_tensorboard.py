@@ -104,3 +104,16 @@ def test_train_writes_the_logged_numbers_to_tensorboard(cli, demo_subset, tmp_pa
     epoch_loss = [v for _, v in scalars["epoch/train_loss"]]
     np.testing.assert_allclose(epoch_loss[0], np.mean(losses[:2]), rtol=1e-5)  # equal intervals
     assert "train/loss_scale" not in scalars  # FP32: no loss scale
+
+
+def test_a_dynamic_loss_scale_is_written(cli, demo_subset, tmp_path):
+    status, _, stderr = cli(
+        "train", "--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8", "-j", "0",
+        "--log-interval", "2", "--num-epochs", "1", "--lr", "0.05", "--loss-scale", "dynamic",
+        "--train-dir", demo_subset / "train", "--val-dir", demo_subset / "val", "--save-dir",
+        tmp_path, "--logging-file", tmp_path / "train.log", "--tensorboard-dir", tmp_path / "tb")
+    assert status == 0, stderr
+    scalars = read_scalars(str(tmp_path / "tb"))
+    # FP32 gradients never overflow: the scale stays at its start, 2^16, for the 4 batches
+    assert scalars["train/loss_scale"] == [(2, 65536.0), (4, 65536.0)]
+    assert scalars["epoch/loss_scale"] == [(4, 65536.0)]
