@@ -360,3 +360,23 @@ def test_a_full_log_disk_is_reported_once_and_training_goes_on(data, tmp_path, f
     assert len(warnings) == 1 and str(full_disk / "train.log") in warnings[0]
     assert "No space left on device" in warnings[0] and "MB free in %s" % full_disk in warnings[0]
     assert os.path.isfile(tmp_path / "out" / "resnet18_v1d-0001.params")
+
+
+def test_two_devices_stopped_mid_epoch_resume_to_the_uninterrupted_weights(
+        data, tmp_path, capsys, monkeypatch):
+    """--num-gpus 2 on two CPU contexts, stopped mid-epoch: the checkpoint also holds each
+    device's own BatchNorm running statistics (.ranks) and the rerun ends on the uninterrupted
+    weights. (Their mean alone, what .params holds, would give the same to rounding: the running
+    statistics are linear in their start, and the copies are averaged at the epoch's end.)"""
+    monkeypatch.setenv("GLUON_TRICKS_DEVICES", "cpu(0),cpu(1)")
+    two = ["--num-gpus", "2", "--batch-size", "4", *ONE_EPOCH]
+    assert _run(capsys, *_flags(data, tmp_path / "straight", *two))[0] == 0
+    with monkeypatch.context() as patch:
+        _signal_at(patch, signal.SIGTERM, 2)
+        assert _run(capsys, *_flags(data, tmp_path / "stopped", *two))[0] == PREEMPTED_EXIT_CODE
+    table = mx.nd.load(str(tmp_path / "stopped" / "resnet18_v1d-0000-batch000002.ranks"))
+    half = table["running_statistics"].shape[1] // 2
+    assert table["running_statistics"].shape[0] == 1 and half > 0
+    assert _run(capsys, *_flags(data, tmp_path / "stopped", *two))[0] == 0
+    assert _same(tmp_path / "stopped" / "resnet18_v1d-0001.params",
+                 tmp_path / "straight" / "resnet18_v1d-0001.params")

@@ -288,8 +288,9 @@ def running_statistics(net):
 
 
 def load_rank_statistics(record, net, rank, world_size):
-    """Give this rank its own running statistics back from a mid-epoch checkpoint's .ranks file
-    (after rank 0's weights were broadcast); nothing when the checkpoint has none."""
+    """Give this rank's devices their own running statistics back from a mid-epoch checkpoint's
+    .ranks file (after rank 0's weights were broadcast); nothing when the checkpoint has none.
+    A row per rank: parameter by parameter, device by device."""
     import mxnet as mx
     entry = record.get("files", {}).get("ranks")
     if entry is None:
@@ -297,16 +298,17 @@ def load_rank_statistics(record, net, rank, world_size):
     path = _confined(os.path.dirname(record["path"]), entry["name"])
     table = mx.nd.load(path)["running_statistics"]
     params = running_statistics(net)
-    sizes = [int(np.prod(p.shape)) for p in params]
+    sizes = [int(np.prod(p.shape)) for p in params for _ in p.list_data()]
     if table.shape != (world_size, sum(sizes)):
         raise UserError("%s holds running statistics of shape %s, this run needs (%d, %d)"
                         % (path, table.shape, world_size, sum(sizes)))
     row, start = table[rank], 0
-    for param, size in zip(params, sizes):
+    for param in params:
         for data in param.list_data():
+            size = int(np.prod(param.shape))
             values = row[start:start + size].reshape(param.shape).astype(data.dtype)
             data[:] = values.as_in_context(data.context)
-        start += size
+            start += size
 
 
 def load_checkpoint(record, net, trainer, ctx):

@@ -88,7 +88,7 @@ class RunGuard:
         """After each step: all ranks agree whether to save (interval, signal) and stop."""
         save, stop = self.control.after_step()
         path = statistics = None
-        if save and self.world.size > 1:
+        if save and (self.world.size > 1 or self.run.num_devices > 1):
             statistics = self._gather_statistics()  # every rank takes part
         if save and self.world.is_root:
             run = self.run
@@ -112,16 +112,19 @@ class RunGuard:
                                "checkpoint " + path if path else "rank 0 wrote the checkpoint"))
 
     def _gather_statistics(self):
-        """(ranks, values): each rank's BatchNorm running statistics, which differ mid-epoch
-        (they are averaged at the end of an epoch only)."""
+        """(ranks, values): the BatchNorm running statistics of each rank's every device, which
+        differ mid-epoch (they are averaged at the end of an epoch only)."""
         import mxnet as mx
         params = checkpoint.running_statistics(self.state.net)
-        flat = mx.nd.concat(*[p.data().reshape(-1).astype("float32") for p in params], dim=0)
-        return self.world.hvd.allgather(flat.reshape(1, -1), name="running_statistics")
+        flat = mx.nd.concat(*[data.reshape(-1).astype("float32").as_in_context(mx.cpu())
+                              for p in params for data in p.list_data()], dim=0).reshape(1, -1)
+        if self.world.size == 1:
+            return flat
+        return self.world.hvd.allgather(flat, name="running_statistics")
 
     def after_broadcast(self, state):
-        """Once rank 0's weights are everyone's: each rank's own running statistics back."""
-        if self.record is not None and self.world.size > 1:
+        """Once rank 0's weights are everyone's: each device's own running statistics back."""
+        if self.record is not None and (self.world.size > 1 or self.run.num_devices > 1):
             checkpoint.load_rank_statistics(self.record, state.net, self.world.rank,
                                             self.world.size)
 
