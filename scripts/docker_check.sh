@@ -63,7 +63,10 @@ export DOCKER_HOST="unix://$work/docker.sock"
 for _ in $(seq 60); do "$docker" info >/dev/null 2>&1 && break; sleep 1; done
 "$docker" info >/dev/null 2>&1 || { tail -20 "$work/dockerd.log"; die "dockerd did not start"; }
 
-if [ -z "$base" ]; then
+if [ -z "$base" ] && "$docker" image inspect local/python311-bookworm >/dev/null 2>&1; then
+  base=local/python311-bookworm  # made by an earlier run: imported again, it would void the cache
+  log "$base: the stand-in of an earlier run"
+elif [ -z "$base" ]; then
   base=local/python311-bookworm
   log "$base: a stand-in for python:3.11-slim-bookworm (debootstrap, docker import)"
   mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
