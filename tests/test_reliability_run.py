@@ -139,6 +139,22 @@ def test_a_second_run_in_the_same_save_dir_is_refused_before_writing(data, tmp_p
     assert sorted(os.listdir(tmp_path)) == [LOCK_NAME]  # no log, no checkpoint
 
 
+def test_a_second_run_with_another_save_dir_but_the_same_log_is_refused(data, tmp_path,
+                                                                       capsys):
+    log = tmp_path / "first" / "train.log"
+    holder = RunLock(str(tmp_path / "first"), str(log))
+    holder.acquire()
+    argv = _flags(data, tmp_path / "second")
+    argv[argv.index("--logging-file") + 1] = str(log)
+    try:
+        status, out, err = _run(capsys, *argv)
+    finally:
+        holder.release()
+    assert status == 2 and err.count("\n") == 1
+    assert "--logging-file %s is in use by another run (pid %d" % (log, os.getpid()) in err
+    assert not log.exists()
+
+
 def test_a_stale_lock_of_a_dead_process_is_taken_over(data, tmp_path, capsys):
     import subprocess
     dead = subprocess.Popen(["true"])

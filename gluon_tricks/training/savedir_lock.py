@@ -69,16 +69,15 @@ def _describe(holder):
 
 
 class RunLock:
-    """Exclusive locks on the save dir and on the log file (when it lies elsewhere), taken
-    before anything is written; `release()` (or the process's end) frees them."""
+    """Exclusive locks on the save dir and on the log file (LOG.lock: another run may name the
+    same log with another save dir), taken before anything is written; `release()` (or the
+    process's end) frees them."""
 
     def __init__(self, save_dir, log_file=None):
         self.locks = [_Lock(os.path.join(save_dir, LOCK_NAME), "--save-dir %s" % save_dir)]
         if log_file:
-            log_dir = os.path.dirname(os.path.abspath(log_file))
-            if os.path.realpath(log_dir) != os.path.realpath(save_dir):
-                self.locks.append(_Lock(os.path.abspath(log_file) + ".lock",
-                                        "--logging-file %s" % log_file))
+            self.locks.append(_Lock(os.path.abspath(log_file) + ".lock",
+                                    "--logging-file %s" % log_file))
 
     def acquire(self):
         """Take every lock or none; returns lines for the log about locks taken over."""
