@@ -7,6 +7,7 @@ Beside the export, PREFIX.json holds what a user needs to run it: the class name
 """
 import json
 import os
+import sys
 import tempfile
 import warnings
 
@@ -82,7 +83,9 @@ def check_inputs(paths, input_size, crop_ratio, count=CHECK_IMAGES, seed=0):
     `count` seeded random inputs shaped like normalised images."""
     if paths:
         from gluon_tricks.predict import collect_images, preprocess_files
-        batch, _, _ = preprocess_files(collect_images(paths), input_size, crop_ratio)
+        batch, _, skipped = preprocess_files(collect_images(paths), input_size, crop_ratio)
+        for path, reason in skipped:
+            print("gluon-tricks: skipped %s: %s" % (path, reason), file=sys.stderr)
         if len(batch) == 0:
             raise UserError("--check-images: none of the images can be read")
         return batch

@@ -130,3 +130,15 @@ def test_class_names_must_match_the_network(cli, weights, tmp_path):
                             str(tmp_path / "x"), "--input-size", SIZE, "--classes", str(names))
     assert status == 2 and "names 3 classes, the network has 10" in stderr
     assert not os.path.exists(str(tmp_path / "x.json"))
+
+
+def test_check_images_that_cannot_be_read_are_named(cli, weights, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    status, _, stderr = cli("export", "--model", "resnet18_v1d", "--params", weights, "--out",
+                            str(tmp_path / "x"), "--input-size", SIZE, "--check-images",
+                            str(tmp_path))
+    lines = stderr.strip().splitlines()
+    assert status == 2 and len(lines) == 3
+    assert "broken.jpg: cannot be decoded" in lines[0] and "notes.txt: not an image" in lines[1]
+    assert lines[2] == "gluon-tricks: error: --check-images: none of the images can be read"

@@ -49,15 +49,18 @@ def test_gluoncv_weights_load_with_a_new_classifier(tmp_path):
     assert got["fc.weight"].shape == (10, 512) and expected["fc.weight"].shape == (1000, 512)
 
 
-@pytest.mark.parametrize("legacy_names", [False, True])
-def test_same_class_count_loads_everything(tmp_path, legacy_names):
+@pytest.mark.parametrize("names", ["structural", "export", "save_params"])
+def test_same_class_count_loads_everything(tmp_path, names):
     source = _net(10, seed=1)
     path = str(tmp_path / "ours.params")
-    if legacy_names:  # MXNet's export writes arg:/aux: + full names
+    if names == "export":  # MXNet's export writes arg:/aux: + full names
         source.hybridize()
         source(mx.nd.zeros((1, 3, SIZE, SIZE)))
         source.export(str(tmp_path / "exported"), epoch=0)
         path = str(tmp_path / "exported-0000.params")
+    elif names == "save_params":  # the older format: full names less the network's prefix
+        source.collect_params().save(path, strip_prefix=source.prefix)
+        assert "dense0_weight" in mx.nd.load(path)
     else:
         source.save_parameters(path)
     target = _net(10, seed=2)

@@ -59,13 +59,16 @@ def read_params_file(path, flag="--pretrained-params"):
 
 def _by_own_names(net, loaded):
     """The loaded arrays keyed by the network's structural names. Files written with full names
-    (`resnetv1d_dense0_weight`, MXNet's `export`) are mapped through the network's own names."""
+    (`resnetv1d_dense0_weight`: MXNet's `export`) or with the network's prefix stripped from them
+    (`dense0_weight`: the older `save_params`) are mapped through the network's own names."""
     own = net._collect_params_with_prefix()
     if set(loaded) & set(own):
         return loaded
-    full_to_structural = {param.name: name for name, param in own.items()}
-    if set(loaded) & set(full_to_structural):
-        return {full_to_structural.get(name, name): value for name, value in loaded.items()}
+    for strip in ("", net.prefix):
+        to_structural = {param.name[len(strip):]: name for name, param in own.items()
+                         if param.name.startswith(strip)}
+        if set(loaded) & set(to_structural):
+            return {to_structural.get(name, name): value for name, value in loaded.items()}
     return loaded
 
 
