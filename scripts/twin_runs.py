@@ -9,7 +9,7 @@ LRSequential warm-up + decay schedule, wd_mult 0 on beta/gamma/bias with --no-wd
 gluon.Trainer. Its initialiser is the paper's Xavier (ours) instead of MSRAPrelu, so that only
 the implementations differ. Each run is a fresh process.
 
-    .venv/bin/python scripts/twin_runs.py                 # 3 seeds x 2 pipelines, 5 epochs each
+    .venv/bin/python scripts/twin_runs.py                 # 3 seeds x 2 pipelines, 10 epochs each
     .venv/bin/python scripts/twin_runs.py --seeds 1 --epochs 1 --work-dir /tmp/twins
 """
 import argparse
@@ -81,6 +81,12 @@ def gluoncv_run(args):
         kwargs["last_gamma"] = True
     net = get_model(args.model, **kwargs)
     net.initialize(paper_initializer(), ctx=ctx)
+    if getattr(args, "zero_last_gamma", False):  # what last_gamma would do in BasicBlockV1b
+        for stage in (net.layer1, net.layer2, net.layer3, net.layer4):
+            for block in stage:
+                if hasattr(block, "bn3"):
+                    raise SystemExit("--gluoncv-zero-last-gamma is for BasicBlockV1b networks")
+                block.bn2.gamma.set_data(mx.nd.zeros_like(block.bn2.gamma.data()))
     if args.no_wd:
         for param in net.collect_params(".*beta|.*gamma|.*bias").values():
             param.wd_mult = 0.0
@@ -151,7 +157,7 @@ def demo_records(work):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per pipeline (3)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--model", default="resnet18_v1b")
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -161,6 +167,11 @@ def main(argv=None):
     parser.add_argument("--no-last-gamma", dest="last_gamma", action="store_false")
     parser.add_argument("--wd-on-bn", dest="no_wd", action="store_false",
                         help="keep weight decay on BN and biases (default: --no-wd)")
+    parser.add_argument("--gluoncv-zero-last-gamma", dest="zero_last_gamma",
+                        action="store_true", help="GluonCV twin: zero the last BN gamma of each "
+                        "BasicBlockV1b by hand (GluonCV's last_gamma does not reach them)")
+    parser.add_argument("--arms", default="gluoncv,ours",
+                        help="which pipelines to run: gluoncv, ours or both (default both)")
     parser.add_argument("--workers", type=int, default=1, help="decoding threads/processes")
     parser.add_argument("--work-dir", default=os.path.join(REPO, "runs", "twin_runs"))
     parser.add_argument("--gluoncv-run", help=argparse.SUPPRESS)
@@ -172,11 +183,18 @@ def main(argv=None):
     args.data = demo_records(args.work_dir)
     args.run_dir = tempfile.mkdtemp(prefix="runs-", dir=args.work_dir)  # checkpoints and logs
     args.train_count, args.classes = args.data["train_count"], args.data["classes"]
-    print("recipe: %s; %d seeds" % (" ".join(recipe(args)), args.seeds), flush=True)
-    results = {"ImageRecordIter + GluonCV loop": [], "gluon-tricks --augmentation gluoncv": []}
+    print("recipe: %s; %d seeds%s" % (" ".join(recipe(args)), args.seeds, (
+        "; GluonCV twin: last BN gamma of each block zeroed by hand" if args.zero_last_gamma
+        else "")), flush=True)
+    arms = {"gluoncv": ("ImageRecordIter + GluonCV loop", lambda s: gluoncv_subprocess(args, s)),
+            "ours": ("gluon-tricks --augmentation gluoncv",
+                     lambda s: ours_run(args, s, args.run_dir))}
+    chosen = [arms[a] for a in args.arms.split(",") if a in arms]
+    if not chosen:
+        parser.error("--arms: give gluoncv, ours or gluoncv,ours")
+    results = {name: [] for name, _ in chosen}
     for seed in range(args.seeds):
-        for name, run in zip(results, (lambda s: gluoncv_subprocess(args, s),
-                                       lambda s: ours_run(args, s, args.run_dir))):
+        for name, run in chosen:
             start = time.time()
             results[name].append(run(seed))
             print("  seed %d  %-36s top-1 %.4f  (%.0f s)" % (seed, name, results[name][-1],
