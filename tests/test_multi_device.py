@@ -99,9 +99,13 @@ def test_devices_are_read_from_the_environment(monkeypatch):
         process_devices(1, environ={"GLUON_TRICKS_DEVICES": "tpu(0)"})
 
 
-def test_batch_norm_statistics_of_the_devices_become_what_a_checkpoint_holds(tmp_path):
+@pytest.mark.parametrize("loss_scale", ["1", "dynamic"])
+def test_batch_norm_statistics_of_the_devices_become_what_a_checkpoint_holds(tmp_path,
+                                                                              loss_scale):
     """Each device normalises its own half of the batch, so its running statistics differ from
-    the other's; validation must see the mean that save_parameters writes."""
+    the other's; validation must see the mean that save_parameters writes. The trained weights
+    stay identical on both devices, also when dynamic loss scaling reduces and checks the
+    gradients before updating."""
     import mxnet as mx
     from mxnet import gluon
     from gluon_tricks.training.step import TrainStep, average_batch_norm_over_devices
@@ -113,7 +117,9 @@ def test_batch_norm_statistics_of_the_devices_become_what_a_checkpoint_holds(tmp
     net.initialize(mx.init.Xavier(), ctx=ctx)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1},
                             kvstore="device", update_on_kvstore=False)
-    step = TrainStep(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False), ctx)
+    from gluon_tricks.training.loss_scale import LossScaler
+    step = TrainStep(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False), ctx,
+                     scaler=LossScaler.from_flag(loss_scale))
     rng = np.random.default_rng(0)
     for _ in range(3):
         label = mx.nd.array(rng.integers(0, 3, 8))
