@@ -20,7 +20,8 @@ COMMANDS = {
     "pack": ("gluon_tricks.data.pack", "pack an image folder into RecordIO (.rec/.idx/.lst)"),
     "bench": ("gluon_tricks.bench_train", "benchmarks: `bench data` (input pipeline images/s), "
               "`bench train` (the training step, next to GluonCV's)"),
-    "train": ("gluon_tricks.training.command", "train with the paper's tricks (1 process or Horovod)"),
+    "train": ("gluon_tricks.training.command",
+              "train with the paper's tricks (1 process or Horovod)"),
     "eval": ("gluon_tricks.evaluate", "top-1/top-5 error of a checkpoint; save logits"),
     "export": ("gluon_tricks.export", "a trained network as MXNet symbol+params or ONNX, checked"),
     "predict": ("gluon_tricks.predict", "top-k classes of images from weights or an export"),

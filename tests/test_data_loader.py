@@ -55,19 +55,19 @@ def test_validation_sees_every_image_exactly_once_across_ranks(rec_source, num_r
 
 def test_validation_is_deterministic_and_labels_match_the_pixels(rec_source):
     loader = ValLoader(rec_source, 8, SIZE, num_workers=2)
-    first = [(d.asnumpy(), l.asnumpy()) for d, l in loader]
-    second = [(d.asnumpy(), l.asnumpy()) for d, l in loader]
+    first = [(d.asnumpy(), y.asnumpy()) for d, y in loader]
+    second = [(d.asnumpy(), y.asnumpy()) for d, y in loader]
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
                for a, b in zip(first, second))
     data = np.concatenate([d for d, _ in first]) * np.asarray(T.STD_RGB)[:, None, None]
     grey = (data + np.asarray(T.MEAN_RGB)[:, None, None]).mean(axis=(1, 2, 3))
-    labels = np.concatenate([l for _, l in first])
+    labels = np.concatenate([y for _, y in first])
     assert np.allclose(grey, 40 + 80 * labels + 10 / 16, atol=3)  # the fixture's grey levels
 
 
 def test_epochs_are_bit_identical_whatever_the_workers_or_the_history(rec_source):
     def epoch(loader, e):
-        return [(d.asnumpy(), l.asnumpy()) for d, l in loader.epoch(e)]
+        return [(d.asnumpy(), y.asnumpy()) for d, y in loader.epoch(e)]
     inline = TrainLoader(rec_source, 6, SIZE, num_workers=0, seed=3, zero_copy=False)
     parallel = TrainLoader(rec_source, 6, SIZE, num_workers=2, seed=3)
     later_first = epoch(parallel, 2)
@@ -155,7 +155,7 @@ def test_corrupt_records_are_replaced_counted_and_never_shift_labels(corrupt_sou
                 assert np.array_equal(data.asnumpy()[j], out)
     # validation drops them: every readable image once, labels matching pixels
     val = ValLoader(source, 6, SIZE, num_workers=0)
-    labels = np.concatenate([l.asnumpy() for _, l in val])
+    labels = np.concatenate([y.asnumpy() for _, y in val])
     assert val.skipped == 3 and sorted(labels) == sorted(i % 4 for i in range(20)
                                                          if i not in corrupt)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from gluon_tricks.models import (GLUONCV_NAMES, MODEL_NAMES, get_model, initialize,
+from gluon_tricks.models import (GLUONCV_NAMES, get_model, initialize,
                                  paper_initializer)
 from gluon_tricks.models.complexity import count_multiply_adds, count_parameters
 from gluon_tricks.errors import UserError

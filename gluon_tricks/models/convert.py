@@ -5,7 +5,8 @@ The two networks have the same layers; only the names differ. MXNet's model zoo 
 stages in one `features` sequence and each block's layers in a `body` sequence:
 
     features.0 / features.1          -> conv1 / bn1                (7x7 stem)
-    features.{4+s}.{b}.body.{i}      -> layer{s+1}.{b}.{conv,bn}{k} (i = 0,1 / 3,4 / 6,7 -> k = 1/2/3)
+    features.{4+s}.{b}.body.{i}      -> layer{s+1}.{b}.{conv,bn}{k}
+                                        (i = 0,1 / 3,4 / 6,7 -> k = 1/2/3)
     features.{4+s}.{b}.downsample.j  -> layer{s+1}.{b}.downsample.j
     output                           -> fc
 """
