@@ -95,10 +95,10 @@ RUN if [ -n "$CA_CERT" ]; then \
     fi
 # What runs, without compilers: make (the README's `make demo`, `make test`), MXNet's OpenMP and
 # its bundled gfortran's quadmath, ssh for horovodrun across hosts (a GPU image also runs sshd:
-# README, "Docker"), and PYTHON where the image has none (the build stage's).
+# README, "Docker"), curl (scripts/fetch_gluoncv_logs.sh), and PYTHON where the image has none.
 # hadolint ignore=DL3008
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
- && packages=(make libgomp1 libquadmath0 openssh-client) \
+ && packages=(make libgomp1 libquadmath0 openssh-client curl) \
  && if [[ $MXNET_PACKAGE == mxnet-cu* ]]; then packages+=(openssh-server); fi \
  && if ! command -v "$PYTHON" >/dev/null; then packages+=("$PYTHON"); fi \
  && apt-get update \

@@ -128,7 +128,8 @@ status=0
 run bash -c 'make test; status=$?; test ! -e .venv || { echo "made .venv"; exit 3; }; exit $status' \
   > "$work/test.log" 2>&1 || status=$?
 [ "$status" != 3 ] || die "make test made .venv"
-note "make test: exit $status in $(($(date +%s) - start)) s; lint: $(grep -c '^make\[1\]: \*\*\*' \
-  "$work/test.log") failed step(s); tests: $(tail -1 "$work/test.log")"
+failed_lint=$(grep -o 'lint-[a-z]*\] Error' "$work/test.log" | cut -d']' -f1 | tr '\n' ' ' || true)
+note "make test: exit $status in $(($(date +%s) - start)) s; lint steps failed: ${failed_lint:-none};" \
+  "tests: $(grep -E '[0-9]+ (passed|failed)' "$work/test.log" | tail -1)"
 log "done; summary in $summary, images in $work/docker (dockerd $dockerd_pid stops now)"
 cat "$summary"

@@ -129,7 +129,7 @@ def test_what_each_stage_installs(tmp_path, mxnet_package, has_python3):
     runs_with = installed(run_step(runtime[0], tmp_path, env, has_python3))
     assert {"cmake", "g++", "make"} <= built_with
     assert not runs_with & COMPILERS and not any(p.endswith("-dev") for p in runs_with)
-    assert {"make", "libgomp1", "libquadmath0", "openssh-client"} <= runs_with
+    assert {"make", "libgomp1", "libquadmath0", "openssh-client", "curl"} <= runs_with
     gpu = bool(mxnet_package)
     assert ("openssh-server" in runs_with) == gpu  # horovodrun's other hosts run sshd
     # Python from the distribution where the image has none, with its headers to build with
