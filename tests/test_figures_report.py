@@ -201,3 +201,33 @@ def test_report_and_log_parsing_do_not_import_mxnet(tmp_path):
                             env=dict(os.environ, PYTHONPATH=root))
     assert result.returncode == 0, result.stderr
     assert "| resnet50_v1 | baseline |" in result.stdout
+
+
+def seeded_log(tmp_path, name, seed, final_top1, **flags):
+    lines = [namespace(model="resnet18_v1d", batch_size=64, num_gpus=1, seed=seed, **flags)]
+    lines += current_epoch(0, final_top1 - 0.05) + current_epoch(1, final_top1)
+    return write_log(tmp_path / ("%s_seed%d.log" % (name, seed)), lines)
+
+
+def test_group_seeds_gives_mean_std_and_the_noise_verdict(cli, tmp_path):
+    """Three seeds per configuration: mean and sample std by hand; a change of 10 points over
+    ~1-point noise exceeds it, a change of 0.5 points does not."""
+    base = [seeded_log(tmp_path, "a", s, v) for s, v in enumerate((0.50, 0.52, 0.51))]
+    cosine = [seeded_log(tmp_path, "b", s, v, lr_mode="cosine")
+              for s, v in enumerate((0.60, 0.62, 0.61))]
+    smooth = [seeded_log(tmp_path, "c", s, v, lr_mode="cosine", label_smoothing=True)
+              for s, v in enumerate((0.615, 0.605, 0.625))]
+    status, out, err = cli("report", "--group-seeds", "--json", *(base + cosine + smooth))
+    assert status == 0, err
+    groups = json.loads(out)
+    assert [g["seeds"] for g in groups] == [[0, 1, 2]] * 3
+    assert groups[0]["mean_top1"] == pytest.approx(51.0)
+    assert groups[0]["std_top1"] == pytest.approx(1.0)  # sample std of 50, 52, 51
+    assert groups[0]["versus_previous"] is None
+    second, third = groups[1]["versus_previous"], groups[2]["versus_previous"]
+    assert second["change"] == pytest.approx(10.0) and second["exceeds_noise"]
+    assert second["stderr"] == pytest.approx((2 / 3) ** 0.5, abs=1e-4)  # rounded to 4 digits
+    assert third["change"] == pytest.approx(0.5) and not third["exceeds_noise"]
+    status, out, err = cli("report", "--group-seeds", *(base + cosine + smooth))
+    assert status == 0 and "| resnet18_v1d | cosine | 2 | 0, 1, 2 |" in out
+    assert out.count("| yes |") == 1 and out.count("| no |") == 1

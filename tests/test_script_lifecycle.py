@@ -14,8 +14,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "scripts")
-RUNS = ["teacher_resnet34_v1d", "1_baseline_resnet18_v1", "2_resnet18_v1d", "3_cosine",
-        "4_label_smoothing", "5_mixup", "6_distillation"]
+ROWS = ["1_baseline_resnet18_v1", "2_resnet18_v1d", "3_cosine", "4_label_smoothing", "5_mixup",
+        "6_distillation"]
+SEEDS = (0, 1)  # the stand-in runs two seeds per row (the script's default is three)
+RUNS = ["teacher_resnet34_v1d"] + ["%s_seed%d" % (row, seed) for seed in SEEDS for row in ROWS]
 
 # `python -m gluon_tricks CMD ...`: train writes a checkpoint and its logs (or fails for the run
 # named FAIL_RUN, or records its pid and sleeps for the run named SLEEP_RUN); eval, plot and
@@ -59,7 +61,8 @@ def ablation(tmp_path):
     def start(out_dir, **env):
         merged = {k: v for k, v in os.environ.items() if k not in ("EPOCHS", "RUNS_DIR")}
         merged.update(PYTHON=str(python), STUB_DIR=str(tmp_path), RUNS_DIR=str(tmp_path / "work"),
-                      **env)
+                      SEEDS=" ".join(map(str, SEEDS)))
+        merged.update(env)
         return subprocess.Popen(["bash", os.path.join(SCRIPTS, "cpu_ablation.sh"), str(out_dir)],
                                 env=merged, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
@@ -88,11 +91,11 @@ def test_an_existing_output_folder_is_refused(ablation, tmp_path):
 
 def test_results_are_published_only_once_every_run_has_finished(ablation, tmp_path):
     out = tmp_path / "results"
-    code, _, _ = finish(ablation(out, FAIL_RUN="5_mixup"))
+    code, _, _ = finish(ablation(out, FAIL_RUN="5_mixup_seed1"))
     assert code != 0
     assert not out.exists() and not (tmp_path / "results.partial").exists()
     trained = [c.split()[0] for c in ablation.calls()]
-    assert trained.count("train") == 6  # the teacher and rows 1-5, the last of which failed
+    assert trained.count("train") == 12  # the teacher, seed 0's rows, seed 1's rows 1-5 (failed)
 
     code, stdout, err = finish(ablation(out))  # the relaunch finishes (the trainer resumes)
     assert code == 0, err
@@ -103,11 +106,18 @@ def test_results_are_published_only_once_every_run_has_finished(ablation, tmp_pa
     for figure in ("fig3a_lr.png", "fig3a_lr_logged.png", "fig3b_curves.png",
                    "ablation_curves.png", "fig4a_gap_theory.png", "fig4b_gap.png"):
         assert figure in published
-    assert (out / "report.md").read_text().startswith("report of 1_baseline_resnet18_v1.log")
+    # the grouped report reads each row's seeds together, row after row
+    assert (out / "report.md").read_text().startswith(
+        "report of --group-seeds 1_baseline_resnet18_v1_seed0.log 1_baseline_resnet18_v1_seed1.log "
+        "2_resnet18_v1d_seed0.log")
     assert not (tmp_path / "results.partial").exists()
     # each run's log is its own: one line per launch of that run's training
-    assert (out / "1_baseline_resnet18_v1.log").read_text() == "log of 1_baseline_resnet18_v1\n" * 2
-    assert (out / "5_mixup.log").read_text() == "log of 5_mixup\n"
+    assert (out / "1_baseline_resnet18_v1_seed1.log").read_text() == \
+        "log of 1_baseline_resnet18_v1_seed1\n" * 2
+    assert (out / "5_mixup_seed1.log").read_text() == "log of 5_mixup_seed1\n"
+    seeds = [c.split("--seed ")[1].split()[0] for c in ablation.calls()
+             if c.startswith("train --model resnet18_v1 ")]
+    assert seeds == ["0", "1", "0", "1"]  # each launch trains every seed (finished ones resume)
 
     code, _, err = finish(ablation(out))  # a third launch adds nothing to the published results
     assert code == 2 and "exists" in err
@@ -142,7 +152,7 @@ def ends(pid, seconds=10):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_stopping_the_ablation_stops_its_training(ablation, tmp_path, signum):
-    process = ablation(tmp_path / "results", SLEEP_RUN="2_resnet18_v1d")
+    process = ablation(tmp_path / "results", SLEEP_RUN="2_resnet18_v1d_seed0")
     training = wait_for(tmp_path / "train.pid")
     os.kill(process.pid, signum)  # the script's process alone, not its group
     code, _, _ = finish(process)

@@ -4,6 +4,7 @@ training log, as Markdown or JSON, optionally beside the paper's own numbers.
 Imports no MXNet: reports are read on laptops, long after the cluster run.
 """
 import json
+import math
 import statistics
 import sys
 
@@ -19,12 +20,20 @@ def add_arguments(parser):
     parser.add_argument("--paper", action="store_true",
                         help="add the paper's top-1/top-5 for the matching row (Tables 2-6) and "
                              "the difference (final - paper)")
+    parser.add_argument("--group-seeds", action="store_true",
+                        help="one row per configuration (model, tricks, epochs) over its seeds: "
+                             "mean and standard deviation of the final top-1, and whether each "
+                             "row differs from the one before it by more than the noise")
 
 
 def run(args):
     logs = logparse.load_logs(args.logs, _warn)
     rows = [summarise(log, paper=args.paper, warnings=warnings)
             for log, warnings in zip(logs, log_checks.warnings_of(logs))]
+    if args.group_seeds:
+        groups = seed_groups(rows, logs)
+        print(json.dumps(groups, indent=2) if args.json else seed_markdown(groups))
+        return 0
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -122,4 +131,61 @@ def markdown(rows, logs, paper=False):
     if warned:
         lines += ["", "Warnings:"]
         lines += ["- %s: %s." % (row["log"], "; ".join(row["warnings"])) for row in warned]
+    return "\n".join(lines)
+
+
+def seed_groups(rows, logs):
+    """Rows of one configuration (same model, tricks and epochs) run with different seeds, as one
+    group each, in the order first seen: the final top-1 of every seed, its mean and sample
+    standard deviation, and the comparison with the previous group (see `beyond_noise`)."""
+    groups = {}
+    for row, log in zip(rows, logs):
+        key = (row["model"], tuple(row["tricks"]), row["epochs"])
+        group = groups.setdefault(key, {"model": row["model"], "tricks": row["tricks"],
+                                        "epochs": row["epochs"], "seeds": [], "final_top1": [],
+                                        "logs": []})
+        group["seeds"].append(log.config.get("seed"))
+        group["final_top1"].append(row["final_top1"])
+        group["logs"].append(row["log"])
+    result, previous = [], None
+    for group in groups.values():
+        finals = [v for v in group["final_top1"] if v is not None]
+        group["mean_top1"] = round(statistics.mean(finals), 4) if finals else None
+        group["std_top1"] = round(statistics.stdev(finals), 4) if len(finals) > 1 else None
+        group["versus_previous"] = beyond_noise(previous, group) if previous else None
+        result.append(group)
+        previous = group
+    return result
+
+
+def beyond_noise(before, after):
+    """The change of mean final top-1 from `before` to `after`, its standard error
+    sqrt(s1^2/n1 + s2^2/n2), and whether |change| exceeds twice that error (about a 95% two-sided
+    bound; with 3 seeds a coarse one). None where either group has fewer than two seeds."""
+    a = [v for v in before["final_top1"] if v is not None]
+    b = [v for v in after["final_top1"] if v is not None]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    change = statistics.mean(b) - statistics.mean(a)
+    error = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    return {"change": round(change, 4), "stderr": round(error, 4),
+            "exceeds_noise": abs(change) > 2 * error}
+
+
+def seed_markdown(groups):
+    """The grouped table: one row per configuration, mean +- std over its seeds."""
+    lines = ["| model | tricks | epochs | seeds | final top-1 % (each seed) | mean | std | "
+             "change vs row above | beyond noise |",
+             "|---|---|---:|---|---|---:|---:|---:|---|"]
+    for group in groups:
+        versus = group["versus_previous"]
+        lines.append("| %s |" % " | ".join([
+            _cell(group["model"]), _cell(", ".join(group["tricks"]) or "baseline"),
+            _cell(group["epochs"]), _cell(", ".join(str(s) for s in group["seeds"])),
+            _cell(", ".join(_cell(v) for v in group["final_top1"])),
+            _cell(group["mean_top1"]), _cell(group["std_top1"]),
+            _cell(versus["change"], signed=True) if versus else "-",
+            ("yes" if versus["exceeds_noise"] else "no") if versus else "-"]))
+    lines += ["", "Runs of the same model, tricks and epochs form one row; std = sample standard "
+              "deviation over seeds; beyond noise = |change| > 2 x sqrt(s1^2/n1 + s2^2/n2)."]
     return "\n".join(lines)
