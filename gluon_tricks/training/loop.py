@@ -104,7 +104,7 @@ def build_state(run, ctx, world):
     step = step_module.TrainStep(net, trainer, loss_fn, ctx, run.dtype,
                                  LossScaler.from_flag(run.loss_scale, run.loss_scale_window),
                                  teacher, run.temperature, amp=run.amp,
-                                 settle_gradients=world.size > 1 and ctx[0].device_type == "cpu")
+                                 settle_gradients=ctx[0].device_type == "cpu")
     return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx,
                       step=step,
                       notes=notes)

@@ -6,9 +6,10 @@ accumulate in small arrays on the first device, and `read()` checks the gradient
 weights there too and brings it all to the host every --log-interval batches and at the end of an
 epoch (one small allreduce under Horovod). The host can thus queue the next step while the device
 computes. Two exceptions: dynamic loss scaling must know before the update whether the gradients
-were finite (MXNet's and NVIDIA's AMP read that flag every step as well), and under Horovod on
-CPU contexts the step waits for its backward pass (`settle_gradients`).
+were finite (MXNet's and NVIDIA's AMP read that flag every step as well), and on CPU contexts the
+step waits for its backward pass (`settle_gradients`).
 """
+import time
 from dataclasses import dataclass
 
 import mxnet as mx
@@ -73,10 +74,13 @@ class TrainStep:
     Under dynamic scaling the trainer must allow `allreduce_grads()`/`update()` (no update on
     the kvstore: make_trainer sees to it).
 
-    `settle_gradients`: wait for the backward pass before Horovod reduces the gradients. Needed
-    for Horovod on CPU contexts, where MXNet 1.9's engine let Horovod read gradients the backward
-    was still writing when the host ran ahead (two ranks then drifted apart by ~1e-5; the
-    two-rank test of test_training.py caught it). GPUs keep the host ahead of the device."""
+    `settle_gradients`: wait for the backward pass before the gradients are reduced, as the loop
+    does on CPU contexts. There the host running ahead changed the arithmetic: oneDNN splits its
+    reductions by the threads free at the moment, so a resumed run ended 2e-6 away from the
+    uninterrupted one (bitwise equal with the wait), and two Horovod ranks drifted apart by 1e-5
+    (test_training.py's two-rank test). On a CPU the host's share of a step is about 1%, so the
+    wait costs nothing; GPUs keep the host ahead of the device. `settle_seconds` sums the time
+    waited (what `bench train` leaves out of the host's time)."""
 
     def __init__(self, net, trainer, loss_fn, ctx, dtype="float32", scaler=None, teacher=None,
                  temperature=1.0, amp=False, settle_gradients=False):
@@ -87,6 +91,7 @@ class TrainStep:
         self.teacher, self.temperature = teacher, temperature
         self.amp = amp
         self.settle_gradients = settle_gradients
+        self.settle_seconds = 0.0
         self.params = [p for p in net.collect_params().values() if p.grad_req != "null"]
         self._reset()
 
@@ -124,8 +129,10 @@ class TrainStep:
                 backward = [loss * scale for loss in losses] if scale != 1.0 else losses
         autograd.backward(backward)
         if self.settle_gradients:
+            start = time.perf_counter()
             for param in self.params:
                 param.grad(ctx[0]).wait_to_read()
+            self.settle_seconds += time.perf_counter() - start
         if not self.scaler.dynamic:
             # AMP checks the gradients and skips the update itself; a static scale S divides
             # them by S through the batch size. The gradient norm is checked at each read.
