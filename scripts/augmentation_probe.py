@@ -13,7 +13,7 @@ Each statistic is compared with a two-sample Kolmogorov-Smirnov test (the flip r
 chi-square test); the null "same distribution" is rejected at `--alpha` overall, Bonferroni-
 corrected over the statistics of a comparison.
 
-    .venv/bin/python scripts/augmentation_probe.py --draws 4000      # ~5 minutes on 2 cores
+    .venv/bin/python scripts/augmentation_probe.py --draws 4000   # 22 minutes on 2 busy cores
 """
 import argparse
 import os
