@@ -52,3 +52,11 @@ def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
         raise UserError("--num-gpus %d: %s names only %d context(s)"
                         % (num_gpus, DEVICES_ENV, len(available)))
     return available[:num_gpus]
+
+
+def uses_gpus(num_gpus, environ=None):
+    """Whether `--num-gpus num_gpus` means real GPUs (not the CPU, nor injected CPU contexts)."""
+    if not num_gpus:
+        return False
+    injected = injected_devices(environ)
+    return injected is None or all(ctx.device_type == "gpu" for ctx in injected)
