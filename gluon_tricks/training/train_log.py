@@ -69,7 +69,10 @@ class TrainLog:
                   os.path.abspath(self.path)))), file=sys.stderr)
 
     def namespace(self, config):
-        """GluonCV's first line: the resolved flags as an argparse Namespace."""
+        """GluonCV's first line: the resolved flags as an argparse Namespace, with the git commit
+        of the code that runs them (`code_version`)."""
+        from gluon_tricks.provenance import code_version
+        config = dict(config, code_version=code_version())
         items = ", ".join("%s=%r" % (k, v) for k, v in sorted(config.items()))
         self._emit("Namespace(%s)" % items, dict(config, event="config"))
 
