@@ -49,6 +49,23 @@ def test_a_killed_worker_is_replaced_and_its_batches_are_redone_in_order(caplog)
     pool.close()
 
 
+def test_a_worker_killed_after_its_last_batch_is_reported_when_the_stream_ends(caplog):
+    """A worker that dies owing nothing (its batches all delivered) is still found and replaced
+    before the stream ends: the run's log says so, not a stderr line after the run has closed
+    its log (a 1-epoch run of few batches lost the line that way)."""
+    pool = WorkerPool(_SlowFill(), 2, (3, 2, 2))
+    with caplog.at_level(logging.WARNING, logger="gluon_tricks.data.workers"):
+        for meta, _, _ in pool.map(range(6)):
+            if meta == 5:  # the last batch: every result is in, nobody owes anything
+                victim = pool.worker_pids()[0]
+                os.kill(victim, signal.SIGKILL)
+                time.sleep(0.2)
+        lines = [r.getMessage() for r in caplog.records if "died" in r.getMessage()]
+    assert pool.deaths == 1 and victim not in pool.worker_pids()
+    assert len(lines) == 1 and str(victim) in lines[0] and "0 batch(es) redone" in lines[0]
+    pool.close()
+
+
 def test_workers_that_keep_dying_stop_the_stream_with_the_cause():
     pool = WorkerPool(_SlowFill(die_on=4), 2, (3, 2, 2))
     tic = time.time()

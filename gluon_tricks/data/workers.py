@@ -196,6 +196,7 @@ class WorkerPool:
                     self._submit(submitted, self._free.popleft(), task, done)
                     submitted += 1
                 if next_seq == submitted:
+                    self._replace_the_dead()  # one that died owing nothing is found here
                     return
                 while next_seq not in done:
                     seq, slot, meta, error = self._get()
@@ -269,9 +270,13 @@ class WorkerPool:
                         del worker.owed[result[0]]
                         self._deaths_in_a_row = 0
                         return result
-            for worker in list(self._workers):
-                if not worker.proc.is_alive():
-                    self._replace(worker)
+            self._replace_the_dead()
+
+    def _replace_the_dead(self):
+        """Replace workers that died since the last look (reported in the log as they are)."""
+        for worker in list(self._workers):
+            if not worker.proc.is_alive():
+                self._replace(worker)
 
     def _replace(self, dead):
         """A dead worker's successor, which fills again every batch the dead one owed."""
