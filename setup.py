@@ -21,7 +21,7 @@ setup(
     if os.path.exists(os.path.join(HERE, "README.md")) else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluon_tricks", "gluon_tricks.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     # The stack is installed by scripts/install_env.sh (pip --no-deps, then Horovod from source):
     # a plain resolver would pull opencv-python and numpy 2 in through gluoncv. The extra is the
     # same pin list for those who manage their environment themselves.
