@@ -1,4 +1,5 @@
 """Training logs name the code behind their numbers: the git commit, marked +dirty on changes."""
+import shutil
 import subprocess
 
 import pytest
@@ -11,7 +12,8 @@ def _git(root, *args):
                    check=True, capture_output=True)
 
 
-def test_commit_then_dirty_then_no_checkout(tmp_path):
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git (the Docker image has none)")
+def test_commit_then_dirty(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q")
@@ -25,8 +27,13 @@ def test_commit_then_dirty_then_no_checkout(tmp_path):
     assert code_version(str(repo)) == head
     (repo / "a.py").write_text("x = 2\n")
     assert code_version(str(repo)) == head + "+dirty"
+
+
+def test_no_checkout_or_no_git(tmp_path, monkeypatch):
     plain = tmp_path / "plain"
     plain.mkdir()
+    assert code_version(str(plain)).endswith("(no git checkout)")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git at all, as in the Docker image
     assert code_version(str(plain)).endswith("(no git checkout)")
 
 
