@@ -152,3 +152,18 @@ def test_plot_flags_defective_logs_on_stderr_and_in_the_legend(cli, tmp_path):
     assert flagged_labels(logs, ["one", "two"]) == ["one [1 warning]", "two [1 warning]"]
     sound = write_log(tmp_path / "c.log", curve(rising(6)))
     assert flagged_labels([parse_log(sound)], ["three"]) == ["three"]
+
+
+def test_the_epoch_mixup_stops_explains_a_rise(tmp_path):
+    """--mixup-off-epoch N trains the last N epochs on clean images: validation rises there (the
+    CPU ablation's mixup rows did, by 19 points); a fall there, or a rise elsewhere, still warns."""
+    top1s = rising(30)
+    top1s[25:] = [t + 0.25 for t in top1s[25:]]
+    mixup = dict(lr_mode="cosine", num_epochs=30, mixup=True, mixup_off_epoch=5)
+    assert warnings(write_log(tmp_path / "off.log", curve(top1s, **mixup))) == [[]]
+    other = dict(mixup, mixup_off_epoch=3)
+    assert "from epoch 24 to 25" in warnings(write_log(tmp_path / "other.log",
+                                                       curve(top1s, **other)))[0][0]
+    falling = rising(30)
+    falling[25:] = [t - 0.2 for t in falling[25:]]
+    assert "jumps by -" in warnings(write_log(tmp_path / "fall.log", curve(falling, **mixup)))[0][0]

@@ -7,7 +7,7 @@ restarted inside the file, a cut-off last line.
 import json
 
 from gluon_tricks.figures.tricks import batch_of
-from gluon_tricks.paper import flag_number
+from gluon_tricks.paper import flag_is_set, flag_number
 
 # GluonCV's ImageNet scripts hard-code 1000 classes; this project logs `classes`.
 GLUONCV_FORMATS = ("gluoncv", "gluoncv-2018", "horovod")
@@ -68,7 +68,8 @@ def classes_of(log):
 
 def validation_warnings(log):
     """Validation numbers that cannot be right: top-1 equal to top-5 across epochs, top-1 above
-    95% on 1000 classes, a jump between epochs that the schedule does not explain."""
+    95% on 1000 classes, a jump between epochs that neither a step decay nor the end of mixup
+    explains."""
     records = log.validated()
     warnings = []
     both = [r for r in records if r.top5 is not None]
@@ -81,7 +82,7 @@ def validation_warnings(log):
     if classes and classes >= 1000 and high:
         warnings.append("implausible validation: top-1 %.2f%% at epoch %d on %d classes"
                         % (100 * high[-1].top1, high[-1].epoch, classes))
-    explained = _step_epochs(log.config)
+    explained = _step_epochs(log.config) | _mixup_off_epochs(log.config)
     settled = max(int(flag_number(log.config.get("warmup_epochs"), 0)) + 5,
                   int(flag_number(log.config.get("num_epochs"), 0)) // 10)
     for before, after in zip(records, records[1:]):
@@ -105,6 +106,14 @@ def _step_epochs(config):
         return set(range(period, epochs, period))
     text = str(config.get("lr_decay_epoch", ""))
     return {int(e) for e in text.split(",") if e.strip().isdigit()}
+
+
+def _mixup_off_epochs(config):
+    """The epoch from which `--mixup-off-epoch N` trains on clean images (validation rises
+    there); empty without mixup."""
+    epochs = int(flag_number(config.get("num_epochs"), 0))
+    off = int(flag_number(config.get("mixup_off_epoch"), 0))
+    return {epochs - off} if flag_is_set(config.get("mixup")) and 0 < off < epochs else set()
 
 
 def _unknown_batch(log):
