@@ -155,3 +155,23 @@ def project_log(path, runs):
             writer.epoch(epoch, "accuracy", 0.5, 1000, 60.0, err_top1, err_top1 / 2)
         writer.close()
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The embedded demo data set (generated once into the cache): its folders and packed files."""
+    from gluon_tricks.data.demo_data import default_demo_data
+    return default_demo_data()
+
+
+def scaled_resnet18_weights(folder, seed, scale, size=32):
+    """A resnet18_v1d .params for the 10 demo classes with its classifier scaled by `scale`, so
+    that its logits are far apart (an untrained network's are all near 0 and hide differences)."""
+    import mxnet as mx
+    from gluon_tricks.models import get_model, initialize
+    mx.random.seed(seed)
+    net = initialize(get_model("resnet18_v1d", classes=10), [mx.cpu()], size)
+    net.fc.weight.set_data(net.fc.weight.data() * scale)
+    path = str(folder / "r18.params")
+    net.save_parameters(path)
+    return path

@@ -9,26 +9,17 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import scaled_resnet18_weights
+
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from gluon_tricks.data.demo_data import default_demo_data
-    return default_demo_data()
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """A resnet18_v1d for the 10 demo classes with a classifier scaled up, so that its logits
     are far apart (an untrained network's are all near 0 and would hide differences)."""
-    from gluon_tricks.models import get_model, initialize
-    mx.random.seed(3)
-    net = initialize(get_model("resnet18_v1d", classes=10), [mx.cpu()], SIZE)
-    net.fc.weight.set_data(net.fc.weight.data() * 50)
-    path = str(tmp_path_factory.mktemp("weights") / "r18.params")
-    net.save_parameters(path)
-    return path
+    return scaled_resnet18_weights(tmp_path_factory.mktemp("weights"), seed=3, scale=50,
+                                   size=SIZE)
 
 
 def _inputs(demo, count=6):

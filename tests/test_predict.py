@@ -9,25 +9,16 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import scaled_resnet18_weights
+
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def demo():
-    from gluon_tricks.data.demo_data import default_demo_data
-    return default_demo_data()
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """resnet18_v1d for the 10 demo classes, classifier scaled so the probabilities differ."""
-    from gluon_tricks.models import get_model, initialize
-    mx.random.seed(5)
-    net = initialize(get_model("resnet18_v1d", classes=10), [mx.cpu()], SIZE)
-    net.fc.weight.set_data(net.fc.weight.data() * 30)
-    path = str(tmp_path_factory.mktemp("weights") / "r18.params")
-    net.save_parameters(path)
-    return path
+    return scaled_resnet18_weights(tmp_path_factory.mktemp("weights"), seed=5, scale=30,
+                                   size=SIZE)
 
 
 @pytest.fixture
