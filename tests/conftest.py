@@ -2,7 +2,9 @@
 sets, the trainer's flags, weights files and the one-line error check."""
 import argparse
 import os
+import contextlib
 import random
+import subprocess
 
 import numpy as np
 import pytest
@@ -76,6 +78,29 @@ def read_params(path):
 
 DISC_CLASSES = 4
 DISC_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 220, 40)]
+
+
+@pytest.fixture(scope="module")
+def disc_data(tmp_path_factory):
+    """train/ (32 disc images: 4 batches of 8) and val/ (20: a batch of 8 ends partial)."""
+    root = tmp_path_factory.mktemp("discs")
+    write_disc_folder(root / "train", 8, seed=1)
+    write_disc_folder(root / "val", 5, seed=2)
+    return root
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount, size):
+    """A tmpfs of `size` (e.g. '3m') mounted at `mount` for a disk-full test; skips the test
+    where mounting is not allowed (not root)."""
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)  # -l: even if a file is open
 
 
 def write_disc_folder(root, per_class, seed):

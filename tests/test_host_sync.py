@@ -10,21 +10,13 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from conftest import read_params, write_disc_folder
+from conftest import read_params
 from gluon_tricks.training import step as step_module
 from gluon_tricks.training.loss_scale import LossScaler
 from gluon_tricks.training.targets import smooth_one_hot
 
 TINY = ["--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8", "-j", "0",
         "--lr", "0.05", "--label-smoothing", "--mixup"]
-
-
-@pytest.fixture(scope="module")
-def disc_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("discs")
-    write_disc_folder(root / "train", 8, seed=1)  # 32 images: 4 batches of 8
-    write_disc_folder(root / "val", 5, seed=2)
-    return root
 
 
 def _train(cli, disc_data, out, *extra):

@@ -7,18 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import read_params, write_disc_folder
+from conftest import read_params
 
 TINY = ["--model", "resnet18_v1d", "--input-size", "32", "-j", "0", "--log-interval", "2",
         "--num-epochs", "2", "--lr", "0.05", "--label-smoothing", "--mixup"]
-
-
-@pytest.fixture(scope="module")
-def disc_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("discs")
-    write_disc_folder(root / "train", 8, seed=1)  # 32 images: 4 batches of 8
-    write_disc_folder(root / "val", 5, seed=2)    # 20 images: the last batch is partial
-    return root
 
 
 def _run(cli, monkeypatch, disc_data, out, devices, batch_size, num_gpus):

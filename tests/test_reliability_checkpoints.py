@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
+from conftest import small_tmpfs
 from gluon_tricks import files
 from gluon_tricks.errors import UserError
 from gluon_tricks.training import checkpoint, optimizer_state
@@ -222,13 +223,8 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 3 MB file system (a tmpfs: needs root), to fill."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (not root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)  # -l: even if a file is open
+    with small_tmpfs(tmp_path / "disk", "3m") as mount:
+        yield mount
 
 
 def test_a_full_disk_names_the_path_and_the_free_space_and_leaves_no_temporary_file(

@@ -11,7 +11,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import read_params, write_disc_folder
+from conftest import read_params, small_tmpfs, write_disc_folder
 from gluon_tricks.cli import main
 from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
 from gluon_tricks.training.savedir_lock import LOCK_NAME, RunLock
@@ -331,19 +331,13 @@ def test_two_ranks_one_signalled_save_mid_epoch_and_resume_equal(data, tmp_path)
 @pytest.fixture
 def full_disk(tmp_path):
     """A 1 MB tmpfs, filled (needs root to mount)."""
-    import subprocess
-    mount = tmp_path / "full"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (not root)")
-    try:
-        with open(mount / "filler", "wb") as f:
-            f.write(bytes(1 << 20))
-    except OSError:
-        pass  # full
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)  # -l: even if a file is open
+    with small_tmpfs(tmp_path / "full", "1m") as mount:
+        try:
+            with open(mount / "filler", "wb") as f:
+                f.write(bytes(1 << 20))
+        except OSError:
+            pass  # full
+        yield mount
 
 
 def test_a_full_log_disk_is_reported_once_and_training_goes_on(data, tmp_path, full_disk,
