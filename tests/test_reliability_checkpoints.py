@@ -20,8 +20,13 @@ from gluon_tricks.training import checkpoint, optimizer_state
 
 def _net_and_trainer(dtype="float32", momentum=0.9):
     mx.random.seed(1)
-    net = gluon.nn.HybridSequential()
-    net.add(gluon.nn.Conv2D(4, 3, in_channels=1), gluon.nn.BatchNorm(), gluon.nn.Conv2D(3, 1))
+    # The same parameter names in every call: the Trainer orders parameters by name and the
+    # state is by index, so two nets named from the global counters (conv9/conv10 here,
+    # conv11/conv12 there) would sort their layers differently.
+    net = gluon.nn.HybridSequential(prefix="net_")
+    with net.name_scope():
+        net.add(gluon.nn.Conv2D(4, 3, in_channels=1), gluon.nn.BatchNorm(),
+                gluon.nn.Conv2D(3, 1))
     net.initialize(mx.init.Xavier())
     net(mx.nd.ones((2, 1, 5, 5)))
     settings = {"momentum": momentum, "wd": 1e-4, "learning_rate": 0.1}
