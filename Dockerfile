@@ -3,7 +3,7 @@
 # finished environment (/opt/venv) onto an image without them.
 #
 #   docker build -t gluon-tricks:cpu .            CPU: python:3.11-slim-bookworm, as CI
-#   docker build -t gluon-tricks:cu117 \          GPU: the README's table ("Docker") gives the
+#   docker build -t gluon-tricks:cu117 \          GPU: docs/docker.md's table gives the
 #     --build-arg BASE_IMAGE=nvidia/cuda:11.7.1-cudnn8-devel-ubuntu22.04 \     three arguments
 #     --build-arg RUNTIME_IMAGE=nvidia/cuda:11.7.1-cudnn8-runtime-ubuntu22.04 \  per GPU
 #     --build-arg MXNET_PACKAGE=mxnet-cu117==1.9.1 .                              generation
@@ -95,7 +95,7 @@ RUN if [ -n "$CA_CERT" ]; then \
     fi
 # What runs, without compilers: make (the README's `make demo`, `make test`), MXNet's OpenMP and
 # its bundled gfortran's quadmath, ssh for horovodrun across hosts (a GPU image also runs sshd:
-# README, "Docker"), curl (scripts/fetch_gluoncv_logs.sh), and PYTHON where the image has none.
+# docs/docker.md), curl (scripts/fetch_gluoncv_logs.sh), and PYTHON where the image has none.
 # hadolint ignore=DL3008
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
  && packages=(make libgomp1 libquadmath0 openssh-client curl) \

@@ -7,7 +7,7 @@ is scripts/augmentation_probe.py.
 
 1000 seeded draws per pipeline (both sides deterministic): enough to reject the differences the
 gluoncv flavour used to have (log-uniform aspect ratio, no in-place resize on 32 x 32 sources,
-no uint8 saturation between colour steps), see the README.
+no uint8 saturation between colour steps), see docs/data.md.
 """
 import importlib.util
 import os

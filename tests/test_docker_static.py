@@ -1,7 +1,7 @@
 """The Dockerfile, checked without Docker (CI has no daemon and no registry; scripts/docker_check.sh
 builds and runs the CPU image on a developer's machine): its stages, the install through
 scripts/install_env.sh, what each stage installs (its RUN steps run here against stand-ins for
-apt-get, ldconfig and the install script), the GPU rows of the README's table against the
+apt-get, ldconfig and the install script), the GPU rows of docs/docker.md's table against the
 Dockerfile and the pins, and the Makefile using the image's environment."""
 import os
 import re
@@ -231,7 +231,7 @@ def test_the_images_environment_is_the_one_make_uses(tmp_path):
                                                              % (tmp_path / "nowhere"))
 
 
-# -- the GPU images: the README's table of GPU generations and build arguments
+# -- the GPU images: docs/docker.md's table of GPU generations and build arguments
 
 # The Python interpreters each Ubuntu release packages (main and universe).
 UBUNTU_PYTHONS = {"20.04": {"python3.8", "python3.9"}, "22.04": {"python3.10", "python3.11"},
@@ -254,22 +254,21 @@ def test_the_image_python_is_the_cpu_base_images():
     assert dockerfile_python() == "python" + version
 
 
-def readme_docker_section():
-    with open(os.path.join(REPO, "README.md")) as f:
-        readme = f.read()
-    section = readme[readme.index("### Docker"):]
-    return section[:section.index("\n## ")]
+def docker_page():
+    """docs/docker.md, the page of the images, their build arguments and the GPU tables."""
+    with open(os.path.join(REPO, "docs", "docker.md")) as f:
+        return f.read()
 
 
-def readme_images():
-    """{image name: (BASE_IMAGE, RUNTIME_IMAGE, MXNET_PACKAGE)} from the README's image table."""
+def docker_page_images():
+    """{image name: (BASE_IMAGE, RUNTIME_IMAGE, MXNET_PACKAGE)} from the docker page's table."""
     rows = re.findall(r"^\| *(\w+) *\| *`(nvidia/cuda:[^`]+)` *\| *`(nvidia/cuda:[^`]+)` *\|"
-                      r" *`([^`]+)` *\|", readme_docker_section(), re.M)
+                      r" *`([^`]+)` *\|", docker_page(), re.M)
     return {name: (base, runtime, package) for name, base, runtime, package in rows}
 
 
-def test_the_readmes_gpu_images_name_matching_cuda_images_and_wheels():
-    images = readme_images()
+def test_the_docker_pages_gpu_images_name_matching_cuda_images_and_wheels():
+    images = docker_page_images()
     assert images
     with open(os.path.join(REPO, "requirements.txt")) as f:
         mxnet_pin = re.search(r"^mxnet==(\S+)", f.read(), re.M).group(1)
@@ -288,8 +287,8 @@ def test_the_readmes_gpu_images_name_matching_cuda_images_and_wheels():
 
 
 def test_every_gpu_generation_names_an_image_and_the_build_command_uses_one():
-    section = readme_docker_section()
-    images = readme_images()
+    section = docker_page()
+    images = docker_page_images()
     generations = re.findall(r"^\| *([A-Z][a-z]+) \([^|]*\) *\|[^|]*\|[^|]*\| *([^|]+?) *\|$",
                              section, re.M)
     assert {"Volta", "Ampere", "Hopper"} <= {g for g, _ in generations}
