@@ -6,8 +6,9 @@ import pytest
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.models import get_model
-from gluon_tricks.models.backbones import (faster_rcnn_backbone, load_backbone,
-                                           split_for_faster_rcnn)
+from gluon_tricks.models.backbones import (attach_to_segmentation_model, faster_rcnn_backbone,
+                                           load_backbone, split_for_faster_rcnn)
+from gluon_tricks.models.resnet import Bottleneck
 
 SMALL_IMAGE = (1, 3, 128, 160)
 
@@ -74,7 +75,8 @@ def test_gluoncvs_faster_rcnn_with_our_split_equals_its_own(monkeypatch, tmp_pat
     theirs = predefined_models.faster_rcnn_resnet50_v1b_voc(pretrained_base=False)
     ours_wanted.append(True)
     ours = predefined_models.faster_rcnn_resnet50_v1b_voc(pretrained_base=False)
-    assert ours.features[4] is not theirs.features[4]
+    assert isinstance(ours.features[4][0], Bottleneck)  # really ours
+    assert not isinstance(theirs.features[4][0], Bottleneck)
     theirs.initialize(mx.init.Xavier())
     x = mx.nd.random.uniform(-1, 1, shape=(1, 3, 160, 192))
     theirs(x)
@@ -120,3 +122,31 @@ def test_bad_backbone_weights_are_one_clear_error(case, tmp_path):
     assert "\n" not in message
     assert {"garbage": "cannot read", "other_depth": "not those of resnet18_v1d",
             "not_a_resnet": "one of our ResNets", "no_fc": "no fc.weight"}[case] in message
+
+
+def test_gluoncvs_fcn_with_our_dilated_resnet_equals_it_with_gluoncvs(monkeypatch, tmp_path):
+    """GluonCV's FCN (with its auxiliary head) on GluonCV's own dilated resnet50_v1d, chosen
+    through its get_backbone, against the same FCN with our dilated network attached; shared
+    weights, equal outputs (main and auxiliary)."""
+    from gluoncv.model_zoo import resnetv1b, segbase
+    from gluoncv.model_zoo.fcn import FCN
+    monkeypatch.setattr(segbase, "get_backbone",
+                        lambda name, **kwargs: resnetv1b.resnet50_v1d(**kwargs))
+    theirs = FCN(11, backbone="resnet50", aux=True, pretrained_base=False, crop_size=64)
+    ours = FCN(11, backbone="resnet50", aux=True, pretrained_base=False, crop_size=64)
+    attach_to_segmentation_model(ours, load_backbone("resnet50_v1d", dilated=True))
+    x = mx.nd.random.uniform(-1, 1, shape=(1, 3, 64, 64))
+    theirs.initialize(mx.init.Xavier())
+    theirs(x)
+    _randomise_bn_statistics(theirs)
+    theirs.save_parameters(str(tmp_path / "fcn.params"))
+    ours.load_parameters(str(tmp_path / "fcn.params"))  # strict: every name matches
+    expected, got = theirs(x), ours(x)
+    assert len(expected) == len(got) == 2 and expected[0].shape == (1, 11, 64, 64)
+    differences = [float(np.abs(e.asnumpy() - g.asnumpy()).max()) for e, g in zip(expected, got)]
+    print("FCN main/auxiliary max abs differences: %s" % differences)
+    assert max(differences) < 1e-4
+    assert isinstance(ours.layer4[0], Bottleneck) and isinstance(ours.layer1[0], Bottleneck)
+    assert ours.layer4[0].conv2._kwargs["dilate"] == (2, 2)  # really ours, really dilated
+    with pytest.raises(UserError):
+        attach_to_segmentation_model(ours, get_model("resnet50_v1d"))

@@ -2,8 +2,8 @@
 
 Faster R-CNN (the paper's Table 8) runs the stem and stages 1-3 on the whole image (`features`,
 stride 16) and stage 4 on each pooled region (`top_features`), with frozen BN, exactly as
-GluonCV's `faster_rcnn_resnet50_v1b_voc` splits GluonCV's own ResNet; FCN (Table 9) uses the
-dilated network (`dilated=True`, stride 8) whole.
+GluonCV's `faster_rcnn_resnet50_v1b_voc` splits GluonCV's own ResNet. FCN (Table 9) runs the
+dilated network (`dilated=True`, stride 8) as the stages of GluonCV's SegBaseModel.
 """
 from mxnet.gluon import nn
 
@@ -16,16 +16,35 @@ FEATURE_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3
 TOP_FEATURE_LAYERS = ("layer4",)
 
 
+SEGMENTATION_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+
+def _stage(net, name):
+    return nn.Activation("relu") if name == "relu" else getattr(net, name)
+
+
 def split_for_faster_rcnn(net):
     """(features, top_features) of our ResNet `net`, in the order and with the children of
     GluonCV's split, sharing `net`'s blocks (and so its parameters)."""
     features = nn.HybridSequential(prefix="")
     top_features = nn.HybridSequential(prefix="")
     for name in FEATURE_LAYERS:
-        features.add(nn.Activation("relu") if name == "relu" else getattr(net, name))
+        features.add(_stage(net, name))
     for name in TOP_FEATURE_LAYERS:
-        top_features.add(getattr(net, name))
+        top_features.add(_stage(net, name))
     return features, top_features
+
+
+def attach_to_segmentation_model(model, net):
+    """Put the stages of our dilated ResNet `net` in place of the backbone stages that GluonCV's
+    SegBaseModel (FCN, PSP, DeepLab) took from its own ResNet; returns `model`. The replaced
+    children keep their names and order, so the model saves and loads as GluonCV's does."""
+    if not getattr(net, "dilated", False):
+        raise UserError("a segmentation backbone must be dilated (output stride 8); build it "
+                        "with dilated=True")
+    for name in SEGMENTATION_STAGES:
+        setattr(model, name, _stage(net, name))
+    return model
 
 
 def load_backbone(name, params_file=None, ctx=None, **kwargs):
