@@ -174,6 +174,12 @@ def test_the_papers_other_baselines_come_from_gluoncv(name, size):
     assert net(mx.nd.zeros((1, 3, size, size))).shape == (1, 7)
 
 
+def test_dilated_applies_only_to_our_resnets():
+    with pytest.raises(UserError) as error:
+        get_model("mobilenet1.0", dilated=True)
+    assert "no dilated form" in str(error.value)
+
+
 def test_unknown_model_is_one_line_listing_valid_names(cli, monkeypatch):
     from gluon_tricks.models import table
     with pytest.raises(UserError) as error:
