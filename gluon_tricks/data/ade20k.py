@@ -41,7 +41,7 @@ def _read_mask(path):
                 raise UserError("mask %s is %s, not one label per pixel (a greyscale or palette "
                                 "PNG)" % (path, mask.mode))
             return np.array(mask)
-    except (OSError, SyntaxError) as error:
+    except (OSError, SyntaxError, ValueError) as error:
         raise UserError("cannot read the mask %s (%s)" % (path, error)) from None
 
 
@@ -50,7 +50,7 @@ def _image_size(path):
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, SyntaxError) as error:
+    except (OSError, SyntaxError, ValueError) as error:
         raise UserError("cannot read the image %s (%s)" % (path, error)) from None
 
 
