@@ -27,16 +27,18 @@ def _outputs(net, x):
     return inference, training
 
 
-def _gluoncv_net(name):
+def _gluoncv_net(name, **kwargs):
     """GluonCV's network of that name; GluonCV's zoo has no basic-block C/D constructors, so
-    those are GluonCV's own ResNetV1b class with its deep_stem/avg_down options."""
+    those are GluonCV's own ResNetV1b class with its deep_stem/avg_down options. `kwargs`
+    (dilated, use_global_stats) go to GluonCV's constructor."""
     from gluoncv.model_zoo import resnetv1b
     if hasattr(resnetv1b, name):
-        return getattr(resnetv1b, name)(pretrained=False)
+        return getattr(resnetv1b, name)(pretrained=False, **kwargs)
     depth, variant = name[len("resnet"):].split("_")
     layers = {"18": [2, 2, 2, 2], "34": [3, 4, 6, 3]}[depth]
     return resnetv1b.ResNetV1b(resnetv1b.BasicBlockV1b, layers, deep_stem=True,
-                               avg_down=variant == "v1d", name_prefix="resnet%s_" % variant)
+                               avg_down=variant == "v1d", name_prefix="resnet%s_" % variant,
+                               **kwargs)
 
 
 def _randomise_bn_statistics(net):
@@ -172,6 +174,12 @@ def test_the_papers_other_baselines_come_from_gluoncv(name, size):
     assert net(mx.nd.zeros((1, 3, size, size))).shape == (1, 7)
 
 
+def test_dilated_applies_only_to_our_resnets():
+    with pytest.raises(UserError) as error:
+        get_model("mobilenet1.0", dilated=True)
+    assert "no dilated form" in str(error.value)
+
+
 def test_unknown_model_is_one_line_listing_valid_names(cli, monkeypatch):
     from gluon_tricks.models import table
     with pytest.raises(UserError) as error:
@@ -191,3 +199,64 @@ def test_models_command_prints_json_rows(cli):
     assert {tuple(sorted(r)) for r in printed} == {("macs", "model", "params")}
     assert {r["model"]: r["params"] for r in printed}["resnet50_v1d"] == \
         count_parameters(get_model("resnet50_v1d"), (1, 3, 64, 64))
+
+
+def _feature_map(net, x):
+    """The last stage's output (before global pooling) of our ResNet or GluonCV's ResNetV1b."""
+    x = mx.nd.relu(net.bn1(net.conv1(x)))
+    return net.layer4(net.layer3(net.layer2(net.layer1(net.maxpool(x))))).asnumpy()
+
+
+@pytest.mark.parametrize("name", ["resnet18_v1b", "resnet18_v1c", "resnet18_v1d",
+                                  "resnet50_v1b", "resnet50_v1c", "resnet50_v1d"])
+def test_dilated_resnet_equals_gluoncvs_dilated_network_on_shared_weights(name, tmp_path):
+    """Output stride 8 as GluonCV's `dilated=True`; the basic block dilates its second conv by
+    the stage's dilation even in a stage's first block, the bottleneck only its 3x3 conv."""
+    x = mx.nd.random.uniform(-1, 1, shape=SMALL_INPUT)
+    theirs = _gluoncv_net(name, dilated=True)
+    theirs.initialize(mx.init.Xavier())
+    theirs(x)
+    _randomise_bn_statistics(theirs)
+    theirs.save_parameters(str(tmp_path / "theirs.params"))
+    ours = get_model(name, dilated=True)
+    ours.load_parameters(str(tmp_path / "theirs.params"))
+    assert _structural_shapes(ours) == _structural_shapes(theirs)
+    expected_map, got_map = _feature_map(theirs, x), _feature_map(ours, x)
+    assert got_map.shape[2:] == (SMALL_INPUT[2] // 8, SMALL_INPUT[3] // 8)
+    difference = np.abs(expected_map - got_map).max()
+    print("%s dilated: max abs difference of the stride-8 feature map %.3g" % (name, difference))
+    assert difference < 1e-5
+    theirs.hybridize()
+    ours.hybridize()
+    for mode, e, g in zip(("inference", "training"), _outputs(theirs, x), _outputs(ours, x)):
+        assert np.abs(e - g).max() < 1e-5, mode
+    plain = get_model(name)  # the same weights without dilation compute something else
+    plain.load_parameters(str(tmp_path / "theirs.params"))
+    assert _feature_map(plain, x).shape[2:] == (SMALL_INPUT[2] // 32, SMALL_INPUT[3] // 32)
+    assert np.abs(plain(x).asnumpy() - ours(x).asnumpy()).max() > 1e-3
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_dilated_resnet_a_keeps_stages_1_2_and_dilates_stages_3_4(depth):
+    """ResNet-A has no dilated GluonCV twin: its stages 1-2 equal the plain network's on the
+    same weights, and stages 3-4 run at stride 8 with GluonCV's dilation schedule."""
+    x = mx.nd.random.uniform(-1, 1, shape=SMALL_INPUT)
+    plain = initialize(get_model("resnet%d_v1" % depth), mx.cpu())
+    dilated = get_model("resnet%d_v1" % depth, dilated=True)
+    dilated.initialize()
+    plain(x)
+    dilated(x)
+    for name, param in plain._collect_params_with_prefix().items():
+        dilated._collect_params_with_prefix()[name].set_data(param.data())
+
+    def stage2(net):
+        out = net.maxpool(mx.nd.relu(net.bn1(net.conv1(x))))
+        return net.layer2(net.layer1(out)).asnumpy()
+    assert np.array_equal(stage2(plain), stage2(dilated))
+    assert _feature_map(dilated, x).shape[2:] == (SMALL_INPUT[2] // 8, SMALL_INPUT[3] // 8)
+    first, second = ("conv1", "conv2") if depth == 18 else ("conv2", "conv2")
+    for stage, dilation in ((3, 2), (4, 4)):
+        blocks = list(getattr(dilated, "layer%d" % stage))
+        assert getattr(blocks[0], first)._kwargs["dilate"] == (dilation // 2,) * 2
+        assert getattr(blocks[-1], second)._kwargs["dilate"] == (dilation,) * 2
+        assert all(getattr(b, first)._kwargs["stride"] == (1, 1) for b in blocks)

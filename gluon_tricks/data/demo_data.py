@@ -24,12 +24,24 @@ MARKER = "COMPLETE"  # written last: a folder without it is incomplete
 CACHE_ENV = "GLUON_TRICKS_CACHE"
 
 
+TASKS = ("classification", "detection", "segmentation")
+
+
 def add_arguments(parser):
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (new or empty)")
     parser.add_argument("--seed", type=int, default=0, help="drawing seed (default 0)")
+    parser.add_argument("--task", choices=TASKS, default="classification",
+                        help="classification (default): one shape per image, RecordIO packed; "
+                        "detection: several shapes per image with boxes, in Pascal VOC layout; "
+                        "segmentation: several shapes per image with pixel masks, in ADE20K "
+                        "layout")
 
 
 def run(args):
+    if args.task != "classification":
+        from gluon_tricks.data import demo_scenes
+        print(demo_scenes.write_scene_set(args.out_dir, args.task, seed=args.seed))
+        return 0
     paths = write_demo_data(args.out_dir, seed=args.seed)
     print("demo data (%d classes) in %s: %s" % (len(CLASSES), os.path.dirname(paths["train_rec"]),
           ", ".join("%s %d images (%s/, %s)" % (split, count, split, os.path.basename(
@@ -86,24 +98,31 @@ def _texture_mask(name, rng, width, height, period, angle):
     return du * du + dv * dv < (period * 0.28) ** 2  # dots
 
 
-def draw_image(label, rng):
-    """One BGR uint8 image of class `label`, drawn from `rng`."""
+def _clutter(img, rng):
+    """Up to two small random blobs, drawn in place."""
     import cv2
-    width, height = (int(v) for v in rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1, 2))
-    img = _background(rng, width, height)
-    for _ in range(int(rng.integers(0, 3))):  # clutter: small blobs
+    height, width = img.shape[:2]
+    for _ in range(int(rng.integers(0, 3))):
         cv2.circle(img, (int(rng.integers(0, width)), int(rng.integers(0, height))),
                    int(rng.integers(2, 6)), _colour(rng), -1, cv2.LINE_AA)
-    side = min(width, height)
-    radius = side * rng.uniform(0.3, 0.45)
-    cx = rng.uniform(radius, width - radius)
-    cy = rng.uniform(radius, height - radius)
-    angle = rng.uniform(0, 2 * math.pi)
-    colour = _colour(rng, avoid=img[int(cy), int(cx)])
-    name = CLASSES[label]
+
+
+def _finish(img, rng):
+    """Sensor noise, then the uint8 image."""
+    img += rng.normal(0, rng.uniform(2, 8), img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def draw_shape(img, name, cx, cy, radius, angle, colour, rng, texture_side):
+    """Paint the shape of class `name` (centred at cx, cy, within `radius`) onto the float BGR
+    image `img` in place. Returns the object's region, a bool mask: the painted pixels, or for
+    a texture class its whole patch. `texture_side` sets the texture's period."""
+    import cv2
+    height, width = img.shape[:2]
     shape = np.zeros((height, width), np.uint8)
     centre = (int(round(cx)), int(round(cy)))
     thick = max(2, int(radius * rng.uniform(0.2, 0.35)))
+    region = None
     if name == "disk":
         cv2.circle(shape, centre, int(radius), 255, -1, cv2.LINE_AA)
     elif name == "ring":
@@ -128,12 +147,27 @@ def draw_image(label, rng):
     else:  # a texture patch: an elliptic region filled with stripes, checker or dots
         cv2.ellipse(shape, (centre, (2 * radius, 2 * radius * rng.uniform(0.7, 1.0)),
                             math.degrees(angle)), 255, -1, cv2.LINE_AA)
-        period = max(6.0, side * rng.uniform(0.14, 0.2))
+        region = shape >= 128
+        period = max(6.0, texture_side * rng.uniform(0.14, 0.2))
         shape = (shape * _texture_mask(name, rng, width, height, period, angle)).astype(np.uint8)
     alpha = (shape.astype(np.float32) / 255.0)[:, :, None]
-    img = img * (1 - alpha) + np.array(colour, np.float32) * alpha
-    img += rng.normal(0, rng.uniform(2, 8), img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    img[...] = img * (1 - alpha) + np.array(colour, np.float32) * alpha
+    return shape >= 128 if region is None else region
+
+
+def draw_image(label, rng):
+    """One BGR uint8 image of class `label`, drawn from `rng`."""
+    width, height = (int(v) for v in rng.integers(SIZE_RANGE[0], SIZE_RANGE[1] + 1, 2))
+    img = _background(rng, width, height)
+    _clutter(img, rng)
+    side = min(width, height)
+    radius = side * rng.uniform(0.3, 0.45)
+    cx = rng.uniform(radius, width - radius)
+    cy = rng.uniform(radius, height - radius)
+    angle = rng.uniform(0, 2 * math.pi)
+    colour = _colour(rng, avoid=img[int(cy), int(cx)])
+    draw_shape(img, CLASSES[label], cx, cy, radius, angle, colour, rng, texture_side=side)
+    return _finish(img, rng)
 
 
 # -- the data set ----------------------------------------------------------------------------
@@ -162,16 +196,34 @@ def _paths(root):
             "train_dir": os.path.join(root, "train"), "val_dir": os.path.join(root, "val")}
 
 
-def _marker_text(seed):
-    return "gluon-tricks demo data v%d seed %d\n" % (VERSION, seed)
+def _marker_text(seed, task="classification"):
+    text = "gluon-tricks demo data v%d seed %d" % (VERSION, seed)
+    return text + ("\n" if task == "classification" else " task %s\n" % task)
 
 
-def _is_complete(root, seed):
+def _is_complete(root, seed, task="classification"):
     try:
         with open(os.path.join(root, MARKER)) as f:
-            return f.read() == _marker_text(seed)
+            return f.read() == _marker_text(seed, task)
     except OSError:
         return False
+
+
+def claim_folder(out_dir, seed, task):
+    """Make `out_dir` ready for writing the `task` set; False when it already holds that very
+    set (nothing to do). A folder holding anything else is refused."""
+    if _is_complete(out_dir, seed, task):
+        return False
+    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
+        raise UserError("%s exists and is not empty; give a new or empty folder" % out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    return True
+
+
+def mark_complete(out_dir, seed, task):
+    """Written last: the folder holds the whole `task` set."""
+    with open(os.path.join(out_dir, MARKER), "w") as f:
+        f.write(_marker_text(seed, task))
 
 
 def write_demo_data(out_dir, seed=0):
@@ -179,17 +231,13 @@ def write_demo_data(out_dir, seed=0):
     returns the paths {train_rec, train_idx, val_rec, val_idx, classes_file, train_dir, val_dir}."""
     from gluon_tricks.data.pack import pack_folder
     out_dir = os.path.expanduser(str(out_dir))
-    if _is_complete(out_dir, seed):
+    if not claim_folder(out_dir, seed, "classification"):
         return _paths(out_dir)
-    if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-        raise UserError("%s exists and is not empty; give a new or empty folder" % out_dir)
-    os.makedirs(out_dir, exist_ok=True)
     for split, count in SPLITS.items():
         _write_split(out_dir, split, count, seed)
         pack_folder(os.path.join(out_dir, split), os.path.join(out_dir, split), workers=0,
                     progress=False)
-    with open(os.path.join(out_dir, MARKER), "w") as f:
-        f.write(_marker_text(seed))
+    mark_complete(out_dir, seed, "classification")
     return _paths(out_dir)
 
 

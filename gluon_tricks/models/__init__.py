@@ -22,7 +22,8 @@ def parse_resnet_name(name):
 def get_model(name, classes=1000, last_gamma=False, **kwargs):
     """A hybridizable, uninitialised network by name (see MODEL_NAMES).
 
-    last_gamma zero-initialises the last BN gamma of every residual block (ResNets only).
+    last_gamma zero-initialises the last BN gamma of every residual block (ResNets only);
+    dilated=True gives a ResNet of output stride 8 (ResNets only, see models/resnet.py).
     """
     resnet = parse_resnet_name(name)
     if resnet is not None:
@@ -30,6 +31,8 @@ def get_model(name, classes=1000, last_gamma=False, **kwargs):
         return ResNet(depth=depth, variant=variant, classes=classes, last_gamma=last_gamma,
                       **kwargs)
     if name in GLUONCV_NAMES:
+        if kwargs.get("dilated"):
+            raise UserError("dilated applies to our ResNets; %s has no dilated form" % name)
         if last_gamma:
             raise UserError("--last-gamma applies to residual networks; %s has no residual "
                             "blocks" % name)

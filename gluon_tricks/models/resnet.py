@@ -3,6 +3,10 @@
 Parameter names and shapes follow GluonCV's `ResNetV1b` (conv1, bn1, layer1..4, fc; blocks with
 conv1..3, bn1..3, downsample), so `.params` files move between GluonCV's `resnet*_v1b/c/d` and these
 networks with a plain `load_parameters`, in both directions.
+
+`dilated=True` gives the output-stride-8 network of GluonCV's `resnet*_v1b/c/d(dilated=True)` for
+segmentation: stages 3 and 4 keep their resolution and dilate their 3x3 convs by 2 and 4 (the
+weights are the classifier's, only the convs' dilation and stride change).
 """
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
@@ -30,22 +34,35 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 DEEP_STEM_WIDTH = 32
 
 
-def _batch_norm(channels, zero_gamma=False):
-    """BatchNorm whose gamma starts at 0 when `zero_gamma` (the paper's zero-gamma trick)."""
-    return nn.BatchNorm(in_channels=channels, gamma_initializer="zeros" if zero_gamma else "ones")
+def _batch_norm(channels, zero_gamma=False, use_global_stats=False):
+    """BatchNorm whose gamma starts at 0 when `zero_gamma` (the paper's zero-gamma trick);
+    `use_global_stats` keeps the running statistics in training too (frozen BN, as detectors
+    fine-tune a backbone)."""
+    return nn.BatchNorm(in_channels=channels, gamma_initializer="zeros" if zero_gamma else "ones",
+                        use_global_stats=use_global_stats)
+
+
+def _conv3x3(channels, strides, dilation):
+    """A 3x3 conv whose padding keeps the size (up to the stride) at any dilation."""
+    return nn.Conv2D(channels, 3, strides=strides, padding=dilation, dilation=dilation,
+                     use_bias=False)
 
 
 class BasicBlock(HybridBlock):
-    """Two 3x3 convs (ResNet-18/34). The stride sits in the first 3x3 conv in every variant."""
+    """Two 3x3 convs (ResNet-18/34). The stride sits in the first 3x3 conv in every variant.
+
+    dilation: of the first 3x3 conv; stage_dilation: of the second, which has its stage's
+    dilation even in the stage's first block (GluonCV's BasicBlockV1b `previous_dilation`)."""
     expansion = 1
 
-    def __init__(self, planes, strides=1, downsample=None, last_gamma=False, **_variant):
+    def __init__(self, planes, strides=1, downsample=None, last_gamma=False, dilation=1,
+                 stage_dilation=1, use_global_stats=False, **_variant):
         super().__init__()
         with self.name_scope():
-            self.conv1 = nn.Conv2D(planes, 3, strides=strides, padding=1, use_bias=False)
-            self.bn1 = _batch_norm(planes)
-            self.conv2 = nn.Conv2D(planes, 3, strides=1, padding=1, use_bias=False)
-            self.bn2 = _batch_norm(planes, zero_gamma=last_gamma)
+            self.conv1 = _conv3x3(planes, strides, dilation)
+            self.bn1 = _batch_norm(planes, use_global_stats=use_global_stats)
+            self.conv2 = _conv3x3(planes, 1, stage_dilation)
+            self.bn2 = _batch_norm(planes, last_gamma, use_global_stats)
             self.downsample = downsample
 
     def hybrid_forward(self, F, x):
@@ -57,20 +74,22 @@ class BasicBlock(HybridBlock):
 
 class Bottleneck(HybridBlock):
     """1x1 -> 3x3 -> 1x1 (ResNet-50/101/152). ResNet-A strides in the first 1x1 conv, which
-    skips three quarters of the input; ResNet-B and later stride in the 3x3 conv (Figure 2a)."""
+    skips three quarters of the input; ResNet-B and later stride in the 3x3 conv (Figure 2a).
+    Only the 3x3 conv is dilated (`dilation`); `stage_dilation` does not apply here."""
     expansion = 4
 
     def __init__(self, planes, strides=1, downsample=None, last_gamma=False,
-                 stride_in_3x3=True, bottleneck_bias=False, **_variant):
+                 stride_in_3x3=True, bottleneck_bias=False, dilation=1, use_global_stats=False,
+                 **_variant):
         super().__init__()
         stride_1x1, stride_3x3 = (1, strides) if stride_in_3x3 else (strides, 1)
         with self.name_scope():
             self.conv1 = nn.Conv2D(planes, 1, strides=stride_1x1, use_bias=bottleneck_bias)
-            self.bn1 = _batch_norm(planes)
-            self.conv2 = nn.Conv2D(planes, 3, strides=stride_3x3, padding=1, use_bias=False)
-            self.bn2 = _batch_norm(planes)
+            self.bn1 = _batch_norm(planes, use_global_stats=use_global_stats)
+            self.conv2 = _conv3x3(planes, stride_3x3, dilation)
+            self.bn2 = _batch_norm(planes, use_global_stats=use_global_stats)
             self.conv3 = nn.Conv2D(planes * 4, 1, use_bias=bottleneck_bias)
-            self.bn3 = _batch_norm(planes * 4, zero_gamma=last_gamma)
+            self.bn3 = _batch_norm(planes * 4, last_gamma, use_global_stats)
             self.downsample = downsample
 
     def hybrid_forward(self, F, x):
@@ -84,67 +103,86 @@ class Bottleneck(HybridBlock):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+# Output stride 8 (dilated=True): stage index -> (stride, dilation) instead of (2, 1).
+DILATED_STAGES = {3: (1, 2), 4: (1, 4)}
+
+
 class ResNet(HybridBlock):
     """ResNet-A/B/C/D of the paper, chosen by `variant` (a key of VARIANTS) and `depth`.
 
     last_gamma: zero-initialise the gamma of the last BN of every residual block (section 3.1).
+    dilated: output stride 8 for dense prediction (DILATED_STAGES), the same parameters.
+    use_global_stats: every BN uses its running statistics, also in training (frozen BN).
     """
 
-    def __init__(self, depth=50, variant="v1d", classes=1000, last_gamma=False, **kwargs):
-        options = dict(VARIANTS[variant])
+    def __init__(self, depth=50, variant="v1d", classes=1000, last_gamma=False, dilated=False,
+                 use_global_stats=False, **kwargs):
+        options = dict(VARIANTS[variant], use_global_stats=use_global_stats)
         block_kind, stage_blocks = DEPTHS[depth]
         super().__init__(prefix="resnet%s_" % variant, **kwargs)
-        self.depth, self.variant = depth, variant
+        self.depth, self.variant, self.dilated = depth, variant, dilated
         block = BLOCKS[block_kind]
         with self.name_scope():
-            self._make_stem(options["deep_stem"])
+            self._make_stem(options["deep_stem"], use_global_stats)
             in_channels = 2 * DEEP_STEM_WIDTH if options["deep_stem"] else 64
             for index, (planes, blocks) in enumerate(zip(STAGE_WIDTHS, stage_blocks), start=1):
-                strides = 1 if index == 1 else 2
-                stage = self._make_stage(index, block, planes, blocks, strides, in_channels,
-                                         last_gamma, options)
+                strides, dilation = (1 if index == 1 else 2), 1
+                if dilated and index in DILATED_STAGES:
+                    strides, dilation = DILATED_STAGES[index]
+                stage = self._make_stage(index, block, planes, blocks, strides, dilation,
+                                         in_channels, last_gamma, options)
                 setattr(self, "layer%d" % index, stage)
                 in_channels = planes * block.expansion
             self.fc = nn.Dense(classes, in_units=in_channels)
 
-    def _make_stem(self, deep_stem):
+    def _make_stem(self, deep_stem, use_global_stats):
         """ResNet-C/D: three 3x3 convs (32, 32, 64; the first strided) replace the 7x7 conv."""
         if deep_stem:
             width = DEEP_STEM_WIDTH
             self.conv1 = nn.HybridSequential(prefix="conv1")
             with self.conv1.name_scope():
                 self.conv1.add(nn.Conv2D(width, 3, strides=2, padding=1, use_bias=False),
-                               _batch_norm(width), nn.Activation("relu"),
+                               _batch_norm(width, use_global_stats=use_global_stats),
+                               nn.Activation("relu"),
                                nn.Conv2D(width, 3, strides=1, padding=1, use_bias=False),
-                               _batch_norm(width), nn.Activation("relu"),
+                               _batch_norm(width, use_global_stats=use_global_stats),
+                               nn.Activation("relu"),
                                nn.Conv2D(2 * width, 3, strides=1, padding=1, use_bias=False))
-            self.bn1 = _batch_norm(2 * width)
+            self.bn1 = _batch_norm(2 * width, use_global_stats=use_global_stats)
         else:
             self.conv1 = nn.Conv2D(64, 7, strides=2, padding=3, use_bias=False)
-            self.bn1 = _batch_norm(64)
+            self.bn1 = _batch_norm(64, use_global_stats=use_global_stats)
         self.maxpool = nn.MaxPool2D(pool_size=3, strides=2, padding=1)
 
     @staticmethod
-    def _make_stage(index, block, planes, blocks, strides, in_channels, last_gamma, options):
+    def _make_stage(index, block, planes, blocks, strides, dilation, in_channels, last_gamma,
+                    options):
         out_channels = planes * block.expansion
+        use_global_stats = options["use_global_stats"]
         downsample = None
         if strides != 1 or in_channels != out_channels:
             downsample = nn.HybridSequential(prefix="down%d_" % index)
             with downsample.name_scope():
                 if options["avg_down"]:
                     # ResNet-D: a 2x2 average pool does the striding, the 1x1 conv sees every
-                    # input. Stage 1 keeps a 1x1 (identity) pool so the names match GluonCV's.
+                    # input. Stage 1 (and a dilated stage) keeps a 1x1 (identity) pool so that
+                    # the names match GluonCV's.
                     downsample.add(nn.AvgPool2D(pool_size=strides, strides=strides,
                                                 ceil_mode=True, count_include_pad=False))
                     downsample.add(nn.Conv2D(out_channels, 1, strides=1, use_bias=False))
                 else:
                     downsample.add(nn.Conv2D(out_channels, 1, strides=strides, use_bias=False))
-                downsample.add(_batch_norm(out_channels))
+                downsample.add(_batch_norm(out_channels, use_global_stats=use_global_stats))
+        # GluonCV's dilation schedule: a dilated stage's first block has half the dilation
+        # (1 for a stage dilated by 2, 2 for one dilated by 4), the other blocks the full one.
+        first_dilation = max(1, dilation // 2)
         stage = nn.HybridSequential(prefix="layers%d_" % index)
         with stage.name_scope():
-            stage.add(block(planes, strides, downsample, last_gamma, **options))
+            stage.add(block(planes, strides, downsample, last_gamma, dilation=first_dilation,
+                            stage_dilation=dilation, **options))
             for _ in range(1, blocks):
-                stage.add(block(planes, 1, None, last_gamma, **options))
+                stage.add(block(planes, 1, None, last_gamma, dilation=dilation,
+                                stage_dilation=dilation, **options))
         return stage
 
     def hybrid_forward(self, F, x):
