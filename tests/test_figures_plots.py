@@ -260,7 +260,7 @@ def test_curves_group_seeds_draw_the_mean_and_the_min_max_band(cli, tmp_path, dr
     assert status == 0, err
     axes = drawn[0].axes[0]
     (label, xs, ys), (single_label, _, single_ys) = lines_of(drawn[0])
-    assert label == "resnet18_v1d: cosine (3 seeds: 0, 1, 2)"
+    assert label == "resnet18_v1d: cosine (seeds 0, 1, 2)"
     np.testing.assert_allclose(xs, [1, 2, 3, 4])
     np.testing.assert_allclose(ys, [100 * (0.66 - 0.1 * (3 - e)) for e in range(4)])
     assert single_label == "resnet50_v1d: warmup"

@@ -140,7 +140,7 @@ def legend_labels(logs, groups, given=None):
     for group in groups:
         seeds = ", ".join(str(logs[i].config.get("seed", "?")) for i in group)
         defaults.append(tricks.describe(logs[group[0]].config, logs[group[0]].path)
-                        + (" (%d seeds: %s)" % (len(group), seeds) if len(group) > 1 else ""))
+                        + (" (seeds %s)" % seeds if len(group) > 1 else ""))
     labels = _labels(given, defaults, "lines", [logs[g[0]].path for g in groups])
     flagged = [sum(counts[i] for i in group) for group in groups]
     return ["%s [%d warning%s]" % (label, n, "s" * (n > 1)) if n else label

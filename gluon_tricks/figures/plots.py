@@ -70,7 +70,7 @@ def lr_figure(series, title):
     axes.set_ylabel("learning rate")
     axes.set_title(title)
     axes.set_xlim(left=0)
-    axes.set_ylim(bottom=0)
+    axes.set_ylim(0, 1.3 * max(max(lrs) for _, _, lrs in series))  # room for the legend
     _legend(axes, loc="upper right")
     return figure
 
@@ -79,7 +79,8 @@ def lr_figure(series, title):
 def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
     """Figure 3(b): validation top-1 accuracy (%) against epoch; `series` is [(label, epochs,
     top-1 %)] or [(label, epochs, top-1 %, band)], band (low, high) shaded around the line."""
-    figure, axes = _axes()
+    below = len(series) > 4  # a long legend goes under the axes, not over the curves
+    figure, axes = _axes(height=4.4 + 0.2 * len(series) * below)
     for index, (label, epochs, top1, *band) in enumerate(series):
         few = len(epochs) <= 30
         axes.plot(epochs, top1, label=label, linewidth=1.5, marker="o" if few else None,
@@ -92,7 +93,10 @@ def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
     axes.set_ylabel("validation top-1 accuracy (%)")
     axes.set_title(title)
     axes.set_xlim(left=0)
-    _legend(axes, loc="best")
+    if below:
+        figure.legend(loc="outside lower center", frameon=False)
+    else:
+        _legend(axes, loc="best")
     return figure
 
 
