@@ -372,3 +372,24 @@ def test_an_unwritable_output_ends_in_one_line(cli, tmp_path):
     blocker.write_text("not a folder\n")
     status, out, err = cli("plot", "curves", step, "-o", blocker / "fig.png")
     assert_one_line_error(status, out, err, "cannot write %s" % (blocker / "fig.png"))
+
+
+def test_group_seeds_draw_only_the_epochs_every_seed_validated(cli, tmp_path, drawn):
+    seeds = _seed_logs(tmp_path, [0.60, 0.70])
+    gappy = [namespace(model="resnet18_v1d", lr_mode="cosine", seed=2, num_epochs=4)]
+    for epoch in range(4):
+        gappy += current_epoch(epoch, 0.5, validation=epoch != 1)
+    seeds.append(write_log(tmp_path / "cosine_seed2.log", gappy))
+    status, _, err = cli("plot", "curves", "--group-seeds", *seeds, "-o", tmp_path / "a.png")
+    assert status == 0
+    (_, xs, ys), = lines_of(drawn[0])
+    np.testing.assert_allclose(xs, [1, 3, 4])
+    np.testing.assert_allclose(ys[-1], 100 * (0.60 + 0.70 + 0.5) / 3)
+    assert err.count("epoch(s) 2 not drawn: not validated in every seed") == 2
+    bare = [namespace(model="resnet18_v1d", lr_mode="cosine", seed=3, num_epochs=4)]
+    for epoch in range(4):
+        bare += current_epoch(epoch, 0.5, validation=False)
+    bare = write_log(tmp_path / "cosine_seed3.log", bare)
+    status, out, err = cli("plot", "curves", "--group-seeds", seeds[0], bare,
+                           "-o", tmp_path / "b.png")
+    assert_one_line_error(status, out, err, "no epoch validated in every seed", bare)
