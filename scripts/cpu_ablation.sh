@@ -90,19 +90,19 @@ rows=()  # row by row, each row's seeds together, as the grouped report reads th
 for row in 1 2 3 4 5 6; do
   for seed in "${seeds[@]}"; do rows+=("$row"_*_seed"$seed".log); done
 done
-first=_seed${seeds[0]}  # the figures draw the first seed's runs
+first=_seed${seeds[0]}  # the lr and gap figures draw the first seed's runs
 run_child "${gt[@]}" report --group-seeds "${rows[@]}" > report.md
 run_child "${gt[@]}" report --group-seeds --json "${rows[@]}" > report_seeds.json
 run_child "${gt[@]}" report --json "${rows[@]}" teacher_resnet34_v1d.log > report.json
 run_child "${gt[@]}" plot lr -o fig3a_lr.png
 run_child "${gt[@]}" plot lr --log "2_resnet18_v1d$first.log" "3_cosine$first.log" \
   -o fig3a_lr_logged.png
-run_child "${gt[@]}" plot curves "2_resnet18_v1d$first.log" "3_cosine$first.log" \
-  -o fig3b_curves.png
-run_child "${gt[@]}" plot curves [1-6]_*"$first".log -o ablation_curves.png
-run_child "${gt[@]}" plot gap-theory -o fig4a_gap_theory.png
-run_child "${gt[@]}" plot gap "3_cosine$first.logits.npz" "4_label_smoothing$first.logits.npz" \
-  --label "ResNet-18-D, cosine" --label "ResNet-18-D, cosine + label smoothing" -o fig4b_gap.png
+# the curves: each row's mean over its seeds, and their min-max band
+run_child "${gt[@]}" plot curves --group-seeds [23]_*_seed*.log -o fig3b_curves.png
+run_child "${gt[@]}" plot curves --group-seeds "${rows[@]}" -o ablation_curves.png
+logits=("3_cosine$first.logits.npz" "4_label_smoothing$first.logits.npz")
+run_child "${gt[@]}" plot gap-theory "${logits[@]}" -o fig4a_gap_theory.png  # their K and eps
+run_child "${gt[@]}" plot gap "${logits[@]}" -o fig4b_gap.png
 cd - > /dev/null
 mv "$partial" "$out"
 echo "== results in $out"

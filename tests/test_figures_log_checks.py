@@ -137,7 +137,7 @@ def test_report_json_and_text_carry_the_warnings(cli, tmp_path):
 
 
 def test_plot_flags_defective_logs_on_stderr_and_in_the_legend(cli, tmp_path):
-    from gluon_tricks.figures.plot_command import flagged_labels
+    from gluon_tricks.figures.plot_command import legend_labels
     first = write_log(tmp_path / "a.log", curve(rising(5)))
     second = str(tmp_path / "b.log")
     shutil.copy(first, second)
@@ -149,9 +149,11 @@ def test_plot_flags_defective_logs_on_stderr_and_in_the_legend(cli, tmp_path):
     status, out, err = cli("plot", "lr", "--log", first, second, "-o", tmp_path / "lr.png")
     assert status == 0 and len(err.splitlines()) == 2
     logs = [parse_log(first), parse_log(second)]
-    assert flagged_labels(logs, ["one", "two"]) == ["one [1 warning]", "two [1 warning]"]
+    assert legend_labels(logs, [[0], [1]], ["one", "two"]) == ["one [1 warning]",
+                                                                "two [1 warning]"]
+    assert legend_labels(logs, [[0, 1]], ["both"]) == ["both [2 warnings]"]
     sound = write_log(tmp_path / "c.log", curve(rising(6)))
-    assert flagged_labels([parse_log(sound)], ["three"]) == ["three"]
+    assert legend_labels([parse_log(sound)], [[0]], ["three"]) == ["three"]
 
 
 def test_the_epoch_mixup_stops_explains_a_rise(tmp_path):

@@ -1,5 +1,6 @@
 """`gluon-tricks plot lr|curves|gap-theory|gap`: files written in each format, not blank, drawn
 from the trainer's own schedule and the logs' numbers; bad input ends in one line and status 2."""
+import json
 import sys
 import types
 
@@ -239,3 +240,156 @@ def test_curves_bad_input(cli, tmp_path, make, fragment):
     status, out, err = cli("plot", "curves", make(tmp_path), "-o", tmp_path / "c.png")
     assert_one_line_error(status, out, err, fragment)
     assert not (tmp_path / "c.png").exists()
+
+
+def _seed_logs(tmp_path, finals):
+    """One log per seed of one configuration; seed s reaches top-1 finals[s] - 0.1 * (3 - epoch)."""
+    paths = []
+    for seed, final in enumerate(finals):
+        lines = [namespace(model="resnet18_v1d", lr_mode="cosine", seed=seed, num_epochs=4)]
+        for epoch in range(4):
+            lines += current_epoch(epoch, final - 0.1 * (3 - epoch))
+        paths.append(write_log(tmp_path / ("cosine_seed%d.log" % seed), lines))
+    return paths
+
+
+def test_curves_group_seeds_draw_the_mean_and_the_min_max_band(cli, tmp_path, drawn):
+    seeds = _seed_logs(tmp_path, [0.60, 0.70, 0.68])
+    step, _ = two_logs(tmp_path)
+    status, _, err = cli("plot", "curves", "--group-seeds", *seeds, step, "-o", tmp_path / "a.png")
+    assert status == 0, err
+    axes = drawn[0].axes[0]
+    (label, xs, ys), (single_label, _, single_ys) = lines_of(drawn[0])
+    assert label == "resnet18_v1d: cosine (seeds 0, 1, 2)"
+    np.testing.assert_allclose(xs, [1, 2, 3, 4])
+    np.testing.assert_allclose(ys, [100 * (0.66 - 0.1 * (3 - e)) for e in range(4)])
+    assert single_label == "resnet50_v1d: warmup"
+    np.testing.assert_allclose(single_ys, [20, 30, 40, 50])
+    (band,) = axes.collections  # one band: the single log has none
+    vertices = band.get_paths()[0].vertices
+    for epoch in range(4):
+        at = {round(y, 6) for x, y in vertices if x == epoch + 1}
+        assert at == {round(100 * (f - 0.1 * (3 - epoch)), 6) for f in (0.60, 0.70)}
+    assert "min to max" in axes.get_title()
+    # the same mean as the grouped report's table
+    status, out, _ = cli("report", "--group-seeds", "--json", *seeds)
+    assert json.loads(out)[0]["mean_top1"] == pytest.approx(ys[-1])
+
+
+def test_curves_without_group_seeds_name_repeated_configurations_by_file(cli, tmp_path, drawn):
+    seeds = _seed_logs(tmp_path, [0.60, 0.70, 0.68])
+    status, _, err = cli("plot", "curves", *seeds[:2], "-o", tmp_path / "a.png")
+    assert status == 0, err
+    assert [label for label, _, _ in lines_of(drawn[0])] == [
+        "resnet18_v1d: cosine (cosine_seed0.log)", "resnet18_v1d: cosine (cosine_seed1.log)"]
+    assert not drawn[0].axes[0].collections
+    status, _, err = cli("plot", "curves", "--group-seeds", *seeds, "--label", "a", "--label",
+                         "b", "-o", tmp_path / "b.png")
+    assert_one_line_error(status, _, err, "2 --label for 1 line")
+
+
+def test_logged_step_decay_is_drawn_as_steps_at_the_epoch_boundary(cli, tmp_path, drawn):
+    """Step decay changes the lr only at an epoch's start: the line drops vertically there;
+    warmup and cosine change it every iteration: their logged points are joined by lines."""
+    step = [namespace(model="resnet18_v1d", warmup_epochs=1, lr_decay_epoch="2,3")]
+    cosine = [namespace(model="resnet18_v1d", warmup_epochs=1, lr_mode="cosine")]
+    for epoch, lr in enumerate([0.05, 0.1, 0.01, 0.001]):
+        step += current_epoch(epoch, 0.5, lr=lr)
+        cosine += current_epoch(epoch, 0.5, lr=[0.05, 0.1, 0.06, 0.02][epoch])
+    status, _, err = cli("plot", "lr", "--log", write_log(tmp_path / "step.log", step),
+                         write_log(tmp_path / "cosine.log", cosine), "-o", tmp_path / "lr.png")
+    assert status == 0, err
+    (_, step_x, step_y), (_, cosine_x, cosine_y) = lines_of(drawn[0])
+    # batches 49 and 99 of 100: the points at epoch + 0.5 and epoch + 1
+    np.testing.assert_allclose(step_x, [0.5, 1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4])
+    np.testing.assert_allclose(step_y, [0.05, 0.05, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001,
+                                        0.001])
+    np.testing.assert_allclose(cosine_x, [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4])
+
+
+def test_logged_step_decay_between_points_epochs_apart_stays_a_line(cli, tmp_path, drawn):
+    """A log line every 2 epochs cannot say at which boundary the lr dropped: no step is made up."""
+    lines = [namespace(model="resnet18_v1d", lr_decay_epoch="3")]
+    for epoch, lr in enumerate([0.1, 0.1, 0.1, 0.01, 0.01]):
+        lines += current_epoch(epoch, 0.5, lr=lr, batches=(99,) if epoch % 2 == 0 else ())
+    status, _, err = cli("plot", "lr", "--log", write_log(tmp_path / "sparse.log", lines),
+                         "-o", tmp_path / "lr.png")
+    assert status == 0, err
+    (_, xs, ys), = lines_of(drawn[0])
+    np.testing.assert_allclose(xs, [1, 3, 5])
+    np.testing.assert_allclose(ys, [0.1, 0.1, 0.01])
+
+
+def _saved_logits(path, model, eps, classes=10):
+    from gluon_tricks.evaluation.logits_file import save_logits
+    rng = np.random.RandomState(0)
+    labels = np.arange(40) % classes
+    save_logits(str(path), rng.randn(40, classes) + 5 * np.eye(classes)[labels], labels, model,
+                eps=eps)
+    return str(path)
+
+
+def test_gap_legends_name_the_model_and_eps_of_the_logits_files(cli, tmp_path, drawn):
+    hard = _saved_logits(tmp_path / "3_cosine_seed0.logits.npz", "resnet18_v1d", 0.0)
+    smooth = _saved_logits(tmp_path / "4_ls_seed0.logits.npz", "resnet18_v1d", 0.1)
+    status, out, err = cli("plot", "gap", hard, smooth, "-o", tmp_path / "gap.png")
+    assert status == 0, err
+    labels = drawn[0].axes[0].get_legend_handles_labels()[1]
+    assert labels[0].startswith("resnet18_v1d, eps=0 (one-hot): median gap ")
+    assert labels[1].startswith("resnet18_v1d, label smoothing eps=0.1: median gap ")
+    assert "resnet18_v1d, label smoothing eps=0.1: 40 images, 10 classes" in out
+    # two files of the same model and eps: told apart by their file names
+    again = _saved_logits(tmp_path / "4_ls_seed1.logits.npz", "resnet18_v1d", 0.1)
+    status, out, err = cli("plot", "gap", smooth, again, "-o", tmp_path / "gap2.png")
+    assert status == 0, err
+    labels = drawn[1].axes[0].get_legend_handles_labels()[1]
+    assert labels[0].startswith("resnet18_v1d, label smoothing eps=0.1 (4_ls_seed0.logits.npz):")
+    assert labels[1].startswith("resnet18_v1d, label smoothing eps=0.1 (4_ls_seed1.logits.npz):")
+
+
+def test_gap_theory_takes_k_and_eps_from_logits_files(cli, tmp_path, drawn):
+    smooth = _saved_logits(tmp_path / "ls.npz", "resnet18_v1d", 0.2, classes=10)
+    status, out, err = cli("plot", "gap-theory", smooth, "-o", tmp_path / "a.png")
+    assert status == 0, err
+    assert out.startswith("optimal gap for K = 10, eps = 0.2: %.2f\n" % np.log(9 * 0.8 / 0.2))
+    curves = lines_of(drawn[0])
+    assert [label for label, _, _ in curves] == ["K = 10 classes"]
+    np.testing.assert_allclose(curves[0][2], np.log(9 * (1 - curves[0][1]) / curves[0][1]))
+    # --classes adds curves; the mark stays at the data's K
+    status, out, err = cli("plot", "gap-theory", smooth, "--classes", 1000, "--eps", 0.1,
+                           "-o", tmp_path / "b.png")
+    assert status == 0, err
+    assert out.startswith("optimal gap for K = 10, eps = 0.1: %.2f\n" % np.log(9 * 9))
+    assert [label for label, _, _ in lines_of(drawn[1])] == ["K = 10 classes", "K = 1000 classes"]
+    # nothing to match: the paper's K = 1000
+    status, out, _ = cli("plot", "gap-theory", "-o", tmp_path / "c.png")
+    assert status == 0 and out.startswith("optimal gap for K = 1000, eps = 0.1: 9.10\n")
+
+
+def test_an_unwritable_output_ends_in_one_line(cli, tmp_path):
+    step, _ = two_logs(tmp_path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    status, out, err = cli("plot", "curves", step, "-o", blocker / "fig.png")
+    assert_one_line_error(status, out, err, "cannot write %s" % (blocker / "fig.png"))
+
+
+def test_group_seeds_draw_only_the_epochs_every_seed_validated(cli, tmp_path, drawn):
+    seeds = _seed_logs(tmp_path, [0.60, 0.70])
+    gappy = [namespace(model="resnet18_v1d", lr_mode="cosine", seed=2, num_epochs=4)]
+    for epoch in range(4):
+        gappy += current_epoch(epoch, 0.5, validation=epoch != 1)
+    seeds.append(write_log(tmp_path / "cosine_seed2.log", gappy))
+    status, _, err = cli("plot", "curves", "--group-seeds", *seeds, "-o", tmp_path / "a.png")
+    assert status == 0
+    (_, xs, ys), = lines_of(drawn[0])
+    np.testing.assert_allclose(xs, [1, 3, 4])
+    np.testing.assert_allclose(ys[-1], 100 * (0.60 + 0.70 + 0.5) / 3)
+    assert err.count("epoch(s) 2 not drawn: not validated in every seed") == 2
+    bare = [namespace(model="resnet18_v1d", lr_mode="cosine", seed=3, num_epochs=4)]
+    for epoch in range(4):
+        bare += current_epoch(epoch, 0.5, validation=False)
+    bare = write_log(tmp_path / "cosine_seed3.log", bare)
+    status, out, err = cli("plot", "curves", "--group-seeds", seeds[0], bare,
+                           "-o", tmp_path / "b.png")
+    assert_one_line_error(status, out, err, "no epoch validated in every seed", bare)

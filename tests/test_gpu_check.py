@@ -1,6 +1,7 @@
 """scripts/gpu_check.sh on the CPU: DRY_RUN=1 prints every check's command, each a valid
 `gluon-tricks` command line; a run (with stand-ins for gluon-tricks and horovodrun) prints the
-pass/fail table and writes the JSON, failing what failed."""
+pass/fail table and writes the JSON, failing what failed. Each check of the dry run is also run
+against a stand-in script that prints nothing, which it must fail."""
 import json
 import os
 import pathlib
@@ -8,32 +9,38 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 
 
-def _run(env_extra, cwd):
+PRECISIONS = ("fp32", "fp16-static", "fp16-dynamic", "amp")
+EVERY_MACHINE = {"loss fp32 200 steps", "loss fp16 200 steps", "horovod build"}
+
+
+def _run(env_extra, cwd, script=SCRIPT):
     env = dict(os.environ, **env_extra)
-    return subprocess.run(["bash", str(SCRIPT)], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run(["bash", str(script)], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 
 def _checks(stdout):
     """{name: command} from DRY_RUN's '# name' / 'command' pairs."""
     lines = stdout.strip().splitlines()
+    assert len(lines) % 2 == 0 and all(line.startswith("# ") for line in lines[::2]), stdout
     return {lines[i][2:]: lines[i + 1] for i in range(0, len(lines), 2)}
 
 
-def test_dry_run_lists_every_check_with_valid_flags(tmp_path):
+def check_four_gpus_dry_run(tmp_path, script=SCRIPT):
+    """Every precision on 1 GPU, 4 GPUs and Horovod, each a valid `bench train` command line."""
     from gluon_tricks.cli import build_parser
-    result = _run({"DRY_RUN": "1", "NGPUS": "4", "MODEL": "resnet18_v1b"}, tmp_path)
+    result = _run({"DRY_RUN": "1", "NGPUS": "4", "MODEL": "resnet18_v1b"}, tmp_path, script)
     assert result.returncode == 0, result.stderr
     checks = _checks(result.stdout)
-    precisions = ("fp32", "fp16-static", "fp16-dynamic", "amp")
-    expected = {"%s %s" % (p, where) for p in precisions for where in ("1gpu", "4gpu",
+    expected = {"%s %s" % (p, where) for p in PRECISIONS for where in ("1gpu", "4gpu",
                                                                         "horovod-4")}
-    expected |= {"loss fp32 200 steps", "loss fp16 200 steps", "horovod build"}
-    assert set(checks) == expected
+    assert set(checks) == expected | EVERY_MACHINE
     assert checks["horovod build"] == "horovodrun --check-build"
     assert checks["amp horovod-4"].startswith("horovodrun -np 4 -H localhost:4 gluon-tricks ")
     for name, command in checks.items():
@@ -49,10 +56,29 @@ def test_dry_run_lists_every_check_with_valid_flags(tmp_path):
     assert "--dtype float16 --loss-scale 1024" in checks["fp16-static 4gpu"]
 
 
+def check_one_gpu_dry_run(tmp_path, script=SCRIPT):
+    """One GPU: every precision on it, and no multi-GPU or Horovod rows."""
+    result = _run({"DRY_RUN": "1", "NGPUS": "1"}, tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    assert set(_checks(result.stdout)) == {"%s 1gpu" % p for p in PRECISIONS} | EVERY_MACHINE
+
+
+def test_dry_run_lists_every_check_with_valid_flags(tmp_path):
+    check_four_gpus_dry_run(tmp_path)
+
+
 def test_one_gpu_has_no_multi_gpu_rows(tmp_path):
-    checks = _checks(_run({"DRY_RUN": "1", "NGPUS": "1"}, tmp_path).stdout)
-    assert not [name for name in checks if "horovod-" in name or "gpu" in name
-                and not name.endswith("1gpu")]
+    check_one_gpu_dry_run(tmp_path)
+
+
+@pytest.mark.parametrize("check", [check_four_gpus_dry_run, check_one_gpu_dry_run])
+@pytest.mark.parametrize("stand_in", ["exit 0", "echo '# fp32 1gpu'", "echo; echo"])
+def test_the_checks_fail_on_a_script_that_prints_nothing_or_too_little(tmp_path, check,
+                                                                       stand_in):
+    script = tmp_path / "stand_in.sh"
+    script.write_text("#!/usr/bin/env bash\n%s\n" % stand_in)
+    with pytest.raises(AssertionError):
+        check(tmp_path, script)
 
 
 def test_a_run_prints_a_table_and_writes_json(tmp_path):

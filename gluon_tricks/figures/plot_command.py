@@ -2,7 +2,6 @@
 drawn from the trainer's own schedule, training logs and saved logits."""
 import importlib
 import os
-import sys
 
 import numpy as np
 
@@ -10,14 +9,12 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
 from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
-from gluon_tricks.figures import log_checks, logparse, plots, reference, tricks
+from gluon_tricks.figures import log_checks, logparse, plots, reference, report, tricks
+from gluon_tricks.figures.reference import IMAGENET_TRAIN_IMAGES
+from gluon_tricks.figures.report import warn
+from gluon_tricks.paper import flag_number
 
 _OTHER_IMAGE_TYPES = ("jpg", "jpeg", "gif", "bmp", "tif", "tiff", "eps", "ps", "webp")
-IMAGENET_TRAIN_IMAGES = 1281167
-
-
-def warn(message):
-    print("gluon-tricks: warning: %s" % message, file=sys.stderr)
 
 
 def _output_arguments(parser, default_stem):
@@ -69,14 +66,22 @@ def add_arguments(parser):
 
     curves = sub.add_parser("curves", help="Figure 3(b): validation top-1 accuracy per epoch")
     curves.add_argument("logs", nargs="*", metavar="LOG", help="training logs or folders of them")
-    curves.add_argument("--label", action="append", help="legend label, one per log, in order "
+    curves.add_argument("--group-seeds", action="store_true",
+                        help="one line per configuration (model, tricks, epochs, as `report "
+                             "--group-seeds` groups them): the mean over its seeds, with a band "
+                             "from their minimum to their maximum")
+    curves.add_argument("--label", action="append", help="legend label, one per line, in order "
                         "(default: model and tricks from the log's Namespace)")
     _output_arguments(curves, "fig3b_validation_accuracy")
 
     theory = sub.add_parser("gap-theory", help="Figure 4(a): optimal logit gap against eps")
-    theory.add_argument("--classes", type=int, nargs="+", default=[1000], metavar="K",
-                        help="number of classes (default 1000; several draw several curves)")
-    theory.add_argument("--eps", type=float, default=0.1, help="eps to mark (default 0.1)")
+    theory.add_argument("logits", nargs="*", metavar="LOGITS",
+                        help="logits files of Figure 4(b): their number of classes and eps")
+    theory.add_argument("--classes", type=int, nargs="+", default=[], metavar="K",
+                        help="number of classes (default: the LOGITS', else the paper's 1000; "
+                             "several draw several curves)")
+    theory.add_argument("--eps", type=float, default=None,
+                        help="eps to mark (default: the LOGITS' label smoothing eps, else 0.1)")
     _output_arguments(theory, "fig4a_gap_theory")
 
     gap = sub.add_parser("gap", help="Figure 4(b): distribution of the logit gap per model")
@@ -105,38 +110,41 @@ def run(args):
     path, fmt = output_path(args.output, args.format, args.default_stem)
     figure = {"lr": _learning_rate, "curves": _curves, "gap-theory": _gap_theory,
               "gap": _gap}[args.figure](args)
-    try:
-        plots.save(figure, path, fmt)
-    except OSError as error:
-        raise UserError("cannot write %s: %s" % (path, error.strerror or error)) from None
-    print("wrote %s" % path)
+    print("wrote %s" % plots.save(figure, path, fmt))
     return 0
 
 
-def _labels(given, defaults, what):
-    """Legend labels: the user's (one per item) or the defaults, made unique."""
+def _labels(given, defaults, what, sources):
+    """Legend labels: the user's (one per item) or the defaults, where two are the same told
+    apart by their item's file (`sources`, one per item)."""
     if given:
         if len(given) != len(defaults):
             raise UserError("%d --label for %d %s" % (len(given), len(defaults), what))
         return list(given)
-    labels = []
-    for label in defaults:
-        labels.append(label if label not in labels else "%s (%d)" % (label, len(labels) + 1))
-    return labels
+    return ["%s (%s)" % (label, os.path.basename(source)) if defaults.count(label) > 1 else label
+            for label, source in zip(defaults, sources)]
 
 
-def flagged_labels(logs, labels):
-    """Each log's warnings (log_checks) on stderr, and its legend label marked: a figure shows a
+def legend_labels(logs, groups, given=None):
+    """A label per group of logs (lists of indices): `given`, else its model and tricks (and
+    seeds), marked with the number of its logs' warnings, which go to stderr: a figure shows a
     defective log, it does not hide it."""
-    marked = []
-    for log, label, warnings in zip(logs, labels, log_checks.warnings_of(logs)):
+    counts = []
+    for log, warnings in zip(logs, log_checks.warnings_of(logs)):
         # a log without the figure's data is reported by the figure itself
         warnings = [w for w in warnings if w != "no validation lines"]
         for message in warnings:
             warn("%s: %s" % (log.path, message))
-        marked.append("%s [%d warning%s]" % (label, len(warnings), "s" * (len(warnings) > 1))
-                      if warnings else label)
-    return marked
+        counts.append(len(warnings))
+    defaults = []
+    for group in groups:
+        seeds = ", ".join(str(logs[i].config.get("seed", "?")) for i in group)
+        defaults.append(tricks.describe(logs[group[0]].config, logs[group[0]].path)
+                        + (" (seeds %s)" % seeds if len(group) > 1 else ""))
+    labels = _labels(given, defaults, "lines", [logs[g[0]].path for g in groups])
+    flagged = [sum(counts[i] for i in group) for group in groups]
+    return ["%s [%d warning%s]" % (label, n, "s" * (n > 1)) if n else label
+            for label, n in zip(labels, flagged)]
 
 
 def _report_missing(missing, anything_left, summary):
@@ -178,11 +186,9 @@ def _learning_rate(args):
 def _learning_rate_from_logs(paths):
     """The lr= of every batch line, at epoch + fraction of the epoch done; the epoch's length
     is the logged `iters_per_epoch` (gluon-tricks train), else the largest batch position."""
-    series, labels, missing = [], [], []
     logs = logparse.load_logs(paths, warn)
-    marks = dict(zip([log.path for log in logs],
-                     flagged_labels(logs, [tricks.describe(log.config, log.path) for log in logs])))
-    for log in logs:
+    series, missing = [], []
+    for label, log in zip(legend_labels(logs, [[i] for i in range(len(logs))]), logs):
         points = [b for b in log.batches if b.lr is not None]
         if not points:
             missing.append("%s: no lr= values" % log.path)
@@ -190,53 +196,105 @@ def _learning_rate_from_logs(paths):
         per_epoch = log.config.get("iters_per_epoch")
         if not isinstance(per_epoch, int) or per_epoch <= 0:
             per_epoch = max(b.done for b in log.batches) or 1
-        series.append(([b.epoch + b.done / per_epoch for b in points], [b.lr for b in points]))
-        labels.append(marks[log.path])
+        series.append((label, *_logged_lr_line(log.config, points, per_epoch)))
     _report_missing(missing, bool(series), "no lr= values in any of the logs")
-    labels = _labels(None, labels, "logs")
-    return plots.lr_figure([(label, x, y) for label, (x, y) in zip(labels, series)],
-                           "Figure 3(a): learning rate recorded in training logs")
+    return plots.lr_figure(series, "Figure 3(a): learning rate recorded in training logs")
+
+
+def _logged_lr_line(config, points, per_epoch):
+    """The line through a log's lr= points, (epochs, lrs). Step decay changes the lr only where
+    an epoch starts: a change between points of adjacent epochs after the warmup is drawn as a
+    step at that epoch's start. Warmup and the other modes change it every iteration: their
+    points are joined by straight lines, as are points further apart than one boundary."""
+    stepwise = config.get("lr_mode", "step") == "step"
+    warmup = flag_number(config.get("warmup_epochs"), 0)
+    xs, ys = [], []
+    for before, point in zip([None] + points, points):
+        x = point.epoch + point.done / per_epoch
+        if (stepwise and before is not None and point.lr != before.lr
+                and point.epoch == before.epoch + 1 and before.epoch >= warmup):
+            if xs[-1] < point.epoch:
+                xs.append(point.epoch)
+                ys.append(before.lr)
+            if x > point.epoch:
+                xs.append(point.epoch)
+                ys.append(point.lr)
+        xs.append(x)
+        ys.append(point.lr)
+    return xs, ys
 
 
 def _curves(args):
-    """Figure 3(b): validation top-1 per epoch, one line per log."""
+    """Figure 3(b): validation top-1 per epoch, one line per log, or with --group-seeds per
+    configuration: the mean over its seeds and a band from their minimum to their maximum."""
     logs = logparse.load_logs(args.logs, warn)
-    labels = _labels(args.label, [tricks.describe(log.config, log.path) for log in logs], "logs")
-    labels = flagged_labels(logs, labels)
+    groups = report.configuration_groups(logs) if args.group_seeds else \
+        [[i] for i in range(len(logs))]
     series, missing = [], []
-    for label, log in zip(labels, logs):
-        records = log.validated()
-        if not records:
-            missing.append("%s: no validation lines" % log.path)
+    for label, group in zip(legend_labels(logs, groups, args.label), groups):
+        epochs, top1 = _validated_in_every_seed([logs[i] for i in group])
+        if not epochs:
+            missing.append("%s: no validation lines" % logs[group[0]].path if len(group) == 1
+                           else "%s: no epoch validated in every seed"
+                           % ", ".join(logs[i].path for i in group))
             continue
-        series.append((label, [r.epoch + 1 for r in records], [100 * r.top1 for r in records]))
+        band = (top1.min(axis=0), top1.max(axis=0)) if len(group) > 1 else None
+        series.append((label, epochs, top1.mean(axis=0), band))
     _report_missing(missing, bool(series), "no validation accuracy in any of the logs")
-    return plots.curves_figure(series)
+    title = "Figure 3(b): validation top-1 accuracy"
+    if any(band for *_, band in series):
+        title += "\nlines: mean over seeds; shaded bands: min to max over seeds"
+    return plots.curves_figure(series, title)
+
+
+def _validated_in_every_seed(logs):
+    """The epochs (1-based) validated in every log, and top-1 in % (logs x epochs); an epoch
+    missing from some is left out, with a warning."""
+    validated = [{r.epoch + 1: 100 * r.top1 for r in log.validated()} for log in logs]
+    common = sorted(set.intersection(*(set(v) for v in validated)))
+    for log, values in zip(logs, validated):
+        left_out = sorted(set(values) - set(common))
+        if left_out and common:
+            warn("%s: epoch(s) %s not drawn: not validated in every seed"
+                 % (log.path, ", ".join(map(str, left_out))))
+    return common, np.array([[v[e] for e in common] for v in validated])
 
 
 def _gap_theory(args):
-    """Figure 4(a): log((K-1)(1-eps)/eps) against eps, for each K."""
+    """Figure 4(a): log((K-1)(1-eps)/eps) against eps, for the K of the logits files (those of
+    Figure 4(b)) and of --classes, else the paper's K = 1000; the mark at the data's K."""
     if any(k < 2 for k in args.classes):
         raise UserError("--classes must be at least 2")
-    if not 0 < args.eps < 1:
+    _check_eps(args.eps)
+    items = [logits_file.load_logits(path) for path in args.logits]
+    classes = []
+    for k in [item.logits.shape[1] for item in items] + args.classes:
+        if k not in classes:
+            classes.append(k)
+    classes = classes or [1000]
+    marked = classes[0] if items or 1000 not in classes else 1000
+    eps = _marked_eps(args.eps, items)
+    axis = np.linspace(0.002, 0.998, 499)
+    curves = [(k, axis, gap_math.theoretical_gap(k, axis)) for k in classes]
+    value = float(gap_math.theoretical_gap(marked, eps))
+    print("optimal gap for K = %d, eps = %g: %.2f" % (marked, eps, value))
+    return plots.gap_theory_figure(curves, (marked, eps, value))
+
+
+def _check_eps(eps):
+    if eps is not None and not 0 < eps < 1:
         raise UserError("--eps must be in (0, 1)")
-    eps = np.linspace(0.002, 0.998, 499)
-    curves = [(k, eps, gap_math.theoretical_gap(k, eps)) for k in args.classes]
-    classes = 1000 if 1000 in args.classes else args.classes[0]
-    value = float(gap_math.theoretical_gap(classes, args.eps))
-    print("optimal gap for K = %d, eps = %g: %.2f" % (classes, args.eps, value))
-    return plots.gap_theory_figure(curves, (classes, args.eps, value))
 
 
 def _gap(args):
     """Figure 4(b): histogram of the empirical gap for each logits file or model."""
-    if args.eps is not None and not 0 < args.eps < 1:
-        raise UserError("--eps must be in (0, 1)")
+    _check_eps(args.eps)
     items = [logits_file.load_logits(path) for path in args.logits] + _computed_logits(args)
     if not items:
         raise UserError("no logits given: LOGITS files (from `gluon-tricks eval --save-logits`)"
                         " or --model NAME --params FILE with validation data")
-    labels = _labels(args.label, [item.name for item in items], "models")
+    labels = _labels(args.label, [_gap_label(item) for item in items], "models",
+                     list(args.logits) + list(args.params))
     drawn, classes = [], []
     for label, item in zip(labels, items):
         gaps = gap_math.empirical_gap(item.logits)
@@ -250,6 +308,14 @@ def _gap(args):
     eps = _marked_eps(args.eps, items)
     marks = [(k, float(gap_math.theoretical_gap(k, eps))) for k in classes]
     return plots.gap_figure(drawn, marks, eps)
+
+
+def _gap_label(item):
+    """The model and the label smoothing it was trained with (when its logits file says)."""
+    if item.eps is None:
+        return item.name
+    return "%s, %s" % (item.model or item.name, "label smoothing eps=%g" % item.eps
+                       if item.eps > 0 else "eps=0 (one-hot)")
 
 
 def _marked_eps(given, items):

@@ -9,6 +9,8 @@ import textwrap
 
 import numpy as np
 
+from gluon_tricks.errors import UserError
+
 FORMATS = ("png", "svg", "pdf")
 _STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
           "axes.spines.top": False, "axes.spines.right": False}
@@ -24,12 +26,18 @@ def _styled(draw):
     return wrapper
 
 
-def _axes(width=7.0, height=4.4):
-    """A new figure with the Agg canvas selected, and its one axes."""
+def _figure(width, height):
+    """A new figure with the Agg canvas selected."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
+    return figure
+
+
+def _axes(width=7.0, height=4.4):
+    """A new figure and its one axes."""
+    figure = _figure(width, height)
     axes = figure.add_subplot()
     axes.grid(True, alpha=0.3, linewidth=0.6)
     return figure, axes
@@ -38,8 +46,11 @@ def _axes(width=7.0, height=4.4):
 @_styled
 def save(figure, path, fmt):
     """Write the figure to `path` in `fmt` (png at 150 dpi), making its folder if needed."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, format=fmt, dpi=150)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        figure.savefig(path, format=fmt, dpi=150)
+    except OSError as error:
+        raise UserError("cannot write %s: %s" % (path, error.strerror or error)) from None
     return path
 
 
@@ -59,26 +70,33 @@ def lr_figure(series, title):
     axes.set_ylabel("learning rate")
     axes.set_title(title)
     axes.set_xlim(left=0)
-    axes.set_ylim(bottom=0)
+    axes.set_ylim(0, 1.3 * max(max(lrs) for _, _, lrs in series))  # room for the legend
     _legend(axes, loc="upper right")
     return figure
 
 
 @_styled
 def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
-    """Figure 3(b): validation top-1 accuracy (%) against epoch; [(label, epochs, top1 %)]."""
-    figure, axes = _axes()
-    for label, epochs, top1 in series:
+    """Figure 3(b): validation top-1 accuracy (%) against epoch; `series` is [(label, epochs,
+    top-1 %)] or [(label, epochs, top-1 %, band)], band (low, high) shaded around the line."""
+    below = len(series) > 4  # a long legend goes under the axes, not over the curves
+    figure, axes = _axes(height=4.4 + 0.2 * len(series) * below)
+    for index, (label, epochs, top1, *band) in enumerate(series):
         few = len(epochs) <= 30
         axes.plot(epochs, top1, label=label, linewidth=1.5, marker="o" if few else None,
-                  markersize=3)
+                  markersize=3, color="C%d" % index)
+        if band and band[0] is not None:
+            axes.fill_between(epochs, *band[0], color="C%d" % index, alpha=0.18, linewidth=0)
     from matplotlib.ticker import MaxNLocator
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epochs trained")
     axes.set_ylabel("validation top-1 accuracy (%)")
     axes.set_title(title)
     axes.set_xlim(left=0)
-    _legend(axes, loc="best")
+    if below:
+        figure.legend(loc="outside lower center", frameon=False)
+    else:
+        _legend(axes, loc="best")
     return figure
 
 
@@ -159,12 +177,9 @@ def depth_figure(series, paper_points):
 def panels_figure(panels):
     """Several small validation-curve plots side by side; `panels` is
     [(title, note, [(label, epochs, top-1 %)])]; an empty series is listed, not drawn."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     columns = min(3, len(panels))
     rows = (len(panels) + columns - 1) // columns
-    figure = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(4.2 * columns, 3.4 * rows)
     for index, (title, note, series) in enumerate(panels):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.grid(True, alpha=0.3, linewidth=0.6)
@@ -186,10 +201,7 @@ def panels_figure(panels):
 def lr_agreement_figure(logged, schedule, difference_x, difference_y, title):
     """The lr= values of a log (dots) over a schedule (line), and their difference below;
     `logged` and `schedule` are (epochs, lrs)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    figure = Figure(figsize=(7.5, 5.6), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _figure(7.5, 5.6)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
     for axes in (top, bottom):
         axes.grid(True, alpha=0.3, linewidth=0.6)

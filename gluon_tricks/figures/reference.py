@@ -13,6 +13,7 @@ import re
 from gluon_tricks import paper
 from gluon_tricks.errors import UserError
 from gluon_tricks.figures import log_checks, logparse, plots, tricks
+from gluon_tricks.figures.report import warn
 
 VARIANTS = (("v1", "A"), ("v1b", "B"), ("v1c", "C"), ("v1d", "D"))
 DEPTHS = (18, 34, 50, 101, 152)
@@ -34,7 +35,6 @@ class Run:
         self.copied = any(w.startswith(("byte-identical", "the same records")) for w in warnings)
         records = log.validated()
         self.final = 100 * records[-1].top1 if records else None
-        self.best = 100 * max(r.top1 for r in records) if records else None
         self.epochs = max(log.epochs) + 1 if log.epochs else 0
 
     @property
@@ -50,13 +50,8 @@ class Run:
 
 def load_runs(paths):
     """Every log under `paths`, with its warnings (duplicates are kept, and say so)."""
-    logs = logparse.load_logs(paths, _warn)
+    logs = logparse.load_logs(paths, warn)
     return [Run(log, found) for log, found in zip(logs, log_checks.warnings_of(logs))]
-
-
-def _warn(message):
-    import sys
-    print("gluon-tricks: warning: %s" % message, file=sys.stderr)
 
 
 def resnet_of(model):
@@ -245,7 +240,7 @@ def run(args):
     runs = load_runs(args.logs)
     for current in runs:
         for warning in current.warnings:
-            _warn("%s: %s" % (current.log.path, warning))
+            warn("%s: %s" % (current.log.path, warning))
     # what the figures need, checked before anything is drawn or written
     lr_run, curves = _lr_run(runs, args.lr_log), _resnet50_curves(runs)
     try:
@@ -306,10 +301,6 @@ def _paper_points(macs):
             for (variant, letter), row in zip(VARIANTS, table5_rows())]
 
 
-def _label(run):
-    return "%s%s" % (run.name, " [%s]" % run.note() if run.note() else "")
-
-
 def _resnet50_curves(runs):
     grid = depth_grid(runs)
     series = []
@@ -351,14 +342,13 @@ def _lr_run(runs, name):
 
 
 def _lr_figure(log):
+    from gluon_tricks.training.schedule import lr_per_epoch
     points = lr_agreement(log)
     schedule = trainer_schedule(log.config, log.format)
-    iters = iters_per_epoch(log.config, log.format)
-    total = int(log.config["num_epochs"]) * iters
-    line = [(step - 1) / iters for step in range(1, total + 1, max(1, iters // 20))]
+    line = lr_per_epoch(schedule, int(log.config["num_epochs"]),
+                        iters_per_epoch(log.config, log.format))
     return plots.lr_agreement_figure(
-        ([p[1] for p in points], [p[2] for p in points]),
-        (line, [schedule(round(x * iters) + 1) for x in line]),
+        ([p[1] for p in points], [p[2] for p in points]), tuple(zip(*line)),
         [p[1] for p in points], [p[2] - p[3] for p in points],
         "%s: lr= of GluonCV's log over the trainer's schedule (lr %g, %s, %d warmup epochs, "
         "batch %d)" % (os.path.basename(log.path), float(log.config["lr"]),
@@ -367,9 +357,4 @@ def _lr_figure(log):
 
 
 def _save(figure, folder, key):
-    path = os.path.join(folder, FIGURES[key] + ".png")
-    try:
-        plots.save(figure, path, "png")
-    except OSError as error:
-        raise UserError("cannot write %s: %s" % (path, error.strerror or error)) from None
-    return path
+    return plots.save(figure, os.path.join(folder, FIGURES[key] + ".png"), "png")

@@ -27,7 +27,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    logs = logparse.load_logs(args.logs, _warn)
+    logs = logparse.load_logs(args.logs, warn)
     rows = [summarise(log, paper=args.paper, warnings=warnings)
             for log, warnings in zip(logs, log_checks.warnings_of(logs))]
     if args.group_seeds:
@@ -37,11 +37,11 @@ def run(args):
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(markdown(rows, logs, paper=args.paper))
+        print(markdown(rows, paper=args.paper))
     return 0
 
 
-def _warn(message):
+def warn(message):
     print("gluon-tricks: warning: %s" % message, file=sys.stderr)
 
 
@@ -99,7 +99,7 @@ def _cell(value, digits=2, signed=False):
     return str(value).replace("|", "\\|")
 
 
-def markdown(rows, logs, paper=False):
+def markdown(rows, paper=False):
     """The Markdown table, then notes on how to read it and the warnings about each log."""
     header = ["log", "model", "tricks", "epochs", "best top-1", "best top-5", "final top-1",
               "final top-5", "speed (samples/s)"]
@@ -134,28 +134,33 @@ def markdown(rows, logs, paper=False):
     return "\n".join(lines)
 
 
-def seed_groups(rows, logs):
-    """Rows of one configuration (same model, tricks and epochs) run with different seeds, as one
-    group each, in the order first seen: the final top-1 of every seed, its mean and sample
-    standard deviation, and the comparison with the previous group (see `beyond_noise`)."""
+def configuration_groups(logs):
+    """The logs of one configuration (same model, tricks and epochs), run with different seeds:
+    lists of indices into `logs`, in the order first seen."""
     groups = {}
-    for row, log in zip(rows, logs):
-        key = (row["model"], tuple(row["tricks"]), row["epochs"])
-        group = groups.setdefault(key, {"model": row["model"], "tricks": row["tricks"],
-                                        "epochs": row["epochs"], "seeds": [], "final_top1": [],
-                                        "logs": []})
-        group["seeds"].append(log.config.get("seed"))
-        group["final_top1"].append(row["final_top1"])
-        group["logs"].append(row["log"])
-    result, previous = [], None
-    for group in groups.values():
+    for index, log in enumerate(logs):
+        key = (tricks.model_of(log.config, log.path), tuple(tricks.tricks_of(log.config)),
+               max(log.epochs) + 1 if log.epochs else 0)
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
+def seed_groups(rows, logs):
+    """Rows of one configuration (`configuration_groups`) as one group each: the final top-1 of
+    every seed, its mean and sample standard deviation, and the comparison with the previous
+    group (see `beyond_noise`)."""
+    groups = []
+    for indices in configuration_groups(logs):
+        group = {key: rows[indices[0]][key] for key in ("model", "tricks", "epochs")}
+        group.update(seeds=[logs[i].config.get("seed") for i in indices],
+                     final_top1=[rows[i]["final_top1"] for i in indices],
+                     logs=[rows[i]["log"] for i in indices])
         finals = [v for v in group["final_top1"] if v is not None]
         group["mean_top1"] = round(statistics.mean(finals), 4) if finals else None
         group["std_top1"] = round(statistics.stdev(finals), 4) if len(finals) > 1 else None
-        group["versus_previous"] = beyond_noise(previous, group) if previous else None
-        result.append(group)
-        previous = group
-    return result
+        group["versus_previous"] = beyond_noise(groups[-1], group) if groups else None
+        groups.append(group)
+    return groups
 
 
 def beyond_noise(before, after):
