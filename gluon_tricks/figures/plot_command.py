@@ -10,7 +10,7 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
 from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
-from gluon_tricks.figures import log_checks, logparse, plots, reference, tricks
+from gluon_tricks.figures import log_checks, logparse, plots, reference, transfer_logs, tricks
 
 _OTHER_IMAGE_TYPES = ("jpg", "jpeg", "gif", "bmp", "tif", "tiff", "eps", "ps", "webp")
 IMAGENET_TRAIN_IMAGES = 1281167
@@ -199,8 +199,16 @@ def _learning_rate_from_logs(paths):
 
 
 def _curves(args):
-    """Figure 3(b): validation top-1 per epoch, one line per log."""
-    logs = logparse.load_logs(args.logs, warn)
+    """Figure 3(b): validation top-1 per epoch, one line per log; detection or segmentation
+    logs: their mAP or mIoU per epoch instead (transfer_logs)."""
+    if not args.logs:
+        raise UserError("no log file given")
+    paths, transfer = transfer_logs.split_paths(args.logs, logparse.expand_log_paths)
+    if transfer and not paths:
+        return transfer_logs.curves_figure(transfer, args.label, plots.curves_figure)
+    if transfer:
+        warn(transfer_logs.left_out(transfer))
+    logs = logparse.load_logs(paths, warn)
     labels = _labels(args.label, [tricks.describe(log.config, log.path) for log in logs], "logs")
     labels = flagged_labels(logs, labels)
     series, missing = [], []

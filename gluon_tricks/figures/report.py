@@ -8,8 +8,9 @@ import math
 import statistics
 import sys
 
+from gluon_tricks.errors import UserError
 from gluon_tricks.paper import match as paper_row_of
-from gluon_tricks.figures import log_checks, logparse, tricks
+from gluon_tricks.figures import log_checks, logparse, transfer_logs, tricks
 
 def add_arguments(parser):
     parser.add_argument("logs", nargs="*", metavar="LOG",
@@ -27,7 +28,17 @@ def add_arguments(parser):
 
 
 def run(args):
-    logs = logparse.load_logs(args.logs, _warn)
+    if not args.logs:
+        raise UserError("no log file given")
+    paths, transfer = transfer_logs.split_paths(args.logs, logparse.expand_log_paths)
+    if transfer and not paths:  # GluonCV's detection/segmentation logs: Tables 8-9
+        rows = transfer_logs.report_rows(transfer, paper=args.paper)
+        print(json.dumps(rows, indent=2) if args.json else transfer_logs.markdown(rows,
+                                                                                  args.paper))
+        return 0
+    if transfer:
+        _warn(transfer_logs.left_out(transfer))
+    logs = logparse.load_logs(paths, _warn)
     rows = [summarise(log, paper=args.paper, warnings=warnings)
             for log, warnings in zip(logs, log_checks.warnings_of(logs))]
     if args.group_seeds:
