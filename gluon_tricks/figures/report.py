@@ -19,7 +19,8 @@ def add_arguments(parser):
                         help="print a JSON list of objects (each with its `warnings`) instead of "
                              "a Markdown table")
     parser.add_argument("--paper", action="store_true",
-                        help="add the paper's top-1/top-5 for the matching row (Tables 2-6) and "
+                        help="add the paper's top-1/top-5 for the matching row (Tables 2-6; for "
+                             "detection/segmentation logs the Table 8/9 row of their backbone) and "
                              "the difference (final - paper)")
     parser.add_argument("--group-seeds", action="store_true",
                         help="one row per configuration (model, tricks, epochs) over its seeds: "

@@ -348,7 +348,8 @@ def summarise(log, paper=False):
         "evaluation": ({k: _percent(v) for k, v in log.runs[-1].evaluation.metrics.items()}
                        if log.runs and log.runs[-1].evaluation else None),
         "command": log.runs[-1].command if log.runs else None,
-        "truncated": log.truncated,
+        "warnings": (["last line cut off"] if log.truncated else [])
+        + ([] if last else ["no validated epoch"]),
     }
     if paper:
         entry = paper_entry(log)
