@@ -285,3 +285,23 @@ def test_classification_readers_skip_transfer_logs(tmp_path):
     assert [os.path.basename(log.path) for log in logs] == ["resnet18_v1.log"]
     with pytest.raises(UserError, match="a detection log, not a classification training log"):
         logparse.load_logs([FASTER_RCNN], warn=pytest.fail)
+
+
+@pytest.mark.parametrize("backbone, row, why", [
+    ("resnet50_v1b", "B-standard", None),
+    ("resnet50_v1d", None, "rows of Table 9 have backbone resnet50_v1d"),
+    ("resnet50", None, "backbone resnet50 is not one of Table 9"),  # GluonCV's default name
+])
+def test_a_segmentation_log_on_ade20k_finds_its_table9_row(tmp_path, backbone, row, why):
+    path = tmp_path / "fcn.log"
+    path.write_text("Namespace(model='fcn', backbone='%s', dataset='ade20k')\n"
+                    "Epoch 0 validation pixAcc: 0.781, mIoU: 0.371\n" % backbone)
+    entry = transfer_logs.summarise(parse_transfer_log(str(path)), paper=True)["paper"]
+    assert entry["table"] == "Table 9" and entry["row"] == row
+    if row:
+        from gluon_tricks.paper import TABLE9_ROWS
+        paper_row = [r for r in TABLE9_ROWS if r.label == row][0]
+        assert entry["diff"] == {"pixAcc": round(78.1 - paper_row.metric("pixAcc"), 2),
+                                 "mIoU": round(37.1 - paper_row.metric("mIoU"), 2)}
+    else:
+        assert why in entry["why"] and "diff" not in entry

@@ -315,10 +315,14 @@ def paper_entry(log):
                 "why": "dataset %s; %s is %s" % (dataset, table, "Pascal VOC 2007 test"
                                                  if table == "Table 8" else "ADE20K")}
     found = [row for row in rows if row.backbone == backbone]
-    if len(found) != 1:
+    if not found:
         return {"table": table, "row": None,
-                "why": "backbone %s is the backbone of %d rows of %s" % (backbone, len(found),
-                                                                        table)}
+                "why": "backbone %s is not one of %s (%s)" % (
+                    backbone, table, ", ".join(sorted({row.backbone for row in rows})))}
+    if len(found) > 1:  # the rows differ by the backbone's ImageNet recipe, not in the log
+        return {"table": table, "row": None,
+                "why": "%d rows of %s have backbone %s: %s" % (
+                    len(found), table, backbone, ", ".join(row.label for row in found))}
     row = found[0]
     return {"table": table, "row": row.label, "top1": row.top1, "metrics": dict(row.metrics),
             "match": "backbone %s (the row's ImageNet recipe is not in the log)" % backbone}
