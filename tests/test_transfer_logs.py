@@ -305,3 +305,16 @@ def test_a_segmentation_log_on_ade20k_finds_its_table9_row(tmp_path, backbone, r
                                  "mIoU": round(37.1 - paper_row.metric("mIoU"), 2)}
     else:
         assert why in entry["why"] and "diff" not in entry
+
+
+def test_an_unfinished_or_unvalidated_run_is_warned_about(tmp_path):
+    path = tmp_path / "det.log"
+    path.write_text("Namespace(network='resnet50_v1b', dataset='voc', epochs=20)\n"
+                    "[Epoch 0] Validation: \ncat=0.5\nmAP=0.5\n")
+    assert transfer_logs.summarise(parse_transfer_log(str(path)))["warnings"] == [
+        "last validated epoch 1 of 20 configured"]
+    path.write_text("Namespace(network='resnet50_v1b', dataset='coco', epochs=1)\n"
+                    "[Epoch 0] Validation: \n~~~~ MeanAP @ IoU=[0.50,0.95] ~~~~\n")
+    assert transfer_logs.summarise(parse_transfer_log(str(path)))["warnings"] == [
+        "no validated epoch"]
+    assert transfer_logs.summarise(parse_transfer_log(FASTER_RCNN))["warnings"] == []

@@ -352,8 +352,7 @@ def summarise(log, paper=False):
         "evaluation": ({k: _percent(v) for k, v in log.runs[-1].evaluation.metrics.items()}
                        if log.runs and log.runs[-1].evaluation else None),
         "command": log.runs[-1].command if log.runs else None,
-        "warnings": (["last line cut off"] if log.truncated else [])
-        + ([] if last else ["no validated epoch"]),
+        "warnings": _warnings(log, last),
     }
     if paper:
         entry = paper_entry(log)
@@ -362,6 +361,19 @@ def summarise(log, paper=False):
                              for name, value in entry["metrics"].items() if name in row["final"]}
         row["paper"] = entry
     return row
+
+
+def _warnings(log, last):
+    """What a reader of the numbers must know: a cut-off log, no validation, an unfinished run."""
+    found = ["last line cut off"] if log.truncated else []
+    if not last:
+        return found + ["no validated epoch"]
+    planned = log.config.get("epochs")
+    if isinstance(planned, str) and planned.isdigit():
+        planned = int(planned)
+    if isinstance(planned, int) and not isinstance(planned, bool) and last[-1].epoch + 1 < planned:
+        found.append("last validated epoch %d of %d configured" % (last[-1].epoch + 1, planned))
+    return found
 
 
 def _cell(value, signed=False):
@@ -401,6 +413,10 @@ def markdown(rows, paper=False):
         lines.append("A log is placed beside the row of Table 8 (Faster R-CNN, VOC) or Table 9 "
                      "(FCN, ADE20K) with its dataset and backbone architecture; the ImageNet "
                      "recipe of its backbone weights is not recorded in the log.")
+    warned = [row for row in rows if row["warnings"]]
+    if warned:
+        lines += ["", "Warnings:"]
+        lines += ["- %s: %s." % (row["log"], "; ".join(row["warnings"])) for row in warned]
     return "\n".join(lines)
 
 
