@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.figures import transfer_logs
 from gluon_tricks.figures.namespace import parse_config_object, parse_namespace
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
@@ -444,6 +445,12 @@ def load_logs(paths, warn):
     if not paths:
         raise UserError("no log file given")
     files = expand_log_paths(paths)
+    transfer = [path for path in files if transfer_logs.is_transfer_log(path)]
+    if transfer:  # detection/segmentation logs (Tables 8-9) are read by transfer_logs
+        files = [path for path in files if path not in transfer]
+        if not files:
+            raise UserError("%s: a %s log, not a classification training log" % (
+                transfer[0], transfer_logs.sniff_file(transfer[0])))
     logs, errors = [], []
     for path in files:
         try:

@@ -9,7 +9,8 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
 from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
-from gluon_tricks.figures import log_checks, logparse, plots, reference, report, tricks
+from gluon_tricks.figures import (log_checks, logparse, plots, reference, report,
+                                   transfer_logs, tricks)
 from gluon_tricks.figures.reference import IMAGENET_TRAIN_IMAGES
 from gluon_tricks.figures.report import warn
 from gluon_tricks.paper import flag_number
@@ -226,8 +227,16 @@ def _logged_lr_line(config, points, per_epoch):
 
 def _curves(args):
     """Figure 3(b): validation top-1 per epoch, one line per log, or with --group-seeds per
-    configuration: the mean over its seeds and a band from their minimum to their maximum."""
-    logs = logparse.load_logs(args.logs, warn)
+    configuration: the mean over its seeds and a band from their minimum to their maximum.
+    Detection or segmentation logs: their mAP or mIoU per epoch instead (transfer_logs)."""
+    if not args.logs:
+        raise UserError("no log file given")
+    paths, transfer = transfer_logs.split_paths(args.logs, logparse.expand_log_paths)
+    if transfer and not paths:
+        return transfer_logs.curves_figure(transfer, args.label, plots.curves_figure)
+    if transfer:
+        warn(transfer_logs.left_out(transfer))
+    logs = logparse.load_logs(paths, warn)
     groups = report.configuration_groups(logs) if args.group_seeds else \
         [[i] for i in range(len(logs))]
     series, missing = [], []

@@ -8,8 +8,9 @@ import math
 import statistics
 import sys
 
+from gluon_tricks.errors import UserError
 from gluon_tricks.paper import match as paper_row_of
-from gluon_tricks.figures import log_checks, logparse, tricks
+from gluon_tricks.figures import log_checks, logparse, transfer_logs, tricks
 
 def add_arguments(parser):
     parser.add_argument("logs", nargs="*", metavar="LOG",
@@ -18,7 +19,8 @@ def add_arguments(parser):
                         help="print a JSON list of objects (each with its `warnings`) instead of "
                              "a Markdown table")
     parser.add_argument("--paper", action="store_true",
-                        help="add the paper's top-1/top-5 for the matching row (Tables 2-6) and "
+                        help="add the paper's top-1/top-5 for the matching row (Tables 2-6; for "
+                             "detection/segmentation logs the Table 8/9 row of their backbone) and "
                              "the difference (final - paper)")
     parser.add_argument("--group-seeds", action="store_true",
                         help="one row per configuration (model, tricks, epochs) over its seeds: "
@@ -27,7 +29,17 @@ def add_arguments(parser):
 
 
 def run(args):
-    logs = logparse.load_logs(args.logs, warn)
+    if not args.logs:
+        raise UserError("no log file given")
+    paths, transfer = transfer_logs.split_paths(args.logs, logparse.expand_log_paths)
+    if transfer and not paths:  # GluonCV's detection/segmentation logs: Tables 8-9
+        rows = transfer_logs.report_rows(transfer, paper=args.paper)
+        print(json.dumps(rows, indent=2) if args.json else transfer_logs.markdown(rows,
+                                                                                  args.paper))
+        return 0
+    if transfer:
+        warn(transfer_logs.left_out(transfer))
+    logs = logparse.load_logs(paths, warn)
     rows = [summarise(log, paper=args.paper, warnings=warnings)
             for log, warnings in zip(logs, log_checks.warnings_of(logs))]
     if args.group_seeds:
