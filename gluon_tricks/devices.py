@@ -9,6 +9,8 @@ checkpoints) runs on a machine without GPUs.
 import os
 import re
 
+import mxnet as mx
+
 from gluon_tricks.errors import UserError
 
 DEVICES_ENV = "GLUON_TRICKS_DEVICES"
@@ -16,7 +18,6 @@ DEVICES_ENV = "GLUON_TRICKS_DEVICES"
 
 def parse_devices(text):
     """'cpu(0),cpu(1)' or 'gpu(0),gpu(3)' -> MXNet contexts."""
-    import mxnet as mx
     contexts = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
         match = re.fullmatch(r"(cpu|gpu)\((\d+)\)", item)
@@ -38,7 +39,6 @@ def injected_devices(environ=None):
 def require_gpus(num_gpus, environ=None):
     """A one-line error unless `--num-gpus num_gpus` can be had: injected contexts, or as many
     GPUs visible to this MXNet build."""
-    import mxnet as mx
     if num_gpus < 0:
         raise UserError("--num-gpus must be >= 0")
     if num_gpus and injected_devices(environ) is None:
@@ -53,7 +53,6 @@ def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
     """The devices this process computes on. Without --num-gpus: the CPU. Under Horovod
     (ranks > 1): the GPU of the local rank. Otherwise GPUs 0..N-1, or the first N injected
     contexts."""
-    import mxnet as mx
     if not num_gpus:
         return [mx.cpu()]
     available = injected_devices(environ)

@@ -7,7 +7,7 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources
 from gluon_tricks.devices import process_devices
 from gluon_tricks.evaluation.logits_file import describe_data, save_logits
 from gluon_tricks.evaluation.validation import compute_logits, count_correct
-from gluon_tricks.inference.trained import say, trained_weights
+from gluon_tricks.inference import say, trained_weights
 
 
 def add_arguments(parser):

@@ -2,9 +2,8 @@
 `SymbolBlock.imports` and MXNet Model Server load) or as ONNX (through MXNet's own exporter,
 `mx.onnx.export_model`), checked after export against the network on a few images.
 
-Beside the export, PREFIX.json holds what a user needs to run it: the class names, the input
-size and layout, the validation preprocessing, the check, and each file's size and SHA-256.
-The input size and class names are the checkpoint's (inference.trained).
+Beside the export, PREFIX.json holds what a user needs to run it: the class names and input
+size (the checkpoint's), the layout and preprocessing, the check, each file's size and SHA-256.
 """
 import json
 import os
@@ -16,10 +15,9 @@ import numpy as np
 
 from gluon_tricks.data.transforms import MEAN_RGB, STD_RGB
 from gluon_tricks.errors import UserError, error_summary
-from gluon_tricks.inference.exported import (FORMATS, INPUT_NAME, load_exported, run_in_batches,
-                                             write_description)
-from gluon_tricks.inference.images import collect_images, preprocess_files
-from gluon_tricks.inference.trained import class_names, say, trained_weights
+from gluon_tricks.inference import (FORMATS, INPUT_NAME, class_names, collect_images,
+                                    load_exported, preprocess_files, run_in_batches, say,
+                                    trained_weights, write_description)
 from gluon_tricks.models.params import load_network, params_classes
 
 CHECK_IMAGES = 4  # random inputs when no --check-images are given

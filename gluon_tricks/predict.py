@@ -13,9 +13,9 @@ import mxnet as mx
 import numpy as np
 
 from gluon_tricks.errors import UserError
-from gluon_tricks.inference.exported import load_exported, read_export, run_in_batches
-from gluon_tricks.inference.images import collect_images, preprocess_files
-from gluon_tricks.inference.trained import class_names, read_class_names, say, trained_weights
+from gluon_tricks.inference import (class_names, collect_images, load_exported, preprocess_files,
+                                    read_class_names, read_export, run_in_batches, say,
+                                    trained_weights)
 from gluon_tricks.models.params import load_network, params_classes
 
 
