@@ -7,19 +7,14 @@ from gluon_tricks.data.flags import add_data_arguments, data_sources
 from gluon_tricks.devices import process_devices
 from gluon_tricks.evaluation.logits_file import describe_data, save_logits
 from gluon_tricks.evaluation.validation import compute_logits, count_correct
-from gluon_tricks.inference import say, trained_weights
+from gluon_tricks.inference import (INPUT_SIZE_HELP, add_weights_arguments, say,
+                                    trained_weights)
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", help="network name, e.g. resnet50_v1d (default: the model of "
-                        "the checkpoint the --params belong to)")
-    parser.add_argument("--params", required=True, help="trained weights (.params)")
+    add_weights_arguments(parser, input_size=False, classes=False)  # --input-size: below
     add_data_arguments(parser, train=False)
-    parser._option_string_actions["--input-size"].help = (
-        "input image side (default: the one trained at, from the checkpoint JSON beside "
-        "--params; without one 224, 299 for inceptionv3); another needs --force")
-    parser.add_argument("--force", action="store_true",
-                        help="evaluate at an --input-size other than the one trained at")
+    parser._option_string_actions["--input-size"].help = INPUT_SIZE_HELP
     parser.add_argument("--num-gpus", type=int, default=0, help="GPUs to use (0: CPU; "
                         "GLUON_TRICKS_DEVICES names stand-ins, as for training)")
     parser.add_argument("--save-logits", metavar="FILE", help="also save the logits, the labels, "

@@ -16,7 +16,8 @@ import numpy as np
 from gluon_tricks.data.transforms import MEAN_RGB, STD_RGB
 from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.inference import (FORMATS, INPUT_NAME, class_names, collect_images,
-                                    load_exported, preprocess_files, run_in_batches, say,
+                                    add_weights_arguments, load_exported, preprocess_files,
+                                    run_in_batches, say,
                                     trained_weights, write_description)
 from gluon_tricks.models.params import load_network, params_classes
 
@@ -24,24 +25,14 @@ CHECK_IMAGES = 4  # random inputs when no --check-images are given
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", help="network name, e.g. resnet50_v1d (default: the model of "
-                        "the checkpoint the --params belong to)")
-    parser.add_argument("--params", required=True, help="trained weights (.params)")
+    add_weights_arguments(parser)
     parser.add_argument("--out", required=True, metavar="PREFIX",
                         help="mxnet: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx; "
                              "both: PREFIX.json (class names, input, preprocessing, digests)")
     parser.add_argument("--format", choices=FORMATS, default="mxnet", help="default mxnet")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="input image side (default: the checkpoint's, else 224; 299 for "
-                             "inceptionv3); another than the checkpoint's needs --force")
-    parser.add_argument("--force", action="store_true",
-                        help="export at an --input-size other than the one trained at")
     parser.add_argument("--batch-size", default="1", metavar="B|dynamic",
                         help="ONNX: a fixed batch size or `dynamic` (default 1); an MXNet "
                              "symbol takes any batch size")
-    parser.add_argument("--classes", metavar="FILE", help="class names, one a line (the "
-                        ".classes.txt that `pack` writes); default: the checkpoint's, else the "
-                        "class indices")
     parser.add_argument("--crop-ratio", type=float, default=0.875,
                         help="validation crop ratio, recorded for prediction (default 0.875)")
     parser.add_argument("--check-images", nargs="+", metavar="IMAGE|DIR",

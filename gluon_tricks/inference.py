@@ -21,9 +21,26 @@ from gluon_tricks.errors import UserError, error_summary
 FORMATS = ("mxnet", "onnx")
 INPUT_NAME = "data"
 
+INPUT_SIZE_HELP = ("input image side (default: the one trained at, from the checkpoint JSON beside "
+                   "--params, or the export's; without one 224, 299 for inceptionv3); another "
+                   "needs --force")
 Trained = namedtuple("Trained", "model params input_size config notes")
 Trained.__doc__ = """Weights to use: model, .params path, input size, the config of the run that
 trained them ({} without a checkpoint JSON) and notes on what was assumed."""
+
+
+def add_weights_arguments(parser, params_required=True, input_size=True, classes=True):
+    """--model, --params, --force (--input-size, --classes): as eval, export, predict take them."""
+    parser.add_argument("--model", help="network name, e.g. resnet50_v1d (default: the model of "
+                        "the checkpoint the --params belong to)")
+    parser.add_argument("--params", required=params_required, help="trained weights (.params)")
+    if input_size:
+        parser.add_argument("--input-size", type=int, default=None, help=INPUT_SIZE_HELP)
+    parser.add_argument("--force", action="store_true",
+                        help="use an --input-size other than the one trained at")
+    if classes:
+        parser.add_argument("--classes", metavar="FILE", help="class names, one a line (`pack`'s "
+                            ".classes.txt); default: the checkpoint's (or export's), else indices")
 
 
 def saved_run_config(params_path):
@@ -176,8 +193,8 @@ def read_export(prefix):
 
 def onnx_session(onnx_path):
     """An onnxruntime session on the CPU of a model that onnx's checker accepts."""
-    import onnx  # pylint: disable=import-outside-toplevel  # optional, and slow to import
-    import onnxruntime  # pylint: disable=import-outside-toplevel
+    import onnx  # optional, and slow to import
+    import onnxruntime
     try:
         onnx.checker.check_model(onnx.load(onnx_path))
     except Exception as error:  # pylint: disable=broad-except  # protobuf and checker errors

@@ -13,30 +13,19 @@ import mxnet as mx
 import numpy as np
 
 from gluon_tricks.errors import UserError
-from gluon_tricks.inference import (class_names, collect_images, load_exported, preprocess_files,
-                                    read_class_names, read_export, run_in_batches, say,
-                                    trained_weights)
+from gluon_tricks.inference import (add_weights_arguments, class_names, collect_images,
+                                    load_exported, preprocess_files, read_class_names, read_export,
+                                    run_in_batches, say, trained_weights)
 from gluon_tricks.models.params import load_network, params_classes
 
 
 def add_arguments(parser):
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR",
                         help="image files, or folders (searched recursively)")
-    parser.add_argument("--model", help="network name (default: the model of the checkpoint the "
-                        "--params belong to)")
-    parser.add_argument("--params", help="trained weights (.params)")
+    add_weights_arguments(parser, params_required=False)
     parser.add_argument("--export", metavar="PREFIX", help="an export of `gluon-tricks export` "
                         "instead of --model/--params")
-    parser.add_argument("--classes", metavar="FILE", help="class names, one a line (`pack`'s "
-                        ".classes.txt); default: the export's or the checkpoint's, else the "
-                        "class indices")
     parser.add_argument("--topk", type=int, default=5, help="classes to show per image (default 5)")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="input image side (default: the export's or the checkpoint's, else "
-                             "224; 299 for inceptionv3); another than the checkpoint's needs "
-                             "--force")
-    parser.add_argument("--force", action="store_true",
-                        help="predict at an --input-size other than the one trained at")
     parser.add_argument("--crop-ratio", type=float, default=None,
                         help="centre crop / resized shorter side (default: the export's, else "
                              "0.875)")
