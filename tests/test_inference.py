@@ -79,6 +79,8 @@ def test_a_contradicting_input_size_is_refused_unless_forced(cli, checkpoint, de
     assert not os.path.exists(str(tmp_path / "x.json"))
     status, out, err = cli("predict", *weights, "--input-size", 64, demo["val_dir"] + "/ring")
     assert_one_line_error(status, out, err, "--input-size 64", "trained at 32")
+    status, out, err = cli("eval", *weights, "--input-size", 64, "--val-dir", demo["val_dir"])
+    assert_one_line_error(status, out, err, "--input-size 64", "trained at 32")
     status, _, err = cli("export", *weights, "--out", tmp_path / "x", "--input-size", 64,
                          "--force")
     assert status == 0, err
