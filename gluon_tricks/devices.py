@@ -1,11 +1,6 @@
 """The devices of one process, for every command (train, eval, bench): its local GPU under
-Horovod, `--num-gpus N` GPUs, or the CPU.
-
-For tests, the environment variable GLUON_TRICKS_DEVICES names the contexts that stand in for
-the GPUs, e.g. `cpu(0),cpu(1)`: MXNet treats them as distinct devices, so the multi-device path
-of `--num-gpus 2` (batch split, per-device BN, the 'device' kvstore, metrics, validation,
-checkpoints) runs on a machine without GPUs.
-"""
+Horovod, `--num-gpus N` GPUs, or the CPU. GLUON_TRICKS_DEVICES (e.g. `cpu(0),cpu(1)`) names
+contexts that stand in for GPUs, so the multi-device path runs on a machine without GPUs."""
 import os
 import re
 

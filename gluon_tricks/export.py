@@ -110,8 +110,6 @@ def export(model, params, out, fmt="mxnet", input_size=None, batch="1", classes_
         raise UserError("--format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
     batch = parse_batch_size(batch)
     trained = trained_weights(params, model, input_size, force)
-    if trained.input_size < 32:
-        raise UserError("--input-size must be >= 32")
     if not 0 < crop_ratio <= 1:
         raise UserError("--crop-ratio must be in (0, 1]")
     out = os.path.expanduser(str(out))

@@ -77,6 +77,8 @@ def trained_weights(params, model=None, input_size=None, force=False):
         input_size = default_input_size(None, model)
         notes.append("%s has no checkpoint JSON beside it: input size %d assumed (%s's default; "
                      "--input-size sets it)" % (params, input_size, model))
+    if (input_size or trained_at) < 32:
+        raise UserError("--input-size must be >= 32")
     return Trained(model, params, input_size or trained_at, config, notes)
 
 

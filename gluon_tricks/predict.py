@@ -85,8 +85,6 @@ def predict(args):
     run, names, size, crop_ratio, fixed_batch, where = predictor(args)
     if not 0 < crop_ratio <= 1:
         raise UserError("--crop-ratio must be in (0, 1]")
-    if size < 32:
-        raise UserError("--input-size must be >= 32")
     predicted = 0
     for start in range(0, len(files), args.batch_size):
         inputs, kept, skipped = preprocess_files(files[start:start + args.batch_size], size,
