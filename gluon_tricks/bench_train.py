@@ -68,7 +68,7 @@ def run(args):
 
 def _check(args):
     from gluon_tricks.training.config import check_devices
-    from gluon_tricks.training.devices import uses_gpus
+    from gluon_tricks.devices import uses_gpus
     from gluon_tricks.training.loss_scale import check_precision
     if min(args.batch_size, args.steps, args.rounds, args.classes - 1) < 1 or args.warmup < 0:
         raise UserError("--batch-size, --steps and --rounds must be >= 1, --classes >= 2, "
@@ -336,7 +336,7 @@ def loss_curve(args, world, every=10):
     """{"loss_start", "loss_end"}: the mean training loss of the first and the last `every` of
     --steps steps of our step on one synthetic batch (the network memorises it), for comparing
     FP16 with FP32. Steps skipped by dynamic loss scaling carry no loss."""
-    from gluon_tricks.training.devices import process_devices
+    from gluon_tricks.devices import process_devices
     ctx = process_devices(args.num_gpus, world.local_rank, world.size)
     data, label = _synthetic_batch(args, len(ctx))
     ours = _Ours(args, ctx, world)
@@ -353,7 +353,7 @@ def loss_curve(args, world, every=10):
 def bench_train(args, world):
     """{"ours", "ms_per_step", "host_ms"[, "gluoncv", "gluoncv_ms_per_step", "gluoncv_host_ms",
     "ratio"][, "input", "end_to_end", "bound"], "devices"}: the best round of each side."""
-    from gluon_tricks.training.devices import process_devices
+    from gluon_tricks.devices import process_devices
     ctx = process_devices(args.num_gpus, world.local_rank, world.size)
     data, label = _synthetic_batch(args, len(ctx))
     sides = {"ours": _Ours(args, ctx, world)}

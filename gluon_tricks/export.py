@@ -2,38 +2,37 @@
 `SymbolBlock.imports` and MXNet Model Server load) or as ONNX (through MXNet's own exporter,
 `mx.onnx.export_model`), checked after export against the network on a few images.
 
-Beside the export, PREFIX.json holds what a user needs to run it: the class names (from
-`pack`'s .classes.txt), the input size and layout, the validation preprocessing and the check.
+Beside the export, PREFIX.json holds what a user needs to run it: the class names and input
+size (the checkpoint's), the layout and preprocessing, the check, each file's size and SHA-256.
 """
 import json
 import os
 import sys
 import tempfile
-import warnings
 
+import mxnet as mx
 import numpy as np
 
+from gluon_tricks.data.transforms import MEAN_RGB, STD_RGB
 from gluon_tricks.errors import UserError, error_summary
+from gluon_tricks.inference import (FORMATS, INPUT_NAME, class_names, collect_images,
+                                    add_weights_arguments, load_exported, preprocess_files,
+                                    run_in_batches, say,
+                                    trained_weights, write_description)
+from gluon_tricks.models.params import load_network, params_classes
 
-FORMATS = ("mxnet", "onnx")
-INPUT_NAME = "data"
 CHECK_IMAGES = 4  # random inputs when no --check-images are given
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", required=True, help="network name, e.g. resnet50_v1d")
-    parser.add_argument("--params", required=True, help="trained weights (.params)")
+    add_weights_arguments(parser)
     parser.add_argument("--out", required=True, metavar="PREFIX",
                         help="mxnet: PREFIX-symbol.json + PREFIX-0000.params; onnx: PREFIX.onnx; "
-                             "both: PREFIX.json (class names, input, preprocessing)")
+                             "both: PREFIX.json (class names, input, preprocessing, digests)")
     parser.add_argument("--format", choices=FORMATS, default="mxnet", help="default mxnet")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="input image side (default 224; 299 for inceptionv3)")
     parser.add_argument("--batch-size", default="1", metavar="B|dynamic",
                         help="ONNX: a fixed batch size or `dynamic` (default 1); an MXNet "
                              "symbol takes any batch size")
-    parser.add_argument("--classes", metavar="FILE", help="class names, one a line (the "
-                        ".classes.txt that `pack` writes); default: the class indices")
     parser.add_argument("--crop-ratio", type=float, default=0.875,
                         help="validation crop ratio, recorded for prediction (default 0.875)")
     parser.add_argument("--check-images", nargs="+", metavar="IMAGE|DIR",
@@ -55,34 +54,10 @@ def parse_batch_size(value):
     return batch
 
 
-def read_class_names(path, count):
-    """The class names of a .classes.txt (or an export's .json); index names without a file.
-    Their number must be the network's class count."""
-    if path is None:
-        return [str(i) for i in range(count)]
-    path = os.path.expanduser(path)
-    if not os.path.isfile(path):
-        raise UserError("--classes: no such file: %s" % path)
-    with open(path) as f:
-        if path.endswith(".json"):
-            try:
-                names = json.load(f)["classes"]
-            except (ValueError, KeyError, TypeError):
-                raise UserError("--classes: %s is not an export's JSON (no \"classes\")"
-                                % path) from None
-        else:
-            names = [line.strip() for line in f if line.strip()]
-    if len(names) != count:
-        raise UserError("--classes: %s names %d classes, the network has %d"
-                        % (path, len(names), count))
-    return names
-
-
 def check_inputs(paths, input_size, crop_ratio, count=CHECK_IMAGES, seed=0):
     """(N, 3, S, S) float32 inputs for the check: the images (validation preprocessing), or
     `count` seeded random inputs shaped like normalised images."""
     if paths:
-        from gluon_tricks.predict import collect_images, preprocess_files
         batch, _, skipped = preprocess_files(collect_images(paths), input_size, crop_ratio)
         for path, reason in skipped:
             print("gluon-tricks: skipped %s: %s" % (path, reason), file=sys.stderr)
@@ -114,7 +89,6 @@ def _remove_initializer_inputs(onnx_path):
 
 def export_onnx(symbol_file, params_file, onnx_path, input_size, batch):
     """ONNX from the MXNet files through `mx.onnx.export_model`; batch None: a dynamic batch."""
-    import mxnet as mx
     shape = (batch or 1, 3, input_size, input_size)
     options = {}
     if batch is None:
@@ -128,118 +102,59 @@ def export_onnx(symbol_file, params_file, onnx_path, input_size, batch):
     return onnx_path
 
 
-def onnx_session(onnx_path):
-    """An onnxruntime session on the CPU, quiet about informational messages."""
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-
-
-def run_in_batches(function, inputs, batch):
-    """function(batch of inputs) over `inputs`, in batches of exactly `batch` when the model's
-    batch is fixed (the last one padded with copies of its first input), else all at once."""
-    if batch is None:
-        return function(inputs)
-    outputs = []
-    for start in range(0, len(inputs), batch):
-        chunk = inputs[start:start + batch]
-        padded = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk), axis=0)])
-        outputs.append(function(padded)[:len(chunk)])
-    return np.concatenate(outputs)
-
-
-def load_exported(prefix, meta):
-    """A function numpy inputs -> numpy logits running the export described by `meta`."""
-    import mxnet as mx
-    if meta["format"] == "onnx":
-        session = onnx_session(prefix + ".onnx")
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
-    with warnings.catch_warnings():  # "Cannot decide type for data": it is float32, given below
-        warnings.simplefilter("ignore", UserWarning)
-        block = mx.gluon.SymbolBlock.imports(prefix + "-symbol.json", [INPUT_NAME],
-                                             prefix + "-0000.params", ctx=mx.cpu())
-    return lambda x: block(mx.nd.array(x)).asnumpy()
-
-
-def read_export(prefix):
-    """The JSON an export writes beside itself (PREFIX.json)."""
-    path = os.path.expanduser(prefix) + ".json"
-    if not os.path.isfile(path):
-        raise UserError("--export: %s not found (made by `gluon-tricks export --out %s`)"
-                        % (path, prefix))
-    with open(path) as f:
-        try:
-            meta = json.load(f)
-        except ValueError:
-            raise UserError("--export: %s is not valid JSON" % path) from None
-    if meta.get("format") not in FORMATS or "classes" not in meta:
-        raise UserError("--export: %s is not an export's description" % path)
-    return meta
-
-
 def export(model, params, out, fmt="mxnet", input_size=None, batch="1", classes_file=None,
-           crop_ratio=0.875, check_images=None):
+           crop_ratio=0.875, check_images=None, force=False):
     """Export, write PREFIX.json and check the export; returns the description (with the check's
     max abs difference of the logits)."""
-    import mxnet as mx
-    from gluon_tricks.evaluation.validation import load_network
-    from gluon_tricks.models import INPUT_SIZES
-    from gluon_tricks.training.finetune import params_classes
     if fmt not in FORMATS:
         raise UserError("--format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
     batch = parse_batch_size(batch)
-    input_size = input_size or INPUT_SIZES.get(model, 224)
-    if input_size < 32:
-        raise UserError("--input-size must be >= 32")
+    trained = trained_weights(params, model, input_size, force)
     if not 0 < crop_ratio <= 1:
         raise UserError("--crop-ratio must be in (0, 1]")
     out = os.path.expanduser(str(out))
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise UserError("--out: folder %s does not exist" % out_dir)
-    count = params_classes(model, params)
-    names = read_class_names(classes_file, count)
-    inputs = check_inputs(check_images, input_size, crop_ratio)
-    net = load_network(model, params, count, [mx.cpu()])
+    count = params_classes(trained.model, params)
+    names = class_names(trained, count, classes_file)
+    inputs = check_inputs(check_images, trained.input_size, crop_ratio)
+    net = load_network(trained.model, params, count, [mx.cpu()])
+    say(trained.notes)
     expected = net(mx.nd.array(inputs)).asnumpy()  # also builds the graph that is exported
-    files = []
     if fmt == "mxnet":
-        files = list(_export_symbol(net, out))
+        paths = _export_symbol(net, out)
     else:
         with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
             symbol_file, params_file = _export_symbol(net, os.path.join(scratch, "net"))
-            files = [export_onnx(symbol_file, params_file, out + ".onnx", input_size, batch)]
-    meta = {"model": model, "format": fmt, "classes": names, "input_name": INPUT_NAME,
-            "input_shape": [batch if fmt == "onnx" else None, 3, input_size, input_size],
-            "layout": "NCHW, RGB, (pixel - mean) / std",
-            "mean_rgb": [123.68, 116.779, 103.939], "std_rgb": [58.393, 57.12, 57.375],
-            "crop_ratio": crop_ratio, "params": os.path.abspath(os.path.expanduser(params)),
-            "files": [os.path.basename(f) for f in files]}
-    run = load_exported(out, meta)
-    got = run_in_batches(run, inputs, batch if fmt == "onnx" else None)
+            paths = [export_onnx(symbol_file, params_file, out + ".onnx", trained.input_size,
+                                 batch)]
+    size = trained.input_size
+    meta = {"model": trained.model, "format": fmt, "classes": names, "input_name": INPUT_NAME,
+            "input_shape": [batch if fmt == "onnx" else None, 3, size, size],
+            "layout": "NCHW, RGB, (pixel - mean) / std", "mean_rgb": list(MEAN_RGB),
+            "std_rgb": list(STD_RGB), "crop_ratio": crop_ratio,
+            "params": os.path.abspath(os.path.expanduser(params))}
+    got = run_in_batches(load_exported(out, meta), inputs, batch if fmt == "onnx" else None,
+                         "the export %s" % out)
     meta["check"] = {"inputs": "%d images" % len(inputs) if check_images
                      else "%d random inputs" % len(inputs),
                      "max_abs_diff": float(np.max(np.abs(got - expected))),
                      "max_abs_logit": float(np.max(np.abs(expected))),
                      "same_top1": bool(np.all(got.argmax(1) == expected.argmax(1)))}
-    with open(out + ".json", "w") as f:
-        json.dump(meta, f, indent=1)
-    meta["files"].append(os.path.basename(out) + ".json")
-    return meta
+    return write_description(out, meta, paths)
 
 
 def run(args):
     meta = export(args.model, args.params, args.out, args.format, args.input_size,
-                  args.batch_size, args.classes, args.crop_ratio, args.check_images)
-    check = meta["check"]
+                  args.batch_size, args.classes, args.crop_ratio, args.check_images, args.force)
+    check, written = meta["check"], list(meta["files"]) + [os.path.basename(args.out) + ".json"]
     if args.json:
-        print(json.dumps({"out": args.out, "files": meta["files"], "check": check}))
+        print(json.dumps({"out": args.out, "files": written, "check": check}))
     else:
-        print("exported %s (%s, %d classes) to %s: %s" % (
-            args.model, args.format, len(meta["classes"]), os.path.dirname(os.path.abspath(
-                args.out)), ", ".join(meta["files"])))
+        print("exported %s (%s, %d classes, %d px) to %s: %s" % (
+            meta["model"], args.format, len(meta["classes"]), meta["input_shape"][2],
+            os.path.dirname(os.path.abspath(args.out)), ", ".join(written)))
         print("check on %s: max abs difference of the logits %.3g (largest logit %.3g), top-1 "
               "%s" % (check["inputs"], check["max_abs_diff"], check["max_abs_logit"],
                       "identical" if check["same_top1"] else "DIFFERS"))

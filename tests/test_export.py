@@ -24,7 +24,7 @@ def weights(tmp_path_factory):
 
 def _inputs(demo, count=6):
     """Demo validation images with the validation preprocessing, and the network's logits."""
-    from gluon_tricks.predict import collect_images, preprocess_files
+    from gluon_tricks.inference import collect_images, preprocess_files
     files = collect_images([demo["val_dir"]])[::50][:count]
     inputs, kept, skipped = preprocess_files(files, SIZE, 0.875)
     assert len(kept) == count and not skipped

@@ -79,7 +79,7 @@ def test_two_cpu_contexts_train_validate_and_checkpoint_like_one_device(cli, mon
 def test_devices_are_read_from_the_environment(monkeypatch):
     import mxnet as mx
     from gluon_tricks.errors import UserError
-    from gluon_tricks.training.devices import process_devices, uses_gpus
+    from gluon_tricks.devices import process_devices, uses_gpus
     env = {"GLUON_TRICKS_DEVICES": "cpu(0), cpu(1)"}
     assert process_devices(2, environ=env) == [mx.cpu(0), mx.cpu(1)]
     assert process_devices(1, local_rank=1, ranks=2, environ=env) == [mx.cpu(1)]

@@ -44,7 +44,8 @@ def _predict_json(cli, *args):
 def test_probabilities_are_softmax_of_eval_logits(cli, demo, weights, image_folder):
     from gluon_tricks.data.sources import DataSource
     from gluon_tricks.data.loader import ValLoader
-    from gluon_tricks.evaluation.validation import iterate_logits, load_network
+    from gluon_tricks.evaluation.validation import iterate_logits
+    from gluon_tricks.models.params import load_network
     status, rows, stderr = _predict_json(
         cli, "--model", "resnet18_v1d", "--params", weights, "--input-size", SIZE, "--topk", 10,
         "--classes", demo["classes_file"], "--batch-size", 3, str(image_folder))

@@ -20,8 +20,9 @@ from gluon_tricks.training.run_config import RunConfig, flag_fields, resolve, re
 class _Data:
     """A training source's size and classes: all resolve() reads of the data."""
 
-    def __init__(self, images=100, classes=10):
+    def __init__(self, images=100, classes=10, names=None):
         self.images, self.num_classes = images, classes
+        self.classes, self.classes_named = names or [str(i) for i in range(classes)], bool(names)
 
     def __len__(self):
         return self.images
@@ -118,6 +119,7 @@ HARMLESS = {
     "num_workers": ["-j", "9"],
     "num_gpus": ["--num-gpus", "1"],
     "devices": None,  # the same count of devices, other ids: a Horovod rank on another GPU
+    "class_names": {"data": _Data(names=list("abcdefghij"))},  # names to print, not to learn
     "label_smoothing_eps": ["--label-smoothing-eps", "0.4"],  # smoothing is off: eps stays 0
     "teacher_params": ["--teacher-params", "/elsewhere/teacher.params"],
     "mode": ["--mode", "imperative"],
@@ -173,6 +175,8 @@ def test_changing_a_harmless_field_resumes(name):
     saved = _run()
     if HARMLESS[name] is None:
         resumed = dataclasses.replace(saved, devices="gpu(1)")
+    elif isinstance(HARMLESS[name], dict):
+        resumed = _run(**HARMLESS[name])
     else:
         resumed = _run(*HARMLESS[name])
     assert getattr(resumed, name) != getattr(saved, name)
@@ -185,3 +189,10 @@ def test_a_checkpoint_without_a_newer_field_compares_the_fields_it_holds():
     check_compatible(saved, _run("--label-smoothing", "--label-smoothing-eps", "0.4"))
     with pytest.raises(UserError, match="differs in: seed 0 -> 1"):
         check_compatible(saved, _run("--label-smoothing", "--seed", "1"))
+
+
+def test_class_names_are_the_datas_when_it_names_them():
+    assert _run().class_names == ()  # "0".."9" are indices, not names
+    run = _run(data=_Data(names=list("abcdefghij")))
+    assert run.class_names == tuple("abcdefghij")
+    assert json.loads(json.dumps(run.as_dict()))["class_names"] == list("abcdefghij")

@@ -355,7 +355,7 @@ def _computed_logits(args):
     except ImportError as error:
         raise UserError("computing logits needs MXNet (%s); use `gluon-tricks eval "
                         "--save-logits` files instead" % error) from None
-    from gluon_tricks.training.run_config import saved_run_config
+    from gluon_tricks.inference import saved_run_config
     items = []
     for model, params in zip(args.model, args.params):
         logits, labels = validation.compute_logits(model, params, source,

@@ -19,6 +19,7 @@ import numpy as np
 
 from gluon_tricks import files
 from gluon_tricks.errors import UserError, error_summary
+from gluon_tricks.models.params import load_into
 from gluon_tricks.training import optimizer_state
 
 FORMAT = 2  # 1: pickled .states and no digests (refused: see optimizer_state)
@@ -321,27 +322,8 @@ def load_checkpoint(record, net, trainer, ctx):
 
 
 def load_params(net, path, ctx, flag="--resume-params"):
-    """net.load_parameters, with a file of the wrong kind or of another model named clearly."""
-    import mxnet as mx
-    kind = optimizer_state.file_kind(path)
-    if kind == "pickle":
-        raise UserError("%s %s is a pickled optimizer state (.states), not weights (.params): "
-                        "swapped files?" % (flag, path))
-    if kind != "ndarray":
-        raise UserError("%s %s is not an MXNet .params file" % (flag, path))
-    try:
-        arrays = mx.nd.load(path)
-    except mx.base.MXNetError as error:
-        raise UserError("%s %s cannot be read: %s" % (flag, path, error_summary(error))) from None
-    if isinstance(arrays, dict) and optimizer_state.LAYOUT_KEY in arrays:
-        raise UserError("%s %s holds an optimizer state (.states), not weights (.params): "
-                        "swapped files?" % (flag, path))
-    try:
-        net.load_parameters(path, ctx=ctx)
-    except (AssertionError, mx.base.MXNetError, ValueError) as error:
-        raise UserError("%s %s does not hold the weights of this network (%s): %s"
-                        % (flag, path, getattr(net, "name", type(net).__name__),
-                           error_summary(error))) from None
+    """Weights into `net` (models.params: the one loader, its one-line errors)."""
+    load_into(net, path, ctx, flag)
 
 
 def load_gluoncv_states(trainer, path, trust_pickle, momentum, wd, warn):

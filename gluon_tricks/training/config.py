@@ -167,7 +167,7 @@ def check_flags(config):
     from gluon_tricks.training.finetune import check_finetune_flags
     check_finetune_flags(config)
     check_devices(config)
-    from gluon_tricks.training.devices import uses_gpus
+    from gluon_tricks.devices import uses_gpus
     from gluon_tricks.training.loss_scale import check_precision
     check_precision(config.dtype, config.loss_scale, config.amp, uses_gpus(config.num_gpus))
     need(config.loss_scale_window >= 1, "--loss-scale-window must be >= 1")
@@ -176,18 +176,9 @@ def check_flags(config):
 
 def check_devices(config):
     """GPUs and FP16 only where this MXNet build and machine have them."""
-    import mxnet as mx
     need_gpus = config.num_gpus
-    if need_gpus < 0:
-        raise UserError("--num-gpus must be >= 0")
-    from gluon_tricks.training.devices import injected_devices
-    if need_gpus and injected_devices() is None:  # GLUON_TRICKS_DEVICES stands in for GPUs
-        visible = mx.context.num_gpus()
-        if visible < need_gpus:
-            raise UserError("--num-gpus %d: this machine/MXNet build sees %d GPU(s)%s"
-                            % (need_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
-                               if not mx.runtime.Features().is_enabled("CUDA") else ""))
-    from gluon_tricks.training.devices import uses_gpus
+    from gluon_tricks.devices import require_gpus, uses_gpus
+    require_gpus(need_gpus)  # GLUON_TRICKS_DEVICES stands in for GPUs
     if config.dtype == "float16" and not uses_gpus(need_gpus):
         raise UserError("--dtype float16 needs GPUs (--num-gpus N): MXNet's CPU has no FP16 "
                         "matrix products; train in float32 on the CPU")

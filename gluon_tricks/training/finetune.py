@@ -9,28 +9,12 @@ Inception-V3 and MobileNet); parameters are matched by their structural names
 """
 import os
 
-from gluon_tricks.errors import UserError, error_summary
+from gluon_tricks.errors import UserError
+from gluon_tricks.models.params import by_structural_names, classifier_prefix, read_arrays
 
 # The stem of our ResNets (and GluonCV's ResNetV1b): the parameters before `layer1`.
 RESNET_STEM = ("conv1", "bn1")
 RESNET_STAGES = 4
-
-
-def classifier_prefix(net):
-    """The structural name of the network's output layer (its last Dense block), e.g. 'fc'."""
-    from mxnet.gluon import nn
-    found = None
-
-    def walk(block, prefix):
-        nonlocal found
-        if isinstance(block, nn.Dense):
-            found = prefix
-        for name, child in block._children.items():
-            walk(child, prefix + "." + name if prefix else name)
-    walk(net, "")
-    if not found:
-        raise UserError("%s has no Dense output layer to fine-tune" % type(net).__name__)
-    return found
 
 
 def classifier_names(net):
@@ -40,47 +24,8 @@ def classifier_names(net):
 
 
 def read_params_file(path, flag="--pretrained-params"):
-    """{structural name: NDArray} of a .params file; `arg:`/`aux:` prefixes (an MXNet export)
-    are dropped. A missing or unreadable file is a UserError."""
-    import mxnet as mx
-    path = os.path.expanduser(str(path))
-    if not os.path.isfile(path):
-        raise UserError("%s: no such file: %s" % (flag, path))
-    try:
-        loaded = mx.nd.load(path)
-    except mx.base.MXNetError as error:
-        raise UserError("%s: %s is not an MXNet .params file: %s"
-                        % (flag, path, error_summary(error))) from None
-    if not isinstance(loaded, dict) or not loaded:
-        raise UserError("%s: %s holds no named parameters" % (flag, path))
-    return {name.split(":", 1)[1] if name.startswith(("arg:", "aux:")) else name: value
-            for name, value in loaded.items()}
-
-
-def _by_own_names(net, loaded):
-    """The loaded arrays keyed by the network's structural names. Files written with full names
-    (`resnetv1d_dense0_weight`: MXNet's `export`) or with the network's prefix stripped from them
-    (`dense0_weight`: the older `save_params`) are mapped through the network's own names."""
-    own = net._collect_params_with_prefix()
-    if set(loaded) & set(own):
-        return loaded
-    for strip in ("", net.prefix):
-        to_structural = {param.name[len(strip):]: name for name, param in own.items()
-                         if param.name.startswith(strip)}
-        if set(loaded) & set(to_structural):
-            return {to_structural.get(name, name): value for name, value in loaded.items()}
-    return loaded
-
-
-def params_classes(model, path, flag="--params"):
-    """The class count of a .params file of `model`: rows of its output layer's weight."""
-    from gluon_tricks.models import get_model
-    net = get_model(model, classes=1)
-    loaded = _by_own_names(net, read_params_file(path, flag))
-    weight = classifier_prefix(net) + ".weight"
-    if weight not in loaded:
-        raise UserError("%s: %s holds no %s weights (no %s)" % (flag, path, model, weight))
-    return int(loaded[weight].shape[0])
+    """{name: NDArray} of a .params file (models.params reads it and words the errors)."""
+    return read_arrays(path, flag)
 
 
 def load_pretrained(net, path, model, reset_classifier=False):
@@ -90,7 +35,7 @@ def load_pretrained(net, path, model, reset_classifier=False):
     differs (another class count), or with `reset_classifier` (other classes, as many), it keeps
     its fresh initialisation. Anything else that does not fit (another architecture) is a
     one-line UserError."""
-    loaded = _by_own_names(net, read_params_file(path))
+    loaded = by_structural_names(net, read_params_file(path))
     own = net._collect_params_with_prefix()
     head = classifier_names(net)
     missing = sorted(set(own) - set(loaded) - head)

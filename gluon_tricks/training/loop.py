@@ -27,7 +27,7 @@ from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_
 from gluon_tricks.training.tensorboard import TensorBoardLog
 from gluon_tricks.training.train_log import TrainLog
 from gluon_tricks.training import step as step_module
-from gluon_tricks.training.devices import process_devices
+from gluon_tricks.devices import process_devices
 from gluon_tricks.training.loss_scale import LossScaler
 
 

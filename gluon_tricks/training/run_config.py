@@ -28,6 +28,7 @@ class RunConfig:
     # -- what is trained, and on which data
     model: str = _flag(True)
     classes: int = _resolved(True)  # from the training data
+    class_names: tuple = _resolved(False)  # the data's, for export and predict; () if unnamed
     train_images: int = _resolved(True)  # the training set's size
     data_dir: str = _flag(False)  # data paths: the same data may move
     rec_train: str = _flag(False)
@@ -141,6 +142,8 @@ def resolve(flags, world, devices, train_data):
     return RunConfig(
         **{name: getattr(flags, name) for name in flag_fields()},
         classes=int(train_data.num_classes), train_images=len(train_data),
+        class_names=tuple(train_data.classes) if getattr(train_data, "classes_named", False)
+        else (),
         input_size=input_size(flags.input_size, flags.model),
         num_devices=len(devices), devices=",".join(str(ctx) for ctx in devices),
         world_size=world.size, process_batch_size=process_batch, global_batch_size=global_batch,
@@ -148,22 +151,3 @@ def resolve(flags, world, devices, train_data):
         lr=flags.lr if flags.lr is not None else 0.1 * global_batch / 256,  # linear scaling
         eps=flags.label_smoothing_eps if flags.label_smoothing else 0.0,
         tricks=",".join(tricks_of(flags)) or "baseline")
-
-
-def saved_run_config(params_path):
-    """The RunConfig dict that trained the weights `params_path` (PREFIX.params), from the JSON
-    of their checkpoint (PREFIX.json), or None when there is none; `eps` is filled in for
-    checkpoints written before it was a field."""
-    import json
-    import os
-    path = os.path.splitext(os.path.expanduser(params_path))[0] + ".json"
-    try:
-        with open(path) as f:
-            config = json.load(f).get("config")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(config, dict):
-        return None
-    if "eps" not in config and "label_smoothing" in config:
-        config["eps"] = config.get("label_smoothing_eps", 0.1) if config["label_smoothing"] else 0.0
-    return config

@@ -1,12 +1,10 @@
-"""The devices of one process: its local GPU under Horovod, `--num-gpus N` GPUs, or the CPU.
-
-For tests, the environment variable GLUON_TRICKS_DEVICES names the contexts that stand in for
-the GPUs, e.g. `cpu(0),cpu(1)`: MXNet treats them as distinct devices, so the multi-device path
-of `--num-gpus 2` (batch split, per-device BN, the 'device' kvstore, metrics, validation,
-checkpoints) runs on a machine without GPUs.
-"""
+"""The devices of one process, for every command (train, eval, bench): its local GPU under
+Horovod, `--num-gpus N` GPUs, or the CPU. GLUON_TRICKS_DEVICES (e.g. `cpu(0),cpu(1)`) names
+contexts that stand in for GPUs, so the multi-device path runs on a machine without GPUs."""
 import os
 import re
+
+import mxnet as mx
 
 from gluon_tricks.errors import UserError
 
@@ -15,7 +13,6 @@ DEVICES_ENV = "GLUON_TRICKS_DEVICES"
 
 def parse_devices(text):
     """'cpu(0),cpu(1)' or 'gpu(0),gpu(3)' -> MXNet contexts."""
-    import mxnet as mx
     contexts = []
     for item in (part.strip() for part in text.split(",") if part.strip()):
         match = re.fullmatch(r"(cpu|gpu)\((\d+)\)", item)
@@ -34,14 +31,28 @@ def injected_devices(environ=None):
     return parse_devices(text) if text else None
 
 
+def require_gpus(num_gpus, environ=None):
+    """A one-line error unless `--num-gpus num_gpus` can be had: injected contexts, or as many
+    GPUs visible to this MXNet build."""
+    if num_gpus < 0:
+        raise UserError("--num-gpus must be >= 0")
+    if num_gpus and injected_devices(environ) is None:
+        visible = mx.context.num_gpus()
+        if visible < num_gpus:
+            raise UserError("--num-gpus %d: this machine/MXNet build sees %d GPU(s)%s"
+                            % (num_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
+                               if not mx.runtime.Features().is_enabled("CUDA") else ""))
+
+
 def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
-    """The devices this process trains on. Without --num-gpus: the CPU. Under Horovod (ranks > 1):
-    the GPU of the local rank. Otherwise GPUs 0..N-1, or the first N injected contexts."""
-    import mxnet as mx
+    """The devices this process computes on. Without --num-gpus: the CPU. Under Horovod
+    (ranks > 1): the GPU of the local rank. Otherwise GPUs 0..N-1, or the first N injected
+    contexts."""
     if not num_gpus:
         return [mx.cpu()]
     available = injected_devices(environ)
     if available is None:
+        require_gpus(num_gpus, environ)
         available = [mx.gpu(i) for i in range(max(num_gpus, local_rank + 1))]
     if ranks > 1:
         if local_rank >= len(available):
