@@ -212,18 +212,20 @@ def test_workers_that_keep_hanging_stop_the_stream_saying_so():
 
 
 def test_a_stop_request_ends_a_wait_on_a_stopped_worker_and_leaks_no_process(rec_source):
-    loader = TrainLoader(rec_source, 4, SIZE, num_workers=2, seed=3)
-    asked = []
+    armed, asked = [], []
 
-    def stop_requested():
-        asked.append(time.monotonic())
+    def stop_requested():  # True at the fourth question once every worker is stopped
+        if armed:
+            asked.append(time.monotonic())
         return len(asked) >= 4
-    loader._pool.stop_requested = stop_requested  # from the second batch on
+    loader = TrainLoader(rec_source, 4, SIZE, num_workers=2, seed=3,
+                         stop_requested=stop_requested)
     stream = loader.epoch(0)
     next(stream)
     pids = loader._pool.worker_pids()
     for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)  # as reads hung on NFS
+    armed.append(True)
     tic = time.monotonic()
     with pytest.raises(DataWaitStopped, match="stopped while waiting for data"):
         for _ in stream:
@@ -232,7 +234,8 @@ def test_a_stop_request_ends_a_wait_on_a_stopped_worker_and_leaks_no_process(rec
     assert len(asked) == 4 and max(b - a for a, b in zip(asked, asked[1:])) < 2.0
     assert all(_gone(pid) for pid in pids) and loader._pool.worker_pids() == []
     # the loader serves the next epoch as if nothing happened, then closes cleanly
-    loader._pool.stop_requested = None
+    armed.clear()
+    asked.clear()
     reference = _batches(TrainLoader(rec_source, 4, SIZE, num_workers=0, seed=3).epoch(1))
     assert _same(_batches(loader.epoch(1)), reference)
     pids = loader._pool.worker_pids()
