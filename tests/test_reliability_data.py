@@ -163,3 +163,14 @@ def test_a_validation_rec_without_class_names_is_a_note_for_the_log(small_image_
     named = DataSource.from_rec(small_image_set["rec"])
     check_same_classes(train, named)
     assert named.notes == []
+
+
+def test_an_index_flag_naming_the_rec_itself_is_one_line(small_image_set, tmp_path, cli):
+    rec = small_image_set["rec"]
+    with pytest.raises(UserError, match=r"index file .*small.rec is not an index \(lines of "
+                                        r"`key<TAB>offset`\); is it the .rec itself\?"):
+        DataSource.from_rec(rec, rec)
+    status, out, err = cli("train", *TINY, "--rec-train", rec, "--rec-train-idx", rec,
+                           "--rec-val", rec, "--save-dir", tmp_path / "out",
+                           "--logging-file", tmp_path / "log")
+    assert status == 2 and err.count("\n") == 1 and "is not an index" in err

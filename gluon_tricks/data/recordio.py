@@ -26,8 +26,13 @@ class CorruptRecord(Exception):
 def read_index(idx_path):
     """(keys, offsets) of an .idx file (`key<TAB>offset` per line), in file order, as int64."""
     keys, offsets = [], []
-    with open(idx_path) as f:
-        for number, line in enumerate(f, 1):
+    with open(idx_path, "rb") as f:
+        if f.read(4) == _MAGIC_BYTES:
+            raise CorruptRecord("index file %s is not an index (lines of `key<TAB>offset`); is "
+                                "it the .rec itself?" % idx_path)
+        f.seek(0)
+        for number, raw in enumerate(f, 1):
+            line = raw.decode("ascii", "replace")
             line = line.strip()
             if not line:
                 continue
