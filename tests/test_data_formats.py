@@ -146,3 +146,16 @@ def test_pack_skips_undecodable_images_and_cli_reports_one_line(tmp_path, cli):
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # temporaries removed
     status, out, err = cli("pack", tmp_path / "nowhere", tmp_path / "x")
     assert status == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_pack_creates_the_output_folder_as_the_readme_example_needs(small_image_set, tmp_path,
+                                                                    cli):
+    status, out, err = cli("pack", small_image_set["folder"], tmp_path / "rec" / "deep" / "train",
+                           "--workers", "0")
+    assert status == 0 and "packed 36 images of 3 classes" in out, err
+    assert len(DataSource.from_rec(str(tmp_path / "rec" / "deep" / "train.rec"))) == 36
+    (tmp_path / "file").write_text("not a folder")
+    status, out, err = cli("pack", small_image_set["folder"], tmp_path / "file" / "train",
+                           "--workers", "0")
+    assert status == 2 and err.count("\n") == 1 and "cannot create the output folder" in err
+    assert str(tmp_path / "file") in err

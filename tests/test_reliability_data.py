@@ -109,3 +109,68 @@ def test_a_pack_worker_that_dies_stops_pack_with_the_cause_instead_of_hanging(
                          progress=False)
     assert time.time() - tic < 60
     assert os.listdir(tmp_path) == []  # no partial set, no temporary file
+
+
+def _copy_set(small_image_set, folder, name, index_lines=None):
+    """The small set copied as folder/name.*, its .idx cut to the lines `index_lines` picks."""
+    for ext in (".rec", ".idx", ".classes.txt"):
+        shutil.copy(small_image_set["prefix"] + ext, str(folder / (name + ext)))
+    if index_lines is not None:
+        idx = folder / (name + ".idx")
+        lines = idx.read_text().splitlines(True)
+        idx.write_text("".join(index_lines(lines)))
+    return str(folder / (name + ".rec")), str(folder / (name + ".idx"))
+
+
+def test_an_index_cut_short_is_refused_naming_both_files(small_image_set, tmp_path, cli):
+    rec, idx = _copy_set(small_image_set, tmp_path, "short", lambda lines: lines[:10])
+    with pytest.raises(UserError, match=r"index file .*short.idx does not cover its RecordIO file "
+                                        r".*short.rec: its 10 records end at byte \d+ of \d+ "
+                                        r"\(about 2\d more records"):  # 26, estimated
+        DataSource.from_rec(rec)
+    status, out, err = cli("train", *TINY, "--rec-train", rec, "--rec-val",
+                           small_image_set["rec"], "--save-dir", tmp_path / "out",
+                           "--logging-file", tmp_path / "log")
+    assert status == 2 and err.count("\n") == 1 and "does not cover" in err and idx in err
+    assert not os.path.exists(tmp_path / "log")
+
+
+def test_an_index_missing_lines_in_the_middle_or_the_first_is_refused(small_image_set, tmp_path):
+    rec, _ = _copy_set(small_image_set, tmp_path, "holes", lambda lines: lines[:5] + lines[7:])
+    with pytest.raises(UserError, match=r"holes.idx does not cover .*holes.rec: bytes \d+ to \d+ "
+                                        r"\(after the record at byte \d+\) are listed by no line "
+                                        r"\(1 gaps\)"):
+        DataSource.from_rec(rec)
+    rec, _ = _copy_set(small_image_set, tmp_path, "head", lambda lines: lines[1:])
+    with pytest.raises(UserError, match=r"head.idx does not cover .*head.rec: bytes 0 to \d+ "
+                                        r"\(before its first record\)"):
+        DataSource.from_rec(rec)
+    # the same lines in another order cover the file: accepted
+    rec, _ = _copy_set(small_image_set, tmp_path, "shuffled", lambda lines: lines[::-1])
+    assert len(DataSource.from_rec(rec)) == small_image_set["count"]
+
+
+def test_a_validation_rec_without_class_names_is_a_note_for_the_log(small_image_set, tmp_path):
+    from gluon_tricks.data.sources import check_same_classes
+    rec, _ = _copy_set(small_image_set, tmp_path, "val")
+    os.remove(str(tmp_path / "val.classes.txt"))
+    train = DataSource.from_folder(small_image_set["folder"])
+    val = DataSource.from_rec(rec)
+    check_same_classes(train, val)
+    assert len(val.notes) == 1
+    assert ("the validation data %s has no class names (no val.classes.txt beside it): only the "
+            "class count (3)" % rec) in val.notes[0]
+    named = DataSource.from_rec(small_image_set["rec"])
+    check_same_classes(train, named)
+    assert named.notes == []
+
+
+def test_an_index_flag_naming_the_rec_itself_is_one_line(small_image_set, tmp_path, cli):
+    rec = small_image_set["rec"]
+    with pytest.raises(UserError, match=r"index file .*small.rec is not an index \(lines of "
+                                        r"`key<TAB>offset`\); is it the .rec itself\?"):
+        DataSource.from_rec(rec, rec)
+    status, out, err = cli("train", *TINY, "--rec-train", rec, "--rec-train-idx", rec,
+                           "--rec-val", rec, "--save-dir", tmp_path / "out",
+                           "--logging-file", tmp_path / "log")
+    assert status == 2 and err.count("\n") == 1 and "is not an index" in err

@@ -60,6 +60,20 @@ def looks_complete(buf):
     return len(buf) > 0
 
 
+# A JPEG with more pixels than this (50 MB decoded) is decoded at a reduced DCT scale even where
+# the exact full-size decode is asked for (the gluoncv flavour, fast_decode off): a 20000 x 20000
+# photo would otherwise take 1.2 GB per decode, every epoch.
+HUGE_PIXELS = 1 << 24
+
+
+def huge_reduction(width, height, crop_w, crop_h, out_w, out_h):
+    """reduction_for(crop, out) for a JPEG of width x height above HUGE_PIXELS, else 1: the crop
+    still comes out at least out_w x out_h, so the resize after it only shrinks."""
+    if width * height <= HUGE_PIXELS:
+        return 1
+    return reduction_for(crop_w, crop_h, out_w, out_h)
+
+
 def reduction_for(crop_w, crop_h, out_w, out_h):
     """The largest JPEG DCT scale 1/r (r in 1, 2, 4, 8) that still leaves the crop at least as
     large as the output in both directions, so the resize after it only ever shrinks."""

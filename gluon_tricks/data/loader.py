@@ -7,8 +7,17 @@ ValLoader: each rank a disjoint block, every image once, the last batch possibly
 A corrupt image never stops an epoch: training replaces it by the next readable image of the
 rank's share (its own label with it), validation drops it; both count it in `skipped` and warn
 once at the end of the epoch.
+
+Both take `data_timeout` (seconds one wait for a batch may take; None or 0: no deadline): a worker
+that owes the awaited batch and sends nothing for that long (stopped, hung in a read) is named,
+killed and replaced, and its batches are redone, as a dead worker's are. `stop_requested`, a
+callable polled at least every 0.5 s while waiting for a batch, ends the iteration with
+workers.DataWaitStopped when it returns True. With num_workers=0 the batches are made in the
+caller, so neither applies: there is nothing to wait for, and the caller checks its own stop flag
+between batches.
 """
 import logging
+import os
 
 import numpy as np
 
@@ -32,12 +41,16 @@ def _read(source, index):
 class _TrainFill:
     """Fills one training batch (runs in a worker): task = (epoch, indices, spares)."""
 
+    reports_reading = True  # the pool passes a cell for the index of the image being read
+
     def __init__(self, source, input_size, flavour, seed, fast_decode):
         self.source, self.size, self.flavour = source, input_size, flavour
         self.seed, self.fast_decode = seed, fast_decode
         self.scratch = transforms.Scratch()
 
-    def _sample(self, index, epoch, attempt, out):
+    def _sample(self, index, epoch, attempt, out, reading):
+        if reading is not None:
+            reading[0] = index
         record = _read(self.source, index)
         if record is None:
             return None
@@ -46,15 +59,15 @@ class _TrainFill:
                                      self.fast_decode, self.scratch)
         return record[0] if ok else None
 
-    def __call__(self, task, data, labels):
+    def __call__(self, task, data, labels, reading=None):
         epoch, indices, spares = task
         spares, filled, skipped = list(spares), 0, 0
         for index in indices:
-            label = self._sample(index, epoch, 0, data[filled])
+            label = self._sample(index, epoch, 0, data[filled], reading)
             if label is None:
                 skipped += 1
                 while label is None and spares:  # the spare's own image and its own label
-                    label = self._sample(spares.pop(0), epoch, 1, data[filled])
+                    label = self._sample(spares.pop(0), epoch, 1, data[filled], reading)
             if label is not None:
                 labels[filled] = label
                 filled += 1
@@ -64,14 +77,18 @@ class _TrainFill:
 class _ValFill:
     """Fills one validation batch (runs in a worker): task = indices."""
 
+    reports_reading = True
+
     def __init__(self, source, input_size, crop_ratio, fast_decode):
         self.source, self.size = source, input_size
         self.crop_ratio, self.fast_decode = crop_ratio, fast_decode
         self.scratch = transforms.Scratch()
 
-    def __call__(self, indices, data, labels):
+    def __call__(self, indices, data, labels, reading=None):
         filled = 0
         for index in indices:
+            if reading is not None:
+                reading[0] = index
             record = _read(self.source, index)
             if record is not None and transforms.val_sample(
                     record[1], self.size, data[filled], self.crop_ratio, self.fast_decode,
@@ -79,6 +96,26 @@ class _ValFill:
                 labels[filled] = record[0]
                 filled += 1
         return filled, len(indices) - filled
+
+
+def _describe_image(source, index):
+    """Where image `index` of `source` lies, for the line naming a stuck worker."""
+    if index < 0:
+        return "a batch it had not started"
+    entry = source.entry(index)
+    if source.kind == "rec":
+        return "image %d (the record at byte %d of %s)" % (index, entry, source.path)
+    return "image %d (%s)" % (index, os.path.join(source.path, entry))
+
+
+def _check_waits(data_timeout, stop_requested):
+    if data_timeout is not None and not (isinstance(data_timeout, (int, float, np.integer,
+                                                                   np.floating))
+                                         and 0 <= data_timeout < float("inf")):
+        raise UserError("the data timeout must be a number of seconds >= 0 (0 or None: no "
+                        "deadline), not %r" % (data_timeout,))
+    if stop_requested is not None and not callable(stop_requested):
+        raise UserError("stop_requested must be a callable, not %r" % (stop_requested,))
 
 
 def _check(source, batch_size, input_size, num_workers, rank, num_ranks):
@@ -96,14 +133,29 @@ class _Loader:
     """What both loaders share: the worker pool, `skipped`, and the end-of-epoch warning."""
 
     def __init__(self, source, batch_size, input_size, num_workers, fill, zero_copy,
-                 max_bad_fraction):
+                 max_bad_fraction, data_timeout, stop_requested, rank, num_ranks):
+        _check_waits(data_timeout, stop_requested)
         self.source, self.batch_size, self.input_size = source, batch_size, input_size
         self.max_bad_fraction = max_bad_fraction  # None: any number of corrupt images is skipped
         self.skipped = 0
         # zero_copy: batches are views of the workers' shared memory (no 600 KB-per-image copy);
         # off, every batch is copied (for a process that forks while batches are in flight)
         self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size),
-                                lend=2 if zero_copy else 0)
+                                lend=2 if zero_copy else 0, data_timeout=data_timeout,
+                                stop_requested=stop_requested,
+                                describe=lambda task, index: _describe_image(source, index),
+                                label="rank %d" % rank if num_ranks > 1 else "")
+
+    @property
+    def worker_deaths(self):
+        """Data workers replaced so far (died, or killed after data_timeout)."""
+        return self._pool.deaths
+
+    def worker_reports(self):
+        """The lines logged for workers replaced since the last call (they name the rank when
+        there are several), and forgets them: for a log that only rank 0 writes."""
+        lines, self._pool.events = self._pool.events, []
+        return lines
 
     def _batches(self, tasks, what, keep_count, images):
         """The pool's batches; with keep_count, a batch with no readable image at all is an error
@@ -134,7 +186,7 @@ class TrainLoader(_Loader):
 
     def __init__(self, source, batch_size, input_size=224, flavour="paper", num_workers=2,
                  rank=0, num_ranks=1, seed=0, fast_decode=True, zero_copy=True,
-                 max_bad_fraction=None):
+                 max_bad_fraction=None, data_timeout=None, stop_requested=None):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         transforms.check_flavour(flavour)
         if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 1 << 64):
@@ -146,7 +198,7 @@ class TrainLoader(_Loader):
                             "size %d" % (len(source), num_ranks, self.share_size, batch_size))
         fill = _TrainFill(source, input_size, flavour, seed, fast_decode)
         super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy,
-                         max_bad_fraction)
+                         max_bad_fraction, data_timeout, stop_requested, rank, num_ranks)
 
     def __len__(self):
         return self.share_size // self.batch_size
@@ -180,7 +232,8 @@ class ValLoader(_Loader):
     centre crop, normalise; deterministic; iterate it once per evaluation."""
 
     def __init__(self, source, batch_size, input_size=224, crop_ratio=0.875, num_workers=2,
-                 rank=0, num_ranks=1, fast_decode=True, zero_copy=True, max_bad_fraction=None):
+                 rank=0, num_ranks=1, fast_decode=True, zero_copy=True, max_bad_fraction=None,
+                 data_timeout=None, stop_requested=None):
         _check(source, batch_size, input_size, num_workers, rank, num_ranks)
         if not 0 < crop_ratio <= 1:
             raise UserError("crop ratio must be in (0, 1], not %r" % (crop_ratio,))
@@ -188,7 +241,7 @@ class ValLoader(_Loader):
         self.share = sharding.val_share(len(source), rank, num_ranks)
         fill = _ValFill(source, input_size, crop_ratio, fast_decode)
         super().__init__(source, batch_size, input_size, num_workers, fill, zero_copy,
-                         max_bad_fraction)
+                         max_bad_fraction, data_timeout, stop_requested, rank, num_ranks)
 
     def __len__(self):
         return -(-len(self.share) // self.batch_size)

@@ -27,7 +27,8 @@ _CHUNK = 16
 def add_arguments(parser):
     parser.add_argument("src_dir", metavar="SRC_DIR", help="image folder: SRC_DIR/CLASS/IMAGE.jpg")
     parser.add_argument("out_prefix", metavar="OUT_PREFIX",
-                        help="writes OUT_PREFIX.rec, .idx, .lst and .classes.txt")
+                        help="writes OUT_PREFIX.rec, .idx, .lst and .classes.txt (its folder is "
+                             "created if need be)")
     parser.add_argument("--resize", type=int, default=0, metavar="N",
                         help="shrink the shorter side to N pixels (never enlarge) and re-encode "
                              "as JPEG; default: store the files as they are")
@@ -99,8 +100,11 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
     source = DataSource.from_folder(src_dir)
     out_prefix = os.path.expanduser(str(out_prefix))
     out_dir = os.path.dirname(os.path.abspath(out_prefix))
-    if not os.path.isdir(out_dir):
-        raise UserError("output folder %s does not exist" % out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)  # as `pack SRC ~/rec/train` in the README needs
+    except OSError as error:
+        raise UserError("cannot create the output folder %s: %s"
+                        % (out_dir, error.strerror or error)) from None
     paths = {ext: out_prefix + ext for ext in (".rec", ".idx", ".lst", CLASSES_SUFFIX)}
     temp = {ext: files.temp_name(out_prefix, ext) for ext in paths}
     for stale in files.remove_stale_temp_files(glob.escape(out_prefix) + files.TEMP_MARK + "*"):

@@ -26,8 +26,13 @@ class CorruptRecord(Exception):
 def read_index(idx_path):
     """(keys, offsets) of an .idx file (`key<TAB>offset` per line), in file order, as int64."""
     keys, offsets = [], []
-    with open(idx_path) as f:
-        for number, line in enumerate(f, 1):
+    with open(idx_path, "rb") as f:
+        if f.read(4) == _MAGIC_BYTES:
+            raise CorruptRecord("index file %s is not an index (lines of `key<TAB>offset`); is "
+                                "it the .rec itself?" % idx_path)
+        f.seek(0)
+        for number, raw in enumerate(f, 1):
+            line = raw.decode("ascii", "replace")
             line = line.strip()
             if not line:
                 continue
@@ -76,17 +81,40 @@ def read_record(fd, offset):
 
 def read_label(fd, offset):
     """The label of the image record at `offset` (one pread of its header), as a float."""
+    return read_label_and_end(fd, offset)[0]
+
+
+def read_label_and_end(fd, offset):
+    """(label as a float, byte offset just past the record) of the image record at `offset`:
+    one pread of its header for a whole record, a walk over the part headers for a split one."""
     head = os.pread(fd, 8 + IR_SIZE, offset)
     if len(head) < 8 + IR_SIZE:
         raise CorruptRecord("record at byte %d is too short for an image header" % offset)
     magic, lrec = struct.unpack("<II", head[:8])
     if magic != MAGIC or (lrec >> 29) not in (0, 1) or (lrec & _LENGTH_MASK) < IR_SIZE:
-        return unpack_image_record(read_record(fd, offset))[0]  # rare: a split header
+        return unpack_image_record(read_record(fd, offset))[0], record_end(fd, offset)
     flag, label, _, _ = struct.unpack(IR_FORMAT, head[8:])
     if flag != 0:
         raise CorruptRecord("record at byte %d has %d labels; one class label per image is "
                             "expected" % (offset, flag))
-    return label
+    if lrec >> 29 == 0:
+        return label, offset + 8 + (((lrec & _LENGTH_MASK) + 3) & ~3)
+    return label, record_end(fd, offset)
+
+
+def record_end(fd, offset):
+    """The byte offset just past the record starting at `offset` (all its parts)."""
+    for _ in range(MAX_PARTS + 1):
+        head = os.pread(fd, 8, offset)
+        if len(head) < 8:
+            raise CorruptRecord("record at byte %d is past the end of the file" % offset)
+        magic, lrec = struct.unpack("<II", head)
+        if magic != MAGIC:
+            raise CorruptRecord("no record starts at byte %d (bad magic)" % offset)
+        offset += 8 + (((lrec & _LENGTH_MASK) + 3) & ~3)
+        if lrec >> 29 in (0, 3):
+            return offset
+    raise CorruptRecord("record with more than %d parts" % MAX_PARTS)
 
 
 def unpack_image_record(payload):

@@ -31,6 +31,9 @@ class DataSource:
         self.ignored = ignored      # non-image files (and nested folders) left out of a folder
         self.unreadable = unreadable  # records whose header cannot be read (label -1)
         self.classes_named = classes_named  # False: names are just "0".."K-1" (no classes file)
+        # warnings found while opening or checking the data, for the training log (which is not
+        # open yet when they are found; they also go to this module's logger at once)
+        self.notes = []
         self._fd, self._fd_pid = None, None
 
     @property
@@ -74,13 +77,15 @@ class DataSource:
             raise UserError(str(error)) from None
         if len(offsets) == 0:
             raise UserError("index file %s lists no records" % idx_path)
-        labels = _scan_labels(rec_path, offsets)
+        labels, ends = _scan_labels(rec_path, offsets)
+        check_index_covers(rec_path, idx_path, offsets, ends)
         unreadable = int(np.sum(labels < 0))
         check_bad_fraction(unreadable, len(labels), max_bad_fraction, rec_path,
                            "records cannot be read (is the file truncated?)")
+        notes = []
         if unreadable:
-            LOG.warning("%s: %d of %d records are unreadable and will be skipped", rec_path,
-                        unreadable, len(labels))
+            notes.append("%s: %d of %d records are unreadable and will be skipped"
+                         % (rec_path, unreadable, len(labels)))
         if classes_file is None and os.path.isfile(prefix + CLASSES_SUFFIX):
             classes_file = prefix + CLASSES_SUFFIX
         if classes_file is not None:
@@ -96,8 +101,11 @@ class DataSource:
             i = int(np.argmax(bad))
             raise UserError("%s: record %d has label %d, outside [0, %d) classes"
                             % (rec_path, i, labels[i], len(classes)))
-        return cls("rec", rec_path, offsets, labels, classes, unreadable=unreadable,
-                   classes_named=classes_file is not None)
+        source = cls("rec", rec_path, offsets, labels, classes, unreadable=unreadable,
+                     classes_named=classes_file is not None)
+        for note in notes:
+            source.note(note)
+        return source
 
     @classmethod
     def from_folder(cls, root):
@@ -125,10 +133,11 @@ class DataSource:
             if found == 0:
                 raise UserError("class folder %s has no images (%s)"
                                 % (os.path.join(root, name), "/".join(images.IMAGE_EXTENSIONS)))
+        source = cls("folder", root, entries, np.asarray(labels, np.int64), classes, ignored)
         if ignored:
-            LOG.warning("%s: ignored %d files that are not %s images", root, ignored,
-                        "/".join(images.IMAGE_EXTENSIONS))
-        return cls("folder", root, entries, np.asarray(labels, np.int64), classes, ignored)
+            source.note("%s: ignored %d files that are not %s images"
+                        % (root, ignored, "/".join(images.IMAGE_EXTENSIONS)))
+        return source
 
     @classmethod
     def from_path(cls, path):
@@ -136,6 +145,11 @@ class DataSource:
         if os.path.isdir(os.path.expanduser(str(path))):
             return cls.from_folder(path)
         return cls.from_rec(path)
+
+    def note(self, message):
+        """A warning about this data: logged now and kept in `notes` for the training log."""
+        LOG.warning("%s", message)
+        self.notes.append(message)
 
     def entry(self, i):
         """Image i's path relative to the root (folder) or its byte offset in the .rec."""
@@ -176,10 +190,19 @@ def check_bad_fraction(bad, total, max_bad_fraction, path, what):
 def check_same_classes(train, val):
     """Training and validation must name the same classes in the same order (else validation
     scores every image against another class's name); with unnamed classes only the count can
-    be compared. One line naming the first difference."""
+    be compared, and the validation source gets a note saying so. One line naming the first
+    difference."""
     if train.num_classes != val.num_classes:
         raise UserError("the training data (%s) has %d classes but the validation data (%s) has "
                         "%d" % (train.path, train.num_classes, val.path, val.num_classes))
+    unnamed = [(what, source) for what, source in (("validation", val), ("training", train))
+               if not source.classes_named]
+    if unnamed:
+        what, source = unnamed[0]
+        val.note("the %s data %s has no class names (no %s beside it): only the class count (%d) "
+                 "of training and validation could be compared, so validation label k is assumed "
+                 "to be training's class k" % (what, source.path, os.path.basename(
+                     os.path.splitext(source.path)[0] + CLASSES_SUFFIX), val.num_classes))
     if train.classes_named and val.classes_named and train.classes != val.classes:
         i = next(i for i, (a, b) in enumerate(zip(train.classes, val.classes)) if a != b)
         raise UserError("the training data (%s) and the validation data (%s) name different "
@@ -209,16 +232,18 @@ def read_classes(path):
 
 
 def _scan_labels(rec_path, offsets):
-    """Every record's integer label from its header; -1 (and a warning) where unreadable."""
+    """(labels, ends): every record's integer label from its header (-1 where unreadable) and
+    the byte offset just past it (-1 where unreadable)."""
     labels = np.empty(len(offsets), np.int64)
+    ends = np.empty(len(offsets), np.int64)
     unreadable = 0
     fd = os.open(rec_path, os.O_RDONLY)
     try:
         for i, offset in enumerate(offsets.tolist()):
             try:
-                value = recordio.read_label(fd, offset)
+                value, ends[i] = recordio.read_label_and_end(fd, offset)
             except recordio.CorruptRecord:
-                labels[i], unreadable = -1, unreadable + 1
+                labels[i], ends[i], unreadable = -1, -1, unreadable + 1
                 continue
             if not math.isfinite(value) or value != int(value) or value < 0:
                 raise UserError("%s: record %d has label %r; labels must be class numbers 0, 1, ..."
@@ -228,4 +253,34 @@ def _scan_labels(rec_path, offsets):
         os.close(fd)
     if unreadable == len(offsets):
         raise UserError("%s: no readable records (is it a RecordIO file?)" % rec_path)
-    return labels
+    return labels, ends
+
+
+def check_index_covers(rec_path, idx_path, offsets, ends):
+    """The .idx must list every record of its .rec: sorted by offset, the first record starts at
+    byte 0, each readable one ends where the next starts, and the last ends at the end of the
+    file. An index cut short (its first lines only) would otherwise train on a subset, and since
+    packs are sorted by class, on a subset of the classes. Unreadable records (end -1, e.g. past
+    the end of a truncated .rec) are left to the unreadable-record count."""
+    order = np.argsort(offsets, kind="stable")
+    starts, stops = offsets[order], ends[order]
+    size = os.path.getsize(rec_path)
+    remedy = ("remake the index with `gluon-tricks pack` or MXNet's tools/rec2idx.py, or pass the "
+              "index made with this .rec")
+    if starts[0] > 0:
+        raise UserError("index file %s does not cover its RecordIO file %s: bytes 0 to %d (before "
+                        "its first record) are listed by no line; %s"
+                        % (idx_path, rec_path, starts[0], remedy))
+    gaps = np.flatnonzero((stops[:-1] >= 0) & (stops[:-1] < starts[1:]))
+    if len(gaps):
+        i = int(gaps[0])
+        raise UserError("index file %s does not cover its RecordIO file %s: bytes %d to %d (after "
+                        "the record at byte %d) are listed by no line (%d gaps); %s"
+                        % (idx_path, rec_path, stops[i], starts[i + 1], starts[i], len(gaps),
+                           remedy))
+    if 0 <= stops[-1] < size:
+        per_record = stops[-1] / len(starts)
+        raise UserError("index file %s does not cover its RecordIO file %s: its %d records end at "
+                        "byte %d of %d (about %d more records are listed by no line); %s"
+                        % (idx_path, rec_path, len(starts), stops[-1], size,
+                           round((size - stops[-1]) / per_record), remedy))

@@ -21,8 +21,11 @@ colour jitter      hue, saturation, brightness         brightness, contrast, sat
                                                        0.114 R (RGB weights on BGR pixels)
 PCA lighting       added in float, never clipped       added per pixel, truncated to an integer,
                                                        saturated to [0, 255]
-JPEG decode        at a reduced DCT scale when the     always at full size (bilinear resize
-                   crop is shrunk >= 2x anyway         from full resolution, as MXNet)
+JPEG decode        at a reduced DCT scale when the     at full size (bilinear resize from full
+                   crop is shrunk >= 2x anyway         resolution, as MXNet), except a JPEG
+                                                       above images.HUGE_PIXELS: the same box,
+                                                       from a decode at the largest reduced
+                                                       scale that leaves it >= size x size
 =================  ==================================  ========================================
 
 Shared: crop area ~ U[8%, 100%] (up to 10 attempts), bilinear resize to the input size, flip
@@ -285,15 +288,18 @@ def apply_affine(pixels, affine, out, scratch=None):
 
 # -- whole pipelines -------------------------------------------------------------------------
 
-def crop_resize(buf, box, size, fast_decode=True, image=None):
-    """Decode `buf` (at a reduced JPEG scale when the crop is shrunk anyway), cut `box` = (x0,
-    y0, w, h) in full-resolution pixels and resize it bilinearly to size x size, in uint8 as
-    MXNet's readers do. None if the image is corrupt."""
+def crop_resize(buf, box, size, fast_decode=True, image=None, full=None):
+    """Decode `buf` (at a reduced JPEG scale when the crop is shrunk anyway; without fast_decode
+    only for a huge JPEG of `full` = (width, height)), cut `box` = (x0, y0, w, h) in
+    full-resolution pixels and resize it bilinearly to size x size, in uint8 as MXNet's readers
+    do. None if the image is corrupt."""
     x0, y0, w, h = box
     reduce = 1
     if image is None:
         if fast_decode and images.is_jpeg(buf):
             reduce = images.reduction_for(w, h, size, size)
+        elif full is not None and images.is_jpeg(buf):
+            reduce = images.huge_reduction(full[0], full[1], w, h, size, size)
         image = images.decode(buf, reduce)
         if image is None:
             return None
@@ -315,21 +321,33 @@ def train_pixels(buf, rng, size, flavour, fast_decode=True):
     from `rng`, in a fixed order: flip, colour, lighting, then the crop attempts."""
     flip = rng.random() < 0.5
     steps, alpha = sample_colour(rng, flavour)
-    if flavour == "gluoncv":  # full-size decode, ImageRecordIter's crop
+    full = images.image_size(buf) if images.is_jpeg(buf) else None
+    if flavour == "gluoncv" and full is not None and full[0] * full[1] > images.HUGE_PIXELS:
+        # a huge JPEG: the same box as from the full-size image (its size is the header's), cut
+        # from a decode at a reduced scale that still leaves the box at least size x size
+        box = sample_flavour_crop(rng, full[0], full[1], flavour)
+        if box is None:  # a centre crop at the image's own scale needs the full resolution
+            image = images.decode(buf)
+            pixels = None if image is None else recorditer_crop_resize(image, box, size)
+        else:
+            pixels = crop_resize(buf, box, size, fast_decode=False, full=full)
+        if pixels is None:
+            return None
+    elif flavour == "gluoncv":  # full-size decode, ImageRecordIter's crop
         image = images.decode(buf)
         if image is None:
             return None
         box = sample_flavour_crop(rng, image.shape[1], image.shape[0], flavour)
         pixels = recorditer_crop_resize(image, box, size)
     else:
-        image, full = None, images.image_size(buf)
+        image, full = None, full or images.image_size(buf)
         if full is None:  # a format whose header we do not read: decode first to learn the size
             image = images.decode(buf)
             if image is None:
                 return None
             full = image.shape[1], image.shape[0]
         box = sample_flavour_crop(rng, full[0], full[1], flavour)
-        pixels = crop_resize(buf, box, size, fast_decode, image)
+        pixels = crop_resize(buf, box, size, fast_decode, image, full)
         if pixels is None:
             return None
     if flip:
@@ -367,9 +385,10 @@ def val_sample(buf, size, out, crop_ratio=CROP_RATIO_DEFAULT, fast_decode=True, 
     out. Deterministic. Returns False if the image is corrupt."""
     full = images.image_size(buf)
     reduce = 1
-    if full is not None and fast_decode:
+    if full is not None and images.is_jpeg(buf):
         rw, rh = val_resize_shape(full[0], full[1], size, crop_ratio)
-        reduce = images.reduction_for(full[0], full[1], rw, rh)
+        reduce = (images.reduction_for(full[0], full[1], rw, rh) if fast_decode
+                  else images.huge_reduction(full[0], full[1], full[0], full[1], rw, rh))
     image = images.decode(buf, reduce)
     if image is None:
         return False
