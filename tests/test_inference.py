@@ -205,3 +205,21 @@ def test_eval_help_says_the_checkpoint_sets_the_input_size(cli):
     evaluate.add_arguments(parser)
     text = next(a.help for a in parser._actions if a.dest == "input_size")
     assert "checkpoint" in text and "224" in text
+
+
+def test_plot_gap_computes_logits_at_the_checkpoints_input_size(cli, demo, checkpoint, tmp_path):
+    """`plot gap --model --params` without --input-size: the gap of the logits at the size the
+    checkpoint was trained at, the same as from `eval --save-logits` (not at 224)."""
+    status, _, stderr = cli("eval", "--params", checkpoint, "--val-dir", demo["val_dir"], "-j", "0",
+                            "--save-logits", tmp_path / "eval.npz")
+    assert status == 0, stderr
+    status, from_eval, stderr = cli("plot", "gap", tmp_path / "eval.npz", "-o", tmp_path / "a.png")
+    assert status == 0, stderr
+    status, computed, stderr = cli("plot", "gap", "--model", "resnet18_v1d", "--params",
+                                   checkpoint, "--val-dir", demo["val_dir"], "-j", "0",
+                                   "-o", tmp_path / "b.png")
+    assert status == 0, stderr
+
+    def summary(stdout):
+        return stdout.splitlines()[0].split(": ", 1)[1]
+    assert summary(computed) == summary(from_eval)

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from gluon_tricks.data.flags import add_data_arguments, data_sources, input_size
+from gluon_tricks.data.flags import add_data_arguments, data_sources
 from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation import logits_file
 from gluon_tricks.figures import gap as gap_math
@@ -355,15 +355,15 @@ def _computed_logits(args):
     except ImportError as error:
         raise UserError("computing logits needs MXNet (%s); use `gluon-tricks eval "
                         "--save-logits` files instead" % error) from None
-    from gluon_tricks.inference import saved_run_config
+    from gluon_tricks.inference import say, trained_weights
     items = []
     for model, params in zip(args.model, args.params):
-        logits, labels = validation.compute_logits(model, params, source,
-                                                   input_size(args.input_size, model),
+        trained = trained_weights(params, model, args.input_size)  # the size trained at
+        say(trained.notes)
+        logits, labels = validation.compute_logits(model, params, source, trained.input_size,
                                                    args.crop_ratio, args.batch_size,
                                                    args.num_workers)
-        trained = saved_run_config(params) or {}
         items.append(logits_file.check_logits(model, logits, labels,
                                               where="%s (%s)" % (model, params), model=model,
-                                              eps=trained.get("eps")))
+                                              eps=trained.config.get("eps")))
     return items
