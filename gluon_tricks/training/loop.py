@@ -45,7 +45,7 @@ class TrainState:
     ctx: List[Any]
     step: Any = None  # the TrainStep (training/step.py): forward, backward, update, statistics
     tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
-    control: Any = None  # a RunGuard: mid-epoch checkpoints and stops after a step
+    control: Any = None  # a RunGuard: mid-epoch checkpoints and stops between steps
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
 
 
@@ -117,6 +117,8 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
     trainer = state.trainer
     batches = loader.epoch(epoch, first_batch)
+    if state.control is not None:  # every rank agrees before each step: save, stop, go on
+        batches = state.control.agreed_batches(epoch, batches, first_batch)
     if log.enabled and sys.stdout.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
@@ -147,8 +149,6 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
                                         totals.accuracy, trainer.learning_rate, speed,
                                         stats.loss_scale if state.step.scaler.active else None)
             interval_tic = time.time()
-        if state.control is not None:
-            state.control.step_done(epoch, i + 1)  # may checkpoint, or stop on a signal
     # The epoch's last batches, and the weights, checked before validation and any checkpoint.
     totals.add(state.step.read(world), epoch, first, last)
     seconds = time.time() - tic
@@ -180,9 +180,10 @@ def make_loaders(run, train_source, val_source, world):
     return train_loader, val_loader
 
 
-def train(flags, world):
+def train(flags, world, signals=None):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
-    JSON path (rank 0) and the final validation errors."""
+    JSON path (rank 0) and the final validation errors. `signals`: the StopSignals caught since
+    the command started (else from now on)."""
     from gluon_tricks.data.flags import data_sources
 
     ctx = devices(flags, world)
@@ -191,7 +192,8 @@ def train(flags, world):
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
     train_loader, val_loader = make_loaders(run, train_source, val_source, world)
-    guard = RunGuard(run, world)
+    guard = RunGuard(run, world, signals)
+    guard.signals.install()
     guard.start()  # lock, resume checks: all before the log or a checkpoint is written
     log = TrainLog(run.logging_file, enabled=world.is_root)
     state = None
