@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional
 from mxnet import gluon
 
 from gluon_tricks import streams
+from gluon_tricks.data.workers import DataWaitStopped
 from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluation.validation import validate
 from gluon_tricks.models import get_model, initialize
@@ -165,18 +166,27 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     return totals.accuracy, seen * world.size / max(seconds, 1e-9), seconds
 
 
-def make_loaders(run, train_source, val_source, world):
-    """This rank's training and validation loaders, as `run` says."""
+def make_loaders(run, train_source, val_source, world, stop_requested=None):
+    """This rank's training and validation loaders, as `run` says. A wait for one batch ends
+    after --data-timeout seconds (its stuck worker replaced), or with DataWaitStopped as soon as
+    `stop_requested()` (a stop signal arrived)."""
     from gluon_tricks.data.loader import TrainLoader, ValLoader
     train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
                                flavour=run.augmentation, num_workers=run.num_workers,
                                rank=world.rank, num_ranks=world.size, seed=run.seed,
-                               max_bad_fraction=run.max_bad_fraction)
+                               max_bad_fraction=run.max_bad_fraction,
+                               data_timeout=run.data_timeout or None,
+                               stop_requested=stop_requested)
     assert len(train_loader) == run.iters_per_epoch, "resolve() and the loader disagree"
+    # Ranks cannot agree inside validation (one may be in its final sum already): there a stop
+    # waits for the validation's end (at most --data-timeout for a stuck worker); one process
+    # can stop at once and save the epoch's trained weights.
     val_loader = ValLoader(val_source, run.process_batch_size, input_size=run.input_size,
                            crop_ratio=run.crop_ratio, num_workers=run.num_workers,
                            rank=world.rank, num_ranks=world.size,
-                           max_bad_fraction=run.max_bad_fraction)
+                           max_bad_fraction=run.max_bad_fraction,
+                           data_timeout=run.data_timeout or None,
+                           stop_requested=stop_requested if world.size == 1 else None)
     return train_loader, val_loader
 
 
@@ -191,9 +201,10 @@ def train(flags, world, signals=None):
         checkpoint.check_writable(flags.save_dir)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
-    train_loader, val_loader = make_loaders(run, train_source, val_source, world)
     guard = RunGuard(run, world, signals)
     guard.signals.install()
+    train_loader, val_loader = make_loaders(run, train_source, val_source, world,
+                                            guard.signals.requested)
     guard.start()  # lock, resume checks: all before the log or a checkpoint is written
     log = TrainLog(run.logging_file, enabled=world.is_root)
     state = None
@@ -225,7 +236,10 @@ def train(flags, world, signals=None):
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
             step_module.average_batch_norm_over_devices(state.net)  # what a checkpoint holds
             world.average_batch_norm_statistics(state.net)
-            err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
+            try:
+                err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
+            except DataWaitStopped:  # a stop signal while waiting for validation data
+                guard.stopped_in_validation(epoch)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
             state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)

@@ -10,6 +10,7 @@ import logging
 import os
 
 from gluon_tricks import files
+from gluon_tricks.data.workers import DataWaitStopped
 from gluon_tricks.errors import UserError
 from gluon_tricks.training import checkpoint
 from gluon_tricks.training.preemption import Preempted, RunControl, StopSignals
@@ -137,11 +138,24 @@ class RunGuard:
         to take the step (after its data arrived, before any gradient is exchanged), and a last
         agreement after the epoch's last step: each may checkpoint (interval, signal) and stop."""
         done = first_batch
-        for item in batches:
+        batches = iter(batches)
+        while True:
+            try:
+                item = next(batches)
+            except StopIteration:
+                break
+            except DataWaitStopped:  # a stop signal while this rank waited for data
+                self.step_done(epoch, done, stop_here=True)  # the others agree, then stop
+                raise
             self.step_done(epoch, done)
             yield item
             done += 1
         self.step_done(epoch, done)
+
+    def stopped_in_validation(self, epoch):
+        """A stop signal while one process waited for validation data: checkpoint the epoch's
+        trained weights (as after its last batch) and stop. (Ranks wait for validation's end.)"""
+        self.step_done(epoch, self.run.iters_per_epoch, stop_here=True)  # raises Preempted
 
     def step_done(self, epoch, batches, stop_here=False):
         """With `batches` of `epoch` done: all ranks agree whether to save (interval, signal)
