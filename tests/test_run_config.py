@@ -140,6 +140,7 @@ HARMLESS = {
     "fresh_start": ["--fresh-start"],
     "save_interval_minutes": ["--save-interval-minutes", "5"],
     "keep_checkpoints": ["--keep-checkpoints", "3"],
+    "data_timeout": ["--data-timeout", "60"],
     "max_bad_fraction": ["--max-bad-fraction", "0.1"],
 }
 

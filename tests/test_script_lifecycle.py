@@ -161,25 +161,70 @@ def test_stopping_the_ablation_stops_its_training(ablation, tmp_path, signum):
     assert not (tmp_path / "results").exists()
 
 
-def test_a_recipe_becomes_its_horovodrun_so_a_signal_reaches_it(tmp_path):
+# horovodrun's stand-in: records its pid; on TERM it records that, then (STUB_PREEMPT=1) plays
+# ranks that checkpointed and exited 75 (rank 0's marker, horovodrun's own status 1), or exits 1
+# at once (STUB_EXIT=1), or exits 143 (a signal killed the job without a checkpoint).
+HOROVODRUN_STUB = r"""#!/usr/bin/env bash
+[ -z "${STUB_EXIT:-}" ] || exit 1
+save="$OUT_DIR/table2_resnet50_baseline"
+on_term() {
+  kill "$sleeper"
+  echo TERM > "$STUB_DIR/horovodrun.got"
+  if [ -n "${STUB_PREEMPT:-}" ]; then
+    echo "stopped by SIGTERM at epoch 0 after batch 3" > "$save/.gluon-tricks.preempted"
+    exit 1
+  fi
+  exit 143
+}
+trap on_term TERM
+echo $$ > "$STUB_DIR/horovodrun.pid"
+sleep 60 &
+sleeper=$!
+wait
+"""
+
+
+def _recipe(tmp_path, **extra):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    executable(bin_dir / "horovodrun", '#!/usr/bin/env bash\necho $$ > "%s"\nexec sleep 60\n'
-               % (tmp_path / "horovodrun.pid"))
+    executable(bin_dir / "horovodrun", HOROVODRUN_STUB)
     executable(bin_dir / "gluon-tricks", "#!/usr/bin/env bash\nexit 1\n")
     data = tmp_path / "data"
     for split in ("train", "val"):
         (data / split / "class_a").mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if k not in ("REC_DIR", "DRY_RUN", "NP", "HOSTS")}
     env.update(PATH="%s:%s" % (bin_dir, env["PATH"]), DATA_DIR=str(data),
-               OUT_DIR=str(tmp_path / "out"))
-    process = subprocess.Popen(["bash", os.path.join(SCRIPTS, "table2_resnet50_baseline.sh")],
-                               env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+               OUT_DIR=str(tmp_path / "out"), STUB_DIR=str(tmp_path), **extra)
+    return subprocess.Popen(["bash", os.path.join(SCRIPTS, "table2_resnet50_baseline.sh")],
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
+def test_a_signal_to_a_recipe_reaches_horovodrun_and_a_preemption_exits_75(tmp_path, signum):
+    process = _recipe(tmp_path, STUB_PREEMPT="1")
+    wait_for(tmp_path / "horovodrun.pid")
+    os.kill(process.pid, signum)  # the recipe's process alone, not its group
+    _, err = process.communicate(timeout=30)
+    assert (tmp_path / "horovodrun.got").read_text() == "TERM\n"
+    assert process.returncode == 75, err
+    assert "stopped on a signal after a checkpoint (stopped by SIGTERM at epoch 0" in err
+
+
+def test_a_recipe_killed_without_a_checkpoint_keeps_horovodrun_s_status(tmp_path):
+    process = _recipe(tmp_path)
     launcher = wait_for(tmp_path / "horovodrun.pid")
-    assert launcher == process.pid  # exec: no shell stays between the caller and horovodrun
     process.terminate()
     process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGTERM
+    assert process.returncode == 143 and ends(launcher)
+
+
+def test_a_marker_left_by_an_earlier_run_does_not_turn_a_failure_into_75(tmp_path):
+    save = tmp_path / "out" / "table2_resnet50_baseline"
+    save.mkdir(parents=True)
+    (save / ".gluon-tricks.preempted").write_text("stopped by SIGTERM yesterday\n")
+    process = _recipe(tmp_path, STUB_EXIT="1")
+    process.communicate(timeout=30)
+    assert process.returncode == 1
 
 
 def test_prepare_imagenet_stops_its_packing_with_it(tmp_path):

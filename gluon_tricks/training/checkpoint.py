@@ -80,9 +80,10 @@ def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
         raise NonFiniteWeights("refusing to write a checkpoint at epoch %d, batch %d: %d arrays "
                                "hold NaN or infinity (first: %s)" % (epoch, batch, len(bad),
                                                                      bad[0]))
+    check_writable(save_dir)  # a save dir gone read-only (or away) since the start: one line
     files.require_free_space(save_dir, checkpoint_bytes(net), "a checkpoint")
     prefix = checkpoint_prefix(save_dir, model, epoch, batch)
-    files.write_atomically(prefix + ".params", net.save_parameters)
+    _write_weights(prefix + ".params", net)
     files.write_atomically(prefix + ".states",
                            lambda path: optimizer_state.save_states(trainer, path))
     kinds = ["params", "states"]
@@ -108,6 +109,17 @@ def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
             json.dump(record, f, indent=1, sort_keys=True)
     files.write_atomically(prefix + ".json", write_json)
     return prefix + ".json"
+
+
+def _write_weights(path, net):
+    """net.save_parameters to `path`, atomically; MXNet's own write errors (which carry no
+    errno) in one line naming the file."""
+    import mxnet as mx
+    try:
+        files.write_atomically(path, net.save_parameters)
+    except mx.base.MXNetError as error:
+        raise UserError("cannot write the checkpoint file %s: %s"
+                        % (path, error_summary(error))) from None
 
 
 def _confined(save_dir, name):
@@ -173,7 +185,34 @@ def _read_record(path):
         raise ValueError("not a checkpoint record")
     record["path"] = path
     record.setdefault("batch", 0)
+    check_record_fields(record)
     return record
+
+
+_CONFIG_INTEGERS = ("world_size", "num_devices", "process_batch_size", "global_batch_size")
+
+
+def check_record_fields(record):
+    """CheckpointInvalid unless the fields a resume reads are there and of their type: the
+    counters (epoch, batch, step) whole numbers >= 0, the configuration a dict whose rank and
+    batch sizes are whole numbers and whose loss scaler state is a dict."""
+    for key in ("epoch", "batch", "step"):
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointInvalid("has %s %r, not a whole number >= 0%s"
+                                    % (key, value, " (missing)" if key not in record else ""))
+    config = record.get("config")
+    if not isinstance(config, dict):
+        raise CheckpointInvalid("has a malformed config (%s, not a dict)" % type(config).__name__)
+    for key in _CONFIG_INTEGERS:
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise CheckpointInvalid("has a malformed config: %s is %r, not a whole number"
+                                    % (key, value))
+    scaler = config.get("loss_scaler")
+    if scaler is not None and not isinstance(scaler, dict):
+        raise CheckpointInvalid("has a malformed config: loss_scaler is %r, not a dict"
+                                % (scaler,))
 
 
 def checkpoint_jsons(save_dir, model):
@@ -268,6 +307,62 @@ def remove_stale_temp_files(save_dir, report=None):
         report("removed %d temporary files of dead processes from %s (%s)"
                % (len(removed), save_dir, ", ".join(os.path.basename(p) for p in removed)))
     return removed
+
+
+_FILE_NAME = re.compile(r"-(\d{4,})(?:-batch(\d{6,}))?\.(params|states|ranks)$")
+
+
+def remove_orphan_files(save_dir, model, keep=(), report=None):
+    """Checkpoint files of `model` without their JSON (a run killed while it wrote the JSON, or
+    while it pruned): never loaded, since a checkpoint is complete exactly when its JSON exists,
+    so removed at start. The files named in `keep` (by flags) and symlinks stay."""
+    keep = {os.path.realpath(os.path.expanduser(path)) for path in keep if path}
+    removed = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(save_dir),
+                                              glob.escape(model) + "-*"))):
+        match = _FILE_NAME.search(path)
+        if (match is None or os.path.basename(path)[:-len(match.group(0))] != model
+                or os.path.islink(path) or not os.path.isfile(path)
+                or os.path.realpath(path) in keep
+                or os.path.lexists(path[:-len(match.group(3))] + "json")):
+            continue
+        try:
+            os.remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+    if removed and report is not None:
+        report("removed %d checkpoint files without their JSON (a run stopped while writing it) "
+               "from %s (%s)" % (len(removed), save_dir,
+                                 ", ".join(os.path.basename(p) for p in removed)))
+    return removed
+
+
+PREEMPTED_MARKER = ".gluon-tricks.preempted"  # scripts/lib/common.sh reads the same name
+
+
+def write_preempted_marker(save_dir, message):
+    """Say in the save dir that the run stopped on a signal after its checkpoint (the message),
+    for a launcher whose own exit status cannot tell (horovodrun exits 1 whenever a rank exits
+    non-zero). Best effort: the run's exit status says it already."""
+    try:  # never through a symlink placed there
+        fd = os.open(os.path.join(save_dir, PREEMPTED_MARKER),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(message + "\n")
+    except OSError:
+        pass
+
+
+def remove_preempted_marker(save_dir):
+    """A new run starts: an earlier stop's marker no longer speaks for it."""
+    try:
+        os.remove(os.path.join(save_dir, PREEMPTED_MARKER))
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise UserError("cannot remove %s: %s" % (os.path.join(save_dir, PREEMPTED_MARKER),
+                                                  error.strerror or error)) from None
 
 
 def check_compatible(record, run):

@@ -9,11 +9,16 @@ def add_arguments(parser):
 
 
 def run(args):
-    from gluon_tricks.training.distributed import World
-    from gluon_tricks.training.loop import train
-    check_flags(args)
-    world = World.from_environment()
-    result = train(args, world)
+    from gluon_tricks.training.preemption import StopSignals
+    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
+    try:
+        from gluon_tricks.training.distributed import World
+        from gluon_tricks.training.loop import train  # MXNet's import: seconds
+        check_flags(args)
+        world = World.from_environment()
+        result = train(args, world, signals)
+    finally:
+        signals.uninstall()
     world.finish()
     if world.is_root and result["err_top1"] is None:
         print("nothing to train: the checkpoint in %s has finished all %d epochs"

@@ -96,6 +96,9 @@ def add_arguments(parser):
     run.add_argument("--max-bad-fraction", type=float, default=0.01, metavar="F",
                      help="stop when more than this fraction of the records or images are "
                           "unreadable (default 0.01)")
+    run.add_argument("--data-timeout", type=float, default=300.0, metavar="S",
+                     help="seconds a wait for one batch may take before its stuck data worker "
+                          "is named, killed and replaced (0: wait forever; default 300)")
     run.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
     run.add_argument("--logging-file", default="train_imagenet.log",
                      help="log file (GluonCV's format; a .jsonl twin is written beside it)")
@@ -130,6 +133,7 @@ def check_flags(config):
          "--log-interval and --save-frequency must be >= 0")
     need(config.save_interval_minutes >= 0 and config.keep_checkpoints >= 0,
          "--save-interval-minutes and --keep-checkpoints must be >= 0")
+    check_ranges(config, need)
     need(0 <= config.max_bad_fraction <= 1, "--max-bad-fraction must be in [0, 1]")
     need(0 < config.label_smoothing_eps < 1, "the label smoothing epsilon must be in (0, 1)")
     need(0 <= config.seed < 1 << 32, "--seed must be in [0, 2**32 - 1] (one word of every random "
@@ -156,6 +160,8 @@ def check_flags(config):
         need(0 <= config.hard_weight <= 1, "--hard-weight must be in [0, 1]")
     else:
         need(not config.teacher_params, "--teacher-params needs --teacher NAME")
+    check_resume_flags(config, need)
+    check_index_files(config)
     if config.resume_params or config.resume_states:
         for flag, path in (("--resume-params", config.resume_params),
                            ("--resume-states", config.resume_states)):
@@ -172,6 +178,53 @@ def check_flags(config):
     check_precision(config.dtype, config.loss_scale, config.amp, uses_gpus(config.num_gpus))
     need(config.loss_scale_window >= 1, "--loss-scale-window must be >= 1")
     need(config.gradient_predivide_factor > 0, "--gradient-predivide-factor must be positive")
+
+
+def check_ranges(config, need):
+    """Schedule and optimiser values that train on nonsense (a negative learning rate or weight
+    decay, a momentum that diverges)."""
+    need(config.warmup_lr >= 0, "--warmup-lr must be >= 0, not %g" % config.warmup_lr)
+    need(0 < config.lr_decay <= 1, "--lr-decay must be in (0, 1] (the factor the learning rate "
+         "is multiplied by at each step), not %g" % config.lr_decay)
+    need(config.lr_decay_period >= 0, "--lr-decay-period must be >= 0 (0: off)")
+    need(config.wd >= 0, "--wd must be >= 0, not %g" % config.wd)
+    need(0 <= config.momentum < 1, "--momentum must be in [0, 1), not %g" % config.momentum)
+    need(config.data_timeout >= 0, "--data-timeout must be >= 0 seconds (0: no deadline)")
+
+
+def check_resume_flags(config, need):
+    """Resume flags that would silently do nothing, or contradict each other."""
+    need(not config.trust_pickled_states or config.resume_states,
+         "--trust-pickled-states needs --resume-states FILE (it only lets that file be a pickle)")
+    need(not (config.resume and config.fresh_start),
+         "--resume and --fresh-start contradict each other: choose one")
+    need(not (config.resume and config.resume_params),
+         "--resume continues from --save-dir's newest checkpoint, --resume-params from the files "
+         "given: choose one")
+
+
+_RECORDIO_MAGIC = b"\x0a\x23\xd7\xce"  # the first bytes of every RecordIO record (0xced7230a)
+
+
+def check_index_files(config):
+    """An --rec-*-idx flag naming a file that is not a text index (e.g. the .rec itself)."""
+    if not config.use_rec:
+        return
+    for flag, path in (("--rec-train-idx", getattr(config, "rec_train_idx", None)),
+                       ("--rec-val-idx", config.rec_val_idx)):
+        if not path:
+            continue
+        try:
+            with open(os.path.expanduser(path), "rb") as f:
+                head = f.read(256)
+        except OSError:
+            continue  # a missing file is named where the data is opened
+        try:
+            head.decode("ascii")
+        except UnicodeDecodeError:
+            raise UserError("%s %s is not an index (.idx: text lines 'key<TAB>offset')%s"
+                            % (flag, path, "; it is a RecordIO file, the .rec itself?"
+                               if head.startswith(_RECORDIO_MAGIC) else "")) from None
 
 
 def check_devices(config):

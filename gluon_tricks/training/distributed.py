@@ -64,10 +64,8 @@ class World:
         total = self.hvd.allreduce(mx.nd.array(values, dtype=np.float64), average=False, name=name)
         return total.asnumpy()
 
-    def all_equal(self, value, name):
-        """True when `value` (a float) is the same on every rank."""
+    def gather_text(self, text, name):
+        """`text` (a short string) of every rank, in rank order."""
         if self.size == 1:
-            return True
-        import mxnet as mx
-        gathered = self.hvd.allgather(mx.nd.array([value], dtype=np.float64), name=name)
-        return bool(np.all(gathered.asnumpy() == value))
+            return [text]
+        return [str(item) for item in self.hvd.allgather_object(text, name=name)]

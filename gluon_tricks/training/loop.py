@@ -12,6 +12,7 @@ from typing import Any, Callable, List, Optional
 from mxnet import gluon
 
 from gluon_tricks import streams
+from gluon_tricks.data.workers import DataWaitStopped
 from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluation.validation import validate
 from gluon_tricks.models import get_model, initialize
@@ -45,7 +46,7 @@ class TrainState:
     ctx: List[Any]
     step: Any = None  # the TrainStep (training/step.py): forward, backward, update, statistics
     tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
-    control: Any = None  # a RunGuard: mid-epoch checkpoints and stops after a step
+    control: Any = None  # a RunGuard: mid-epoch checkpoints and stops between steps
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
 
 
@@ -117,6 +118,8 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
     trainer = state.trainer
     batches = loader.epoch(epoch, first_batch)
+    if state.control is not None:  # every rank agrees before each step: save, stop, go on
+        batches = state.control.agreed_batches(epoch, batches, first_batch)
     if log.enabled and sys.stdout.isatty():
         from tqdm import tqdm
         batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
@@ -147,8 +150,6 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
                                         totals.accuracy, trainer.learning_rate, speed,
                                         stats.loss_scale if state.step.scaler.active else None)
             interval_tic = time.time()
-        if state.control is not None:
-            state.control.step_done(epoch, i + 1)  # may checkpoint, or stop on a signal
     # The epoch's last batches, and the weights, checked before validation and any checkpoint.
     totals.add(state.step.read(world), epoch, first, last)
     seconds = time.time() - tic
@@ -165,24 +166,34 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     return totals.accuracy, seen * world.size / max(seconds, 1e-9), seconds
 
 
-def make_loaders(run, train_source, val_source, world):
-    """This rank's training and validation loaders, as `run` says."""
+def make_loaders(run, train_source, val_source, world, stop_requested=None):
+    """This rank's training and validation loaders, as `run` says. A wait for one batch ends
+    after --data-timeout seconds (its stuck worker replaced), or with DataWaitStopped as soon as
+    `stop_requested()` (a stop signal arrived)."""
     from gluon_tricks.data.loader import TrainLoader, ValLoader
     train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
                                flavour=run.augmentation, num_workers=run.num_workers,
                                rank=world.rank, num_ranks=world.size, seed=run.seed,
-                               max_bad_fraction=run.max_bad_fraction)
+                               max_bad_fraction=run.max_bad_fraction,
+                               data_timeout=run.data_timeout or None,
+                               stop_requested=stop_requested)
     assert len(train_loader) == run.iters_per_epoch, "resolve() and the loader disagree"
+    # Ranks cannot agree inside validation (one may be in its final sum already): there a stop
+    # waits for the validation's end (at most --data-timeout for a stuck worker); one process
+    # can stop at once and save the epoch's trained weights.
     val_loader = ValLoader(val_source, run.process_batch_size, input_size=run.input_size,
                            crop_ratio=run.crop_ratio, num_workers=run.num_workers,
                            rank=world.rank, num_ranks=world.size,
-                           max_bad_fraction=run.max_bad_fraction)
+                           max_bad_fraction=run.max_bad_fraction,
+                           data_timeout=run.data_timeout or None,
+                           stop_requested=stop_requested if world.size == 1 else None)
     return train_loader, val_loader
 
 
-def train(flags, world):
+def train(flags, world, signals=None):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
-    JSON path (rank 0) and the final validation errors."""
+    JSON path (rank 0) and the final validation errors. `signals`: the StopSignals caught since
+    the command started (else from now on)."""
     from gluon_tricks.data.flags import data_sources
 
     ctx = devices(flags, world)
@@ -190,8 +201,10 @@ def train(flags, world):
         checkpoint.check_writable(flags.save_dir)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
-    train_loader, val_loader = make_loaders(run, train_source, val_source, world)
-    guard = RunGuard(run, world)
+    guard = RunGuard(run, world, signals)
+    guard.signals.install()
+    train_loader, val_loader = make_loaders(run, train_source, val_source, world,
+                                            guard.signals.requested)
     guard.start()  # lock, resume checks: all before the log or a checkpoint is written
     log = TrainLog(run.logging_file, enabled=world.is_root)
     state = None
@@ -223,7 +236,10 @@ def train(flags, world):
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
             step_module.average_batch_norm_over_devices(state.net)  # what a checkpoint holds
             world.average_batch_norm_statistics(state.net)
-            err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
+            try:
+                err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
+            except DataWaitStopped:  # a stop signal while waiting for validation data
+                guard.stopped_in_validation(epoch)
             log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
             state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)

@@ -97,6 +97,7 @@ class RunConfig:
     save_interval_minutes: float = _flag(False)  # mid-epoch checkpoints: when, not what
     keep_checkpoints: int = _flag(False)
     max_bad_fraction: float = _flag(False)  # a limit on bad data, not the data itself
+    data_timeout: float = _flag(False)  # when a stuck data worker is replaced: same batches
     log_interval: int = _flag(False)
     logging_file: str = _flag(False)
     tensorboard_dir: str = _flag(False)  # TensorBoard scalars beside the log: same training

@@ -3,24 +3,28 @@ resume (verified and compatible) chosen before anything is written, a free-space
 signals and interval checkpoints in the middle of an epoch.
 
 The loop calls `start()` before it opens its log, `resume(state, log)` once the network exists,
-`step_done(epoch, batches)` after every step, `saved()` after an epoch checkpoint and `close()`
-at the end, whatever happens.
+`agreed_batches(epoch, batches, first)` around the batches of each epoch, `saved()` after an
+epoch checkpoint and `close()` at the end, whatever happens.
 """
 import logging
 import os
 
 from gluon_tricks import files
+from gluon_tricks.data.workers import DataWaitStopped
 from gluon_tricks.errors import UserError
 from gluon_tricks.training import checkpoint
-from gluon_tricks.training.preemption import Preempted, RunControl
+from gluon_tricks.training.preemption import Preempted, RunControl, StopSignals
 from gluon_tricks.training.savedir_lock import RunLock
 
+_REFUSED = "refused: "  # a rank's view of the resume point when its own checks refused the run
 DATA_LOGGER = "gluon_tricks.data"  # worker deaths, corrupt images: into the training log too
 
 
 class RunGuard:
-    def __init__(self, run, world):
+    def __init__(self, run, world, signals=None):
         self.run, self.world = run, world
+        self.signals = signals if signals is not None else StopSignals()  # caught from the start
+        self.resumed_at = None  # (epoch, batch) this process starts training at
         self.lock = RunLock(run.save_dir, run.logging_file) if world.is_root else None
         self.notes = []  # lines for the log, which is not open yet when they are found
         self.record = None  # the checkpoint this run continues
@@ -30,23 +34,66 @@ class RunGuard:
 
     def start(self):
         """Every check that can refuse the run, before anything is written: the lock, the
-        checkpoint to continue (verified, compatible). Releases the lock if one fails."""
+        checkpoint to continue (verified, compatible, the same on every rank). Releases the
+        lock if one fails."""
         try:
-            if self.lock is not None:
-                self.notes += self.lock.acquire()
-                checkpoint.remove_stale_temp_files(self.run.save_dir, self.notes.append)
-            if not self.run.resume_params:
-                self.record = checkpoint.resume_point(self.run.save_dir, self.run.model,
-                                                      self.notes.append, self.run.fresh_start)
-                if self.record is None and self.run.resume:
-                    raise UserError("--resume: no checkpoint of %s in %s"
-                                    % (self.run.model, self.run.save_dir))
-                if self.record is not None:
-                    checkpoint.check_same_ranks(self.record, self.run)
-                    checkpoint.check_compatible(self.record, self.run)
+            refusal = None
+            try:
+                self._pick_resume_point()
+            except UserError as error:
+                refusal = error
+            self._agree_on_resume_point(refusal)
+            if self.record is not None:
+                checkpoint.check_same_ranks(self.record, self.run)
+                checkpoint.check_compatible(self.record, self.run)
         except BaseException:
             self.close()
             raise
+
+    def _pick_resume_point(self):
+        if self.lock is not None:
+            self.notes += self.lock.acquire()
+            checkpoint.remove_stale_temp_files(self.run.save_dir, self.notes.append)
+            checkpoint.remove_orphan_files(
+                self.run.save_dir, self.run.model,
+                (self.run.resume_params, self.run.resume_states, self.run.pretrained_params,
+                 self.run.teacher_params), self.notes.append)
+            checkpoint.remove_preempted_marker(self.run.save_dir)
+        if not self.run.resume_params:
+            self.record = checkpoint.resume_point(self.run.save_dir, self.run.model,
+                                                  self.notes.append, self.run.fresh_start)
+            if self.record is None and self.run.resume:
+                raise UserError("--resume: no checkpoint of %s in %s"
+                                % (self.run.model, self.run.save_dir))
+
+    def _agree_on_resume_point(self, refusal):
+        """Every rank picked the checkpoint to continue in its own view of --save-dir: they must
+        all have picked the same file with the same SHA-256 (node-local disks, or NFS attribute
+        caching hiding the newest checkpoint from a node, would have them train out of step), or
+        every rank stops with one line naming what each saw. A refusal on one rank stops all."""
+        if self.world.size == 1:
+            if refusal is not None:
+                raise refusal
+            return
+        if refusal is not None:
+            seen = _REFUSED + str(refusal)
+        elif self.record is None:
+            seen = "no checkpoint (a fresh start)"
+        else:
+            seen = "%s (SHA-256 %s)" % (os.path.basename(self.record["path"]),
+                                       files.digest(self.record["path"])[1][:16])
+        views = self.world.gather_text(seen, name="resume_point")
+        if refusal is not None:
+            raise refusal
+        refused = [(rank, view) for rank, view in enumerate(views) if view.startswith(_REFUSED)]
+        if refused:
+            raise UserError("rank %d %s" % refused[0])
+        if len(set(views)) > 1:
+            raise UserError("the ranks do not see the same checkpoint to continue in --save-dir "
+                            "%s (%s): every rank must see the same files (one shared folder; "
+                            "NFS attribute caching can hide the newest files from a node)"
+                            % (self.run.save_dir, "; ".join("rank %d: %s" % item
+                                                            for item in enumerate(views))))
 
     def resume(self, state, log, checkpoint_config):
         """Log the notes, check the free space, load the checkpoint (or GluonCV's files), catch
@@ -63,7 +110,9 @@ class RunGuard:
             files.require_free_space(self.run.save_dir, checkpoint.checkpoint_bytes(state.net),
                                      "a checkpoint")
         first = self._load(state, log)
-        self.control = RunControl(self.world, self.run.save_interval_minutes).install()
+        self.control = RunControl(self.world, self.run.save_interval_minutes,
+                                  signals=self.signals).install()
+        self.resumed_at = first
         return first
 
     def _load(self, state, log):
@@ -84,13 +133,40 @@ class RunGuard:
                  % (self.record["path"], epoch, " and %d batches" % batch if batch else "", step))
         return epoch, batch
 
-    def step_done(self, epoch, batches):
-        """After each step: all ranks agree whether to save (interval, signal) and stop."""
-        save, stop = self.control.after_step()
+    def agreed_batches(self, epoch, batches, first_batch):
+        """The batches of `epoch` from `first_batch` on, each yielded once every rank has agreed
+        to take the step (after its data arrived, before any gradient is exchanged), and a last
+        agreement after the epoch's last step: each may checkpoint (interval, signal) and stop."""
+        done = first_batch
+        batches = iter(batches)
+        while True:
+            try:
+                item = next(batches)
+            except StopIteration:
+                break
+            except DataWaitStopped:  # a stop signal while this rank waited for data
+                self.step_done(epoch, done, stop_here=True)  # the others agree, then stop
+                raise
+            self.step_done(epoch, done)
+            yield item
+            done += 1
+        self.step_done(epoch, done)
+
+    def stopped_in_validation(self, epoch):
+        """A stop signal while one process waited for validation data: checkpoint the epoch's
+        trained weights (as after its last batch) and stop. (Ranks wait for validation's end.)"""
+        self.step_done(epoch, self.run.iters_per_epoch, stop_here=True)  # raises Preempted
+
+    def step_done(self, epoch, batches, stop_here=False):
+        """With `batches` of `epoch` done: all ranks agree whether to save (interval, signal)
+        and stop. Nothing is saved where this process started (nothing new to save)."""
+        save, stop = self.control.agree(stop_here)
+        save = save and (stop or batches > 0)  # at batch 0 the epoch's end was just agreed on
+        fresh = (epoch, batches) == self.resumed_at
         path = statistics = None
-        if save and (self.world.size > 1 or self.run.num_devices > 1):
+        if save and not fresh and (self.world.size > 1 or self.run.num_devices > 1):
             statistics = self._gather_statistics()  # every rank takes part
-        if save and self.world.is_root:
+        if save and not fresh and self.world.is_root:
             run = self.run
             path = checkpoint.save_checkpoint(run.save_dir, self.state.net, self.state.trainer,
                                               run.model, epoch, epoch * run.iters_per_epoch
@@ -101,15 +177,23 @@ class RunGuard:
                              if stop else "every %g minutes" % run.save_interval_minutes))
             checkpoint.prune_checkpoints(run.save_dir, run.model, run.keep_checkpoints,
                                          self.log.info)
-        if save:
+        if save and not fresh:
             self.control.saved()
         if stop:
+            if fresh:
+                message = ("stopped by %s before the first step (epoch %d, batch %d): nothing "
+                           "new to save; run the same command again to start"
+                           % (self.control.signal_name(), epoch, batches))
+            else:
+                message = ("stopped by %s at epoch %d after batch %d; %s; run the same command "
+                           "again to continue from there"
+                           % (self.control.signal_name(), epoch, batches,
+                              "checkpoint " + path if path else "rank 0 wrote the checkpoint"))
+            if self.world.is_root:  # for a launcher that cannot see the ranks' exit status
+                checkpoint.write_preempted_marker(self.run.save_dir, message)
             if self.world.size > 1:
                 self.world.sum([0.0], name="preempted")  # rank 0 has written: leave together
-            raise Preempted("stopped by %s at epoch %d after batch %d; %s; run the same command "
-                            "again to continue from there"
-                            % (self.control.signal_name(), epoch, batches,
-                               "checkpoint " + path if path else "rank 0 wrote the checkpoint"))
+            raise Preempted(message)
 
     def _gather_statistics(self):
         """(ranks, values): the BatchNorm running statistics of each rank's every device, which
@@ -134,8 +218,7 @@ class RunGuard:
             self.control.saved()
 
     def close(self):
-        if self.control is not None:
-            self.control.uninstall()
+        self.signals.uninstall()
         data_logger = logging.getLogger(DATA_LOGGER)
         for handler in self._data_handlers:
             data_logger.removeHandler(handler)

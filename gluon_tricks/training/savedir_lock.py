@@ -5,10 +5,12 @@ weights) and interleave their logs. The lock is `flock` on a small file that als
 holder (host, pid, start time): the kernel drops it when the holder dies however it dies, so a
 lock of a dead process is simply taken over, and a second live run is refused in one line.
 """
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 
 from gluon_tricks.errors import UserError
@@ -22,7 +24,7 @@ class _Lock:
         self.previous = None  # the holder a dead process left in the file, if any
 
     def acquire(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_regular(self.path, self.what)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -55,6 +57,24 @@ class _Lock:
             self.fd = None
 
 
+def _open_regular(path, what):
+    """The lock file opened for writing without following a symlink (one placed there would
+    make the lock truncate its target), refused in one line unless it is a regular file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserError("the lock %s of %s is a symbolic link; refusing to write through "
+                            "it (remove it)" % (path, what)) from None
+        raise UserError("cannot create the lock %s of %s: %s"
+                        % (path, what, error.strerror or error)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError("the lock %s of %s is not a regular file; refusing to use it (remove it)"
+                        % (path, what))
+    return fd
+
+
 def _read_holder(fd):
     try:
         return json.loads(os.pread(fd, 4096, 0).decode() or "null")
@@ -84,7 +104,11 @@ class RunLock:
         notes = []
         try:
             for lock in self.locks:
-                os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+                try:
+                    os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+                except OSError as error:
+                    raise UserError("cannot create the folder of %s (%s): %s" % (
+                        lock.what, os.path.dirname(lock.path), error.strerror or error)) from None
                 lock.acquire()
                 if isinstance(lock.previous, dict):
                     notes.append("took over the lock %s of a run that is no longer running (%s)"

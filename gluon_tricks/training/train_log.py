@@ -9,6 +9,7 @@ import os
 import sys
 
 from gluon_tricks import files
+from gluon_tricks.errors import UserError
 
 
 class _FileHandler(logging.FileHandler):
@@ -22,6 +23,11 @@ class _FileHandler(logging.FileHandler):
         self.report(sys.exc_info()[1])
 
 
+def _same_file(opened, named):
+    """Whether the open file (its fstat) is still the file at its path (stat, None: gone)."""
+    return named is not None and (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
 class TrainLog:
     """Writes the Namespace line, per-interval batch lines and per-epoch lines."""
 
@@ -29,6 +35,7 @@ class TrainLog:
         self.enabled = enabled
         self.jsonl = None
         self.path, self.write_failed = path, False
+        self.file_handler = None
         self.logger = logging.getLogger("gluon_tricks.train.%d" % id(self))
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
@@ -37,10 +44,14 @@ class TrainLog:
         formatter = logging.Formatter("%(message)s")
         handlers = [logging.StreamHandler(stream or sys.stdout)]
         if path:
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-            handlers.append(_FileHandler(path, self._lost))
-            self.jsonl = open(path + ".jsonl", "a")
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                self.file_handler = _FileHandler(path, self._lost)
+                self.jsonl = open(path + ".jsonl", "a")
+            except OSError as error:
+                raise UserError("cannot open the training log %s: %s"
+                                % (error.filename or path, error.strerror or error)) from None
+            handlers.append(self.file_handler)
         for handler in handlers:
             handler.setFormatter(formatter)
             self.logger.addHandler(handler)
@@ -48,6 +59,7 @@ class TrainLog:
     def _emit(self, message, record):
         if not self.enabled:
             return
+        self._reopen_if_gone()
         self.logger.info(message)
         if self.jsonl:
             try:
@@ -55,6 +67,39 @@ class TrainLog:
                 self.jsonl.flush()
             except OSError as error:
                 self._lost(error)
+
+    def _reopen_if_gone(self):
+        """A log deleted (or replaced) during the run would take every later line with it, into
+        an unlinked file: reopen both files at their path, and say so in them and on stderr."""
+        if self.jsonl is None or self.file_handler.stream is None:
+            return
+        try:
+            gone = [f for f in (self.file_handler.stream, self.jsonl)
+                    if not _same_file(os.fstat(f.fileno()), self._stat(f.name))]
+        except OSError:
+            return
+        if not gone:
+            return
+        try:
+            self.file_handler.stream.close()
+            self.file_handler.stream = self.file_handler._open()
+            self.jsonl.close()
+            self.jsonl = open(self.path + ".jsonl", "a")
+        except OSError as error:
+            raise UserError("the training log %s was deleted during the run and cannot be "
+                            "opened again: %s" % (self.path, error.strerror or error)) from None
+        line = ("the training log %s was deleted or replaced during the run; reopened (the "
+                "lines before this one are not in this file)" % self.path)
+        print("gluon-tricks: warning: " + line, file=sys.stderr)
+        self.logger.info(line)
+        self.jsonl.write(json.dumps({"event": "info", "message": line}) + "\n")
+
+    @staticmethod
+    def _stat(path):
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
 
     def _lost(self, error):
         """A log write failed (a full disk): say so once, with the path and the free space, and

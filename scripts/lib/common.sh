@@ -66,3 +66,36 @@ run_child() {
   _RUN_CHILD_PID=""
   return "$status"
 }
+
+# run_preemptible MARKER CMD...: run CMD (horovodrun) as a child and return its exit status, or
+# 75 (EX_TEMPFAIL: "requeue me") when the run wrote MARKER, i.e. its ranks stopped on a signal
+# after a checkpoint (horovodrun itself exits 1 whenever a rank exits non-zero, 75 included).
+# A TERM, INT, HUP or USR1 sent to the script is passed on to CMD as TERM (horovodrun then stops
+# its ranks with TERM, and they checkpoint), and the script waits for CMD to end.
+_PREEMPTIBLE_PID=""
+_preemptible_forward() {
+  if [ -n "$_PREEMPTIBLE_PID" ]; then kill -TERM "$_PREEMPTIBLE_PID" 2>/dev/null || true; fi
+}
+run_preemptible() {
+  local marker=$1 status signal
+  shift
+  rm -f "$marker"
+  for signal in TERM INT HUP USR1; do trap _preemptible_forward "$signal"; done
+  "$@" &
+  _PREEMPTIBLE_PID=$!
+  while :; do
+    status=0
+    wait "$_PREEMPTIBLE_PID" || status=$?
+    # above 128: a trapped signal cut the wait short, or CMD died of a signal
+    if [ "$status" -le 128 ] || ! kill -0 "$_PREEMPTIBLE_PID" 2>/dev/null; then break; fi
+  done
+  _PREEMPTIBLE_PID=""
+  for signal in TERM INT HUP USR1; do trap - "$signal"; done
+  if [ "$status" -ne 0 ] && [ -f "$marker" ]; then
+    echo "${SCRIPT_NAME:-$(basename "$0" .sh)}: the ranks stopped on a signal after a" \
+      "checkpoint ($(head -c 300 "$marker")); exit status 75: run the same command again to" \
+      "continue" >&2
+    return 75
+  fi
+  return "$status"
+}

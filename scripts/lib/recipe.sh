@@ -4,8 +4,10 @@
 #   horovodrun -np $NP -H $HOSTS [$HOROVODRUN_ARGS] gluon-tricks train --num-gpus 1
 #     --batch-size TOTAL_BATCH/NP <data flags> --save-dir $OUT_DIR/<recipe>
 #     --logging-file $OUT_DIR/<recipe>/<recipe>.log [-j $WORKERS] FLAGS... "$@"
-# and runs it in the recipe's own process (exec: a signal to the recipe, e.g. from `timeout` or a
-# scheduler, reaches horovodrun, which stops its ranks), or prints it when DRY_RUN=1. The total
+# and runs it as the recipe's child (a TERM, INT, HUP or USR1 to the recipe, e.g. from `timeout`
+# or a scheduler, reaches horovodrun as TERM, which stops its ranks; they checkpoint), or prints
+# it when DRY_RUN=1. The recipe exits with horovodrun's status, or 75 when the ranks stopped on
+# a signal after a checkpoint (a requeueing wrapper reruns the same command to continue). The total
 # batch stays the paper's whatever NP is (one rank drives one GPU), so the linear scaling rule and
 # the recipe's --lr keep their meaning.
 # Arguments given to a recipe come last and win (argparse keeps the last value).
@@ -146,5 +148,6 @@ recipe() {
     || die "gluon-tricks not found: activate the environment of scripts/install_env.sh"
   mkdir -p "$save" || die "cannot create $save (OUT_DIR)"
   echo "==> $RECIPE_NAME: $(shell_join "${cmd[@]}")" >&2
-  exec "${cmd[@]}"
+  # gluon-tricks' rank 0 writes this marker when the ranks stop on a signal after a checkpoint
+  run_preemptible "$save/.gluon-tricks.preempted" "${cmd[@]}"
 }
