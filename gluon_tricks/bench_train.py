@@ -33,12 +33,13 @@ def add_arguments(parser):
 def add_train_arguments(parser):
     parser.add_argument("--model", default="resnet50_v1d", help="network (default resnet50_v1d)")
     parser.add_argument("--num-gpus", type=int, default=0, help="GPUs per process (0: the CPU)")
-    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                        help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
     parser.add_argument("--loss-scale", default="1", help="static scale S, or 'dynamic'")
     parser.add_argument("--amp", action="store_true", help="mxnet.contrib.amp (GPUs only)")
     parser.add_argument("--batch-size", type=int, default=32, help="per device (default 32)")
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--input-size", type=int, default=224, help="image size in pixels")
+    parser.add_argument("--classes", type=int, default=1000, help="classifier outputs")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     parser.add_argument("--rounds", type=int, default=2,
@@ -77,6 +78,21 @@ def _check(args):
         raise UserError("--input-size must be >= 32")
     check_devices(args)
     check_precision(args.dtype, args.loss_scale, args.amp, uses_gpus(args.num_gpus))
+    if args.compare_gluoncv:
+        _check_gluoncv_has(args.model)
+
+
+def _check_gluoncv_has(model):
+    """--compare-gluoncv builds GluonCV's network of the same name: refuse a name it lacks,
+    naming the models both have (of the same depth where there are some)."""
+    from gluoncv.model_zoo import get_model_list
+    from gluon_tricks.models import MODEL_NAMES
+    if model in get_model_list():
+        return
+    both = [name for name in MODEL_NAMES if name in get_model_list()]
+    same_depth = [name for name in both if name.split("_")[0] == model.split("_")[0]]
+    raise UserError("--compare-gluoncv: GluonCV's model zoo has no %s; pass a --model both have "
+                    "(%s), or drop --compare-gluoncv" % (model, ", ".join(same_depth or both)))
 
 
 def run_train(args):

@@ -130,13 +130,6 @@ class DataSource:
                         "/".join(images.IMAGE_EXTENSIONS))
         return cls("folder", root, entries, np.asarray(labels, np.int64), classes, ignored)
 
-    @classmethod
-    def from_path(cls, path):
-        """A folder, or a .rec whose .idx lies beside it."""
-        if os.path.isdir(os.path.expanduser(str(path))):
-            return cls.from_folder(path)
-        return cls.from_rec(path)
-
     def entry(self, i):
         """Image i's path relative to the root (folder) or its byte offset in the .rec."""
         return self._entries[i]

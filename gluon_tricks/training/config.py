@@ -164,6 +164,9 @@ def check_flags(config):
                  "--resume-states)" % (flag, path or "(not given)"))
         need(config.resume_epoch > 0, "--resume-params/--resume-states need --resume-epoch N "
              "(the epoch to continue from)")
+    need(not config.resume_epoch or config.resume_params,
+         "--resume-epoch %d needs --resume-params and --resume-states (GluonCV's files); a "
+         "checkpoint in --save-dir is continued without it" % config.resume_epoch)
     from gluon_tricks.training.finetune import check_finetune_flags
     check_finetune_flags(config)
     check_devices(config)
