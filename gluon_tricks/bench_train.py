@@ -32,23 +32,23 @@ def add_arguments(parser):
 
 
 def add_train_arguments(parser):
-    parser.add_argument("--model", default="resnet50_v1d", help="network (default resnet50_v1d)")
+    parser.add_argument("--model", default="resnet50_v1d", help="network")
     parser.add_argument("--num-gpus", type=int, default=0, help="GPUs per process (0: the CPU)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                         help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
     parser.add_argument("--loss-scale", default="1", help="static scale S, or 'dynamic'")
     parser.add_argument("--amp", action="store_true", help="mxnet.contrib.amp (GPUs only)")
-    parser.add_argument("--batch-size", type=int, default=32, help="per device (default 32)")
+    parser.add_argument("--batch-size", type=int, default=32, help="per device")
     parser.add_argument("--input-size", type=int, default=224, help="image size in pixels")
     parser.add_argument("--classes", type=int, default=1000, help="classifier outputs")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating rounds; the best round of each side counts")
     parser.add_argument("--rec", help="also time end to end, our input pipeline feeding the step")
     parser.add_argument("--idx", help="the index of --rec (default: REC with .idx)")
     parser.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
-                        help="input workers with --rec (default 4)")
+                        help="input workers with --rec")
     parser.add_argument("--compare-gluoncv", action="store_true",
                         help="also time GluonCV's network and train_imagenet.py's loop")
     parser.add_argument("--fp16-allreduce", action="store_true",

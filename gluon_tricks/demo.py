@@ -12,7 +12,7 @@ DEMO_FLAGS = [
 
 def add_arguments(parser):
     parser.add_argument("--out", default="runs/demo", help="where the log and checkpoints go "
-                        "(default runs/demo; an existing run there is resumed)")
+                        "(an existing run there is resumed)")
     parser.add_argument("--num-epochs", type=int, default=None, help="override the epochs")
 
 

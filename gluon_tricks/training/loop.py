@@ -231,7 +231,7 @@ def train(flags, world):
             tic = time.time()
             err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
             state.validation_seconds = time.time() - tic
-            log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5, loss)
+            log.epoch(epoch, "accuracy", accuracy, loss, speed, seconds, err_top1, err_top5)
             state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)
             done = epoch + 1

@@ -90,11 +90,13 @@ class RunGuard:
             self._data_handlers.append(handler)
         self.control = RunControl(self.world, self.run.save_interval_minutes).install()
 
-    def save(self, epoch, batches=0, statistics=None, stopping=False):
-        """The one writer of checkpoints: after `epoch` epochs and `batches` batches of the next
-        (mid-epoch, with every rank's BatchNorm `statistics`); rank 0 writes, every rank starts
-        the save interval again. Returns the JSON path (None on other ranks)."""
-        path = None
+    def save(self, epoch, batches=0, stopping=False):
+        """The one writer of checkpoints, called by every rank: after `epoch` epochs and `batches`
+        batches of the next (mid-epoch: with every rank's BatchNorm statistics). Rank 0 writes;
+        returns the JSON path (None on other ranks)."""
+        path = statistics = None
+        if batches and (self.world.size > 1 or self.run.num_devices > 1):
+            statistics = self._gather_statistics()  # every rank takes part
         if self.world.is_root:
             run, state = self.run, self.state
             path = checkpoint.save_checkpoint(
@@ -113,12 +115,7 @@ class RunGuard:
     def step_done(self, epoch, batches):
         """After each step: all ranks agree whether to save (interval, signal) and stop."""
         save, stop = self.control.after_step()
-        path = None
-        if save:
-            statistics = None
-            if self.world.size > 1 or self.run.num_devices > 1:
-                statistics = self._gather_statistics()  # every rank takes part
-            path = self.save(epoch, batches, statistics, stop)
+        path = self.save(epoch, batches, stop) if save else None
         if stop:
             if self.world.size > 1:
                 self.world.sum([0.0], name="preempted")  # rank 0 has written: leave together

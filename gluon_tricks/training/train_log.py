@@ -26,7 +26,6 @@ class _FileHandler(logging.FileHandler):
 
 
 def _duration(seconds):
-    """Seconds as H:MM:SS."""
     minutes, seconds = divmod(int(round(seconds)), 60)
     return "%d:%02d:%02d" % (minutes // 60, minutes % 60, seconds)
 
@@ -95,25 +94,20 @@ class TrainLog:
     def info(self, message):
         self._emit(message, {"event": "info", "message": message})
 
-    def batch(self, epoch, batch, speed, metric, value, lr, loss=None, batches=None, eta=None):
-        """GluonCV's batch line; then the mean training loss since the previous line, the batches
-        done of the epoch's `batches`, and `eta` (seconds left of the epoch, of the run)."""
-        line = "Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f" % (
-            epoch, batch, speed, metric, value, lr)
-        record = {"event": "batch", "epoch": epoch, "batch": batch, "speed": speed, metric: value,
-                  "lr": lr}
-        if loss is not None:
-            line += "\tloss=%f\t%d/%d batches, ETA epoch %s, run %s" % (
-                loss, batch + 1, batches, _duration(eta[0]), _duration(eta[1]))
-            record.update(loss=loss, batches=batches, eta_epoch=eta[0], eta_run=eta[1])
-        self._emit(line, record)
+    def batch(self, epoch, batch, speed, metric, value, lr, loss, batches, eta):
+        """GluonCV's batch line, then the mean training loss since the previous line, the batches
+        done of the epoch's `batches` and `eta` (seconds left of the epoch, of the run)."""
+        self._emit("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f\tloss=%f\t%d/%d "
+                   "batches, ETA epoch %s, run %s" % (epoch, batch, speed, metric, value, lr, loss,
+                                                      batch + 1, batches, _duration(eta[0]),
+                                                      _duration(eta[1])),
+                   {"event": "batch", "epoch": epoch, "batch": batch, "speed": speed, metric: value,
+                    "lr": lr, "loss": loss, "batches": batches, "eta_epoch": eta[0],
+                    "eta_run": eta[1]})
 
-    def epoch(self, epoch, metric, value, speed, seconds, err_top1, err_top5, loss=None):
-        training = {"event": "train", "epoch": epoch, metric: value}
-        if loss is not None:
-            training["loss"] = loss
-        self._emit("[Epoch %d] training: %s=%f" % (epoch, metric, value)
-                   + (" loss=%f" % loss if loss is not None else ""), training)
+    def epoch(self, epoch, metric, value, loss, speed, seconds, err_top1, err_top5):
+        self._emit("[Epoch %d] training: %s=%f loss=%f" % (epoch, metric, value, loss),
+                   {"event": "train", "epoch": epoch, metric: value, "loss": loss})
         self._emit("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, speed, seconds),
                    {"event": "speed", "epoch": epoch, "speed": speed, "time": seconds})
         self._emit("[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, err_top1, err_top5),
