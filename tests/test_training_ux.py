@@ -65,6 +65,45 @@ def test_rerunning_a_finished_run_adds_nothing_to_its_log_and_is_no_restart(cli,
     assert warnings_of([parse_log(str(log))]) == [[]]
 
 
+@pytest.fixture(scope="module")
+def demo_classes(tmp_path_factory):
+    """Every demo class, 4 training and 2 validation images each, as image folders."""
+    import shutil
+    from gluon_tricks.data.demo_data import default_demo_data
+    demo = default_demo_data()
+    root = tmp_path_factory.mktemp("demo_classes")
+    for split, count in (("train", 4), ("val", 2)):
+        for name in sorted(os.listdir(demo[split + "_dir"])):
+            source = os.path.join(demo[split + "_dir"], name)
+            os.makedirs(str(root / split / name))
+            for filename in sorted(os.listdir(source))[:count]:
+                shutil.copy(os.path.join(source, filename), str(root / split / name))
+    return root
+
+
+def test_demo_run_again_re_evaluates_and_leaves_its_log_as_it_is(cli, demo_classes, tmp_path,
+                                                                 monkeypatch):
+    """`make demo` twice: the second run trains nothing, evaluates again, and the log shows one
+    run (no restart warning in `report` or `plot`)."""
+    from gluon_tricks import demo
+    from gluon_tricks.figures.log_checks import warnings_of
+    from gluon_tricks.figures.logparse import parse_log
+    monkeypatch.setattr(demo, "DEMO_FLAGS", [
+        "--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "8", "-j", "0",
+        "--num-epochs", "1", "--log-interval", "2", "--train-dir", str(demo_classes / "train"),
+        "--val-dir", str(demo_classes / "val")])
+    out = tmp_path / "demo"
+    status, first, err = cli("demo", "--out", out)
+    assert status == 0, err
+    log = out / "train.log"
+    before = (log.read_text(), open(str(log) + ".jsonl").read())
+    status, second, err = cli("demo", "--out", out)
+    assert status == 0, err
+    assert "nothing to train" in second and "err-top1" in second
+    assert (log.read_text(), open(str(log) + ".jsonl").read()) == before
+    assert warnings_of([parse_log(str(log))]) == [[]]
+
+
 BATCH_LINE = re.compile(  # GluonCV's line, then ours: loss, batches done / per epoch, the ETAs
     r"^Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: [\d.]+ samples/sec\taccuracy=([\d.]+)\tlr=[\d.]+"
     r"\tloss=([\d.]+)\t(\d+)/(\d+) batches, ETA epoch (\d+):(\d\d):(\d\d), "
