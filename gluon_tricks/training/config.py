@@ -6,6 +6,7 @@ momentum 0.9, wd 1e-4); `--lr` defaults to the linear scaling rule, 0.1 x global
 """
 import os
 
+from gluon_tricks import paper
 from gluon_tricks.data.flags import add_data_arguments
 from gluon_tricks.errors import UserError
 
@@ -108,8 +109,7 @@ def add_arguments(parser):
 def tricks_of(config):
     """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports): the same
     reading the figures give a logged configuration, so a run and its log never disagree."""
-    from gluon_tricks.paper import tricks_of as tricks_of_config
-    return tricks_of_config(vars(config))
+    return paper.tricks_of(vars(config))
 
 
 def check_flags(config):
