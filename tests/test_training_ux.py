@@ -41,10 +41,13 @@ def misfit_teacher(tmp_path_factory):
     (["--warmup-epochs", "3", "--num-epochs", "2"], "--warmup-epochs (3)"),
     (["--resume-epoch", "3"], "--resume-epoch 3 needs --resume-params"),
     (["--teacher", "resnet18_v1d", "--teacher-params", "TEACHER"], "does not fit"),
+    (["--resume-params", "TEACHER", "--resume-states", "TEACHER", "--resume-epoch", "1"],
+     "--resume-params %s does not hold the weights"),  # refused once the save dir is locked
 ])
 def test_a_refused_run_writes_no_log_line_and_no_save_dir(cli, disc_data, tmp_path,
                                                           misfit_teacher, extra, message):
     extra = [str(misfit_teacher) if e == "TEACHER" else e for e in extra]
+    message = message.replace("%s", str(misfit_teacher))
     out = tmp_path / "run"
     status, stdout, err = _train(cli, disc_data, out, *extra, log=out / "logs" / "train.log")
     assert_one_line_error(status, stdout, err, message)

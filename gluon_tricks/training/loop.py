@@ -5,6 +5,7 @@ A run is: resolve its configuration (a RunConfig, once) -> build data, network, 
 through the RunGuard (which also writes the mid-epoch checkpoints).
 """
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, List
@@ -191,13 +192,14 @@ def train(flags, world):
     run = resolve(flags, world, ctx, train_source)
     train_loader, val_loader = make_loaders(run, train_source, val_source, world)
     state = build_state(run, ctx, world)
+    made = world.is_root and not os.path.isdir(run.save_dir)  # removed again if refused
     if world.is_root:
         checkpoint.check_writable(run.save_dir)
     guard = RunGuard(run, world)
-    guard.start()  # the lock, the checkpoint to continue: before the log is written
     log = None
     result = {"checkpoint": None, "err_top1": None, "err_top5": None}
     try:
+        guard.start()  # the lock, the checkpoint to continue: before the log is written
         start_epoch, first_batch = guard.load(state)
         if start_epoch >= run.num_epochs:
             return result  # a finished run: its log stays as it is
@@ -238,6 +240,10 @@ def train(flags, world):
             if done == run.num_epochs or (run.save_frequency and done % run.save_frequency == 0):
                 result["checkpoint"] = guard.save(done)
         return result
+    except UserError:
+        if made and log is None:
+            shutil.rmtree(run.save_dir, ignore_errors=True)
+        raise
     finally:
         guard.close()
         if state.tensorboard is not None:
