@@ -186,7 +186,7 @@ def train(flags, world):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
     JSON path (rank 0) and the final validation errors (None: nothing was left to train).
     Everything that can refuse the run (data, network, teacher, lock, checkpoint to continue)
-    comes before the save dir is created or a log line written."""
+    comes before a log line is written; a refused run removes the save dir it created."""
     ctx = devices(flags, world)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
