@@ -12,6 +12,7 @@ metric updated every batch). `--rec FILE` feeds our step from our input pipeline
 input or compute bounds the run. Under horovodrun every rank runs the step and rank 0 prints the
 total images/s.
 """
+import argparse
 import json
 import time
 
@@ -31,22 +32,23 @@ def add_arguments(parser):
 
 
 def add_train_arguments(parser):
-    parser.add_argument("--model", default="resnet50_v1d", help="network (default resnet50_v1d)")
+    parser.add_argument("--model", default="resnet50_v1d", help="network")
     parser.add_argument("--num-gpus", type=int, default=0, help="GPUs per process (0: the CPU)")
-    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                        help="float16: FP16 weights/activations, FP32 master weights (GPU only)")
     parser.add_argument("--loss-scale", default="1", help="static scale S, or 'dynamic'")
     parser.add_argument("--amp", action="store_true", help="mxnet.contrib.amp (GPUs only)")
-    parser.add_argument("--batch-size", type=int, default=32, help="per device (default 32)")
-    parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32, help="per device")
+    parser.add_argument("--input-size", type=int, default=224, help="image size in pixels")
+    parser.add_argument("--classes", type=int, default=1000, help="classifier outputs")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating rounds; the best round of each side counts")
     parser.add_argument("--rec", help="also time end to end, our input pipeline feeding the step")
     parser.add_argument("--idx", help="the index of --rec (default: REC with .idx)")
     parser.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
-                        help="input workers with --rec (default 4)")
+                        help="input workers with --rec")
     parser.add_argument("--compare-gluoncv", action="store_true",
                         help="also time GluonCV's network and train_imagenet.py's loop")
     parser.add_argument("--fp16-allreduce", action="store_true",
@@ -67,24 +69,46 @@ def run(args):
 
 
 def _check(args):
-    from gluon_tricks.training.config import check_devices
-    from gluon_tricks.devices import uses_gpus
-    from gluon_tricks.training.loss_scale import check_precision
+    """The bench's own limits, then `gluon-tricks train`'s checks of the flags it shares; returns
+    the training flags (as `train` would parse them) of the step to time."""
     if min(args.batch_size, args.steps, args.rounds, args.classes - 1) < 1 or args.warmup < 0:
         raise UserError("--batch-size, --steps and --rounds must be >= 1, --classes >= 2, "
                         "--warmup >= 0")
-    if args.input_size < 32:
-        raise UserError("--input-size must be >= 32")
-    check_devices(args)
-    check_precision(args.dtype, args.loss_scale, args.amp, uses_gpus(args.num_gpus))
+    from gluon_tricks.training.config import add_arguments, check_flags
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = parser.parse_args(
+        ["--model", args.model, "--num-gpus", str(args.num_gpus), "--dtype", args.dtype,
+         "--loss-scale", args.loss_scale, "--batch-size", str(args.batch_size),
+         "--input-size", str(args.input_size),
+         "--gradient-predivide-factor", str(args.gradient_predivide_factor)]
+        + ["--amp"] * args.amp + ["--fp16-allreduce"] * args.fp16_allreduce)
+    check_flags(flags)
+    if args.compare_gluoncv:
+        _check_gluoncv_has(args.model)
+    return flags
+
+
+def _check_gluoncv_has(model):
+    """--compare-gluoncv builds GluonCV's network of the same name: refuse a name it lacks,
+    naming the models both have (of the same depth where there are some)."""
+    from gluoncv.model_zoo import get_model_list
+    from gluon_tricks.models import MODEL_NAMES
+    if model in get_model_list():
+        return
+    both = [name for name in MODEL_NAMES if name in get_model_list()]
+    same_depth = [name for name in both if name.split("_")[0] == model.split("_")[0]]
+    raise UserError("--compare-gluoncv: GluonCV's model zoo has no %s; pass a --model both have "
+                    "(%s), or drop --compare-gluoncv" % (model, ", ".join(same_depth or both)))
 
 
 def run_train(args):
     from gluon_tricks.training.distributed import World
-    _check(args)
+    flags = _check(args)
     world = World.from_environment()
     try:
-        result = (loss_curve(args, world) if args.loss_curve else bench_train(args, world))
+        result = (loss_curve(args, flags, world) if args.loss_curve
+                  else bench_train(args, flags, world))
     finally:
         world.finish()
     if not world.is_root:
@@ -127,34 +151,28 @@ def _report(args, world, result):
 
 # --- the two sides ------------------------------------------------------------------------------
 
-class _Ours:
-    """Our network and the training loop's own step."""
+class _Synthetic:
+    """Stands for the training set in `resolve`: one batch for every rank, `num_classes`."""
 
-    def __init__(self, args, ctx, world):
-        import mxnet as mx
-        from mxnet import gluon
-        from gluon_tricks.models import get_model, initialize
-        from gluon_tricks.training.loss_scale import LossScaler
-        from gluon_tricks.training.optim import make_trainer
-        from gluon_tricks.training.step import TrainStep
+    def __init__(self, images, num_classes):
+        self.images, self.num_classes = images, num_classes
+
+    def __len__(self):
+        return self.images
+
+
+class _Ours:
+    """Our network and the training loop's own step, built as `train` builds them."""
+
+    def __init__(self, args, flags, ctx, world):
+        from gluon_tricks.training.loop import build_state
+        from gluon_tricks.training.run_config import resolve
         from gluon_tricks.training.targets import smooth_one_hot
-        if args.amp:
-            from mxnet.contrib import amp
-            amp.init()
-        mx.random.seed(0)
-        net = initialize(get_model(args.model, classes=args.classes), ctx, args.input_size)
-        if args.dtype != "float32":
-            net.cast(args.dtype)
-        net.hybridize(static_alloc=True, static_shape=True)
-        trainer = make_trainer(net, 0.9, 1e-4, args.dtype, world, len(ctx),
-                               **_horovod_options(args, world))
-        if args.amp:
-            amp.init_trainer(trainer)
-        world.broadcast_parameters(net)
-        self.trainer = trainer
-        self.step = TrainStep(net, trainer, gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False),
-                              ctx, args.dtype, LossScaler.from_flag(args.loss_scale), amp=args.amp,
-                              settle_gradients=ctx[0].device_type == "cpu")  # as the loop
+        run = resolve(flags, world, ctx, _Synthetic(args.batch_size * len(ctx) * world.size,
+                                                    args.classes))
+        state = build_state(run, ctx, world)
+        world.broadcast_parameters(state.net)
+        self.trainer, self.step = state.trainer, state.step
         self.classes = args.classes
         self.one_hot = smooth_one_hot
 
@@ -237,13 +255,6 @@ class _GluonCV:
 
     def finish(self, world):
         self.metric.get()
-
-
-def _horovod_options(args, world):
-    if world.size == 1:
-        return {}
-    return {"fp16_allreduce": args.fp16_allreduce,
-            "gradient_predivide_factor": args.gradient_predivide_factor}
 
 
 # --- timing -------------------------------------------------------------------------------------
@@ -332,14 +343,14 @@ def _end_to_end(args, ours, num_devices, world):
     return rates["input"], rates["end_to_end"]
 
 
-def loss_curve(args, world, every=10):
+def loss_curve(args, flags, world, every=10):
     """{"loss_start", "loss_end"}: the mean training loss of the first and the last `every` of
     --steps steps of our step on one synthetic batch (the network memorises it), for comparing
     FP16 with FP32. Steps skipped by dynamic loss scaling carry no loss."""
     from gluon_tricks.devices import process_devices
     ctx = process_devices(args.num_gpus, world.local_rank, world.size)
     data, label = _synthetic_batch(args, len(ctx))
-    ours = _Ours(args, ctx, world)
+    ours = _Ours(args, flags, ctx, world)
     means = []
     for index in range(args.steps):
         ours(data, label)
@@ -350,13 +361,13 @@ def loss_curve(args, world, every=10):
             "loss_scale": ours.step.scaler.scale}
 
 
-def bench_train(args, world):
+def bench_train(args, flags, world):
     """{"ours", "ms_per_step", "host_ms"[, "gluoncv", "gluoncv_ms_per_step", "gluoncv_host_ms",
     "ratio"][, "input", "end_to_end", "bound"], "devices"}: the best round of each side."""
     from gluon_tricks.devices import process_devices
     ctx = process_devices(args.num_gpus, world.local_rank, world.size)
     data, label = _synthetic_batch(args, len(ctx))
-    sides = {"ours": _Ours(args, ctx, world)}
+    sides = {"ours": _Ours(args, flags, ctx, world)}
     if args.compare_gluoncv:
         sides["gluoncv"] = _GluonCV(args, ctx, world)
     best = {}

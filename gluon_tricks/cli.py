@@ -32,6 +32,28 @@ COMMANDS = {
 TRACEBACK_ENV = "GLUON_TRICKS_TRACEBACK"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already names it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default is None or default is False or default == ""
+                or default is argparse.SUPPRESS or "default" in text):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that shows defaults in its help and takes no abbreviated flags (so
+    `--lr-mod` is an error, not `--lr-mode`); subcommand parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 class _LazySubcommand:
     """Imports a subcommand's module the first time it is needed."""
 
@@ -48,7 +70,7 @@ class _LazySubcommand:
 
 def build_parser(only=None):
     """The top-level parser; with `only`, just that subcommand is given its arguments."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gluon-tricks",
         description="Bag of Tricks for Image Classification (He et al., CVPR 2019), reproduced "
                     "with MXNet Gluon, GluonCV and Horovod.")

@@ -2,6 +2,9 @@
 embedded data set, on the CPU, in minutes; then evaluated from its saved checkpoint."""
 import os
 
+from gluon_tricks.cli import main
+from gluon_tricks.training.checkpoint import find_latest
+
 DEMO_FLAGS = [
     "--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "64",
     "--num-epochs", "10", "--warmup-epochs", "2", "--lr-mode", "cosine", "--lr", "0.1",
@@ -12,12 +15,11 @@ DEMO_FLAGS = [
 
 def add_arguments(parser):
     parser.add_argument("--out", default="runs/demo", help="where the log and checkpoints go "
-                        "(default runs/demo; an existing run there is resumed)")
+                        "(an existing run there is resumed)")
     parser.add_argument("--num-epochs", type=int, default=None, help="override the epochs")
 
 
 def run(args):
-    from gluon_tricks.cli import main
     flags = list(DEMO_FLAGS)
     if args.num_epochs:
         flags[flags.index("--num-epochs") + 1] = str(args.num_epochs)
@@ -27,7 +29,6 @@ def run(args):
     status = main(["train"] + flags)
     if status:
         return status
-    from gluon_tricks.training.checkpoint import find_latest
     record = find_latest(args.out, "resnet18_v1d")
     params = os.path.join(args.out, record["params"])
     print("gluon-tricks eval --model resnet18_v1d --params %s --input-size 32" % params)

@@ -176,8 +176,8 @@ def project_log(path, runs):
         writer = TrainLog(str(path), stream=open(os.devnull, "w"))
         writer.namespace(dict(BASE_CONFIG, global_batch_size=256, world_size=8))
         for epoch, err_top1 in run:
-            writer.batch(epoch, 49, 1000.0, "accuracy", 0.5, 0.1)
-            writer.epoch(epoch, "accuracy", 0.5, 1000, 60.0, err_top1, err_top1 / 2)
+            writer.batch(epoch, 49, 1000.0, "accuracy", 0.5, 0.1, 2.5, 100, (60.0, 600.0))
+            writer.epoch(epoch, "accuracy", 0.5, 2.5, 1000, 60.0, err_top1, err_top1 / 2)
         writer.close()
     return str(path)
 

@@ -77,8 +77,8 @@ def test_this_projects_own_train_log_writer_is_read_back(tmp_path):
     path = str(tmp_path / "ours.log")
     writer = TrainLog(path, stream=open(str(tmp_path / "stdout.txt"), "w"))
     writer.namespace(dict(BASE_CONFIG, global_batch_size=1024, iters_per_epoch=1251))
-    writer.batch(0, 49, 1036.623, "accuracy", 0.001016, 0.004)
-    writer.epoch(0, "accuracy", 0.013562, 1056, 1228.78125, 0.93876, 0.83894)
+    writer.batch(0, 49, 1036.623, "accuracy", 0.001016, 0.004, 6.9, 1251, (60.0, 600.0))
+    writer.epoch(0, "accuracy", 0.013562, 6.8, 1056, 1228.78125, 0.93876, 0.83894)
     writer.close()
     log = parse_log(path)
     assert log.config["global_batch_size"] == 1024

@@ -236,12 +236,12 @@ def test_the_loop_logs_checkpoints_and_restores_a_dynamic_scale(cli, tmp_path_fa
     assert train(root / "resumed", 2)[0] == 0
     for path in glob.glob(str(root / "resumed" / "resnet18_v1d-0002.*")):
         os.remove(path)  # as if stopped after epoch 1
-    first = json.load(open(root / "resumed" / "resnet18_v1d-0001.json"))["config"]["loss_scaler"]
+    first = json.load(open(root / "resumed" / "resnet18_v1d-0001.json"))["loss_scaler"]
     assert first["scale"] == DYNAMIC_INITIAL_SCALE * 2 and first["clean_steps"] == 1
     status, _, err = train(root / "resumed", 2)
     assert status == 0, err
     for run in ("straight", "resumed"):
-        saved = json.load(open(root / run / "resnet18_v1d-0002.json"))["config"]["loss_scaler"]
+        saved = json.load(open(root / run / "resnet18_v1d-0002.json"))["loss_scaler"]
         assert saved["scale"] == DYNAMIC_INITIAL_SCALE * 4 and saved["clean_steps"] == 2, run
     log = open(root / "resumed" / "train.log").read()
     assert "[Epoch 1] dynamic loss scale %g (0 updates skipped)" % (

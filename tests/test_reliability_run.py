@@ -131,7 +131,7 @@ def test_a_second_run_with_another_save_dir_but_the_same_log_is_refused(data, tm
         holder.release()
     assert status == 2 and err.count("\n") == 1
     assert "--logging-file %s is in use by another run (pid %d" % (log, os.getpid()) in err
-    assert not log.exists()
+    assert not log.exists() and not (tmp_path / "second").exists()
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(data, tmp_path, capsys):

@@ -84,15 +84,16 @@ def test_train_writes_the_logged_numbers_to_tensorboard(cli, demo_subset, tmp_pa
     assert len(os.listdir(str(tmp_path / "tb"))) == 1  # one event file
     scalars = read_scalars(str(tmp_path / "tb"))
     iters = 4  # 32 images / 8
-    # every log interval: the step of the batch, the log's lr and accuracy
+    # every log line (the first batch, then every interval): the step, the log's lr and accuracy
     assert [s for s, _ in scalars["train/lr"]] == [r["epoch"] * iters + r["batch"] + 1
-                                                   for r in batches] == [2, 4, 6, 8]
+                                                   for r in batches] == [1, 2, 4, 6, 8]
     np.testing.assert_allclose([v for _, v in scalars["train/lr"]], [r["lr"] for r in batches],
                                rtol=1e-6)
     np.testing.assert_allclose([v for _, v in scalars["train/accuracy"]],
                                [r["accuracy"] for r in batches], rtol=1e-6)
     losses = [v for _, v in scalars["train/loss"]]
     assert all(np.isfinite(v) and v > 0 for v in losses), losses  # cross-entropy per image
+    np.testing.assert_allclose(losses, [r["loss"] for r in batches], rtol=1e-6)
     # every epoch: training accuracy and validation as the log has them, at the epoch's end
     assert [s for s, _ in scalars["val/top1"]] == [iters, 2 * iters]
     np.testing.assert_allclose([v for _, v in scalars["val/top1"]],
@@ -102,7 +103,9 @@ def test_train_writes_the_logged_numbers_to_tensorboard(cli, demo_subset, tmp_pa
     np.testing.assert_allclose([v for _, v in scalars["epoch/train_accuracy"]],
                                [r["accuracy"] for r in epochs], rtol=1e-6)
     epoch_loss = [v for _, v in scalars["epoch/train_loss"]]
-    np.testing.assert_allclose(epoch_loss[0], np.mean(losses[:2]), rtol=1e-5)  # equal intervals
+    # epoch 0's intervals: batch 0, batch 1, batches 2-3
+    np.testing.assert_allclose(epoch_loss[0], (losses[0] + losses[1] + 2 * losses[2]) / 4,
+                               rtol=1e-5)
     assert "train/loss_scale" not in scalars  # FP32: no loss scale
 
 
@@ -115,5 +118,5 @@ def test_a_dynamic_loss_scale_is_written(cli, demo_subset, tmp_path):
     assert status == 0, stderr
     scalars = read_scalars(str(tmp_path / "tb"))
     # FP32 gradients never overflow: the scale stays at its start, 2^16, for the 4 batches
-    assert scalars["train/loss_scale"] == [(2, 65536.0), (4, 65536.0)]
+    assert scalars["train/loss_scale"] == [(1, 65536.0), (2, 65536.0), (4, 65536.0)]
     assert scalars["epoch/loss_scale"] == [(4, 65536.0)]

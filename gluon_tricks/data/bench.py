@@ -23,8 +23,8 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="our worker processes and ImageRecordIter's preprocess_threads "
                              "(default: all cores)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64, help="images per batch")
+    parser.add_argument("--input-size", type=int, default=224, help="crop size in pixels")
     parser.add_argument("--images", type=int, default=1024,
                         help="images timed per pipeline and round (default 1024)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")

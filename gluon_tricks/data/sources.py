@@ -139,13 +139,6 @@ class DataSource:
                         % (root, ignored, "/".join(images.IMAGE_EXTENSIONS)))
         return source
 
-    @classmethod
-    def from_path(cls, path):
-        """A folder, or a .rec whose .idx lies beside it."""
-        if os.path.isdir(os.path.expanduser(str(path))):
-            return cls.from_folder(path)
-        return cls.from_rec(path)
-
     def note(self, message):
         """A warning about this data: logged now and kept in `notes` for the training log."""
         LOG.warning("%s", message)

@@ -70,9 +70,10 @@ def checkpoint_bytes(net):
 
 
 def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
-                    rank_statistics=None):
+                    rank_statistics=None, loss_scaler=None):
     """Write the checkpoint taken after `epoch` completed epochs and `batch` batches of the next;
     returns its JSON path. Refuses non-finite weights, and a disk without room for it.
+    `config`: the RunConfig (or its dict); `loss_scaler`: the LossScaler's state, kept apart.
     `rank_statistics` (mid-epoch under Horovod): every rank's BatchNorm running statistics, an
     NDArray (ranks, values), saved as PREFIX.ranks; a resume gives each rank its own back."""
     bad = non_finite_parameters(net, trainer)
@@ -100,7 +101,7 @@ def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
     config = config.as_dict() if hasattr(config, "as_dict") else dict(config)
     record = {"format": FORMAT, "epoch": epoch, "batch": batch, "step": step,
               "params": listing["params"]["name"], "states": listing["states"]["name"],
-              "files": listing, "config": config,
+              "files": listing, "config": config, "loss_scaler": loss_scaler,
               "rng": {"seed": config.get("seed"),
                       "streams": "derived from (seed, epoch, batch)"}}
 
@@ -120,6 +121,12 @@ def _write_weights(path, net):
     except mx.base.MXNetError as error:
         raise UserError("cannot write the checkpoint file %s: %s"
                         % (path, error_summary(error))) from None
+
+
+def loss_scaler_state(record):
+    """The loss scaler's state a checkpoint record holds (an older one kept it in its config),
+    or None."""
+    return record.get("loss_scaler") or record.get("config", {}).get("loss_scaler")
 
 
 def _confined(save_dir, name):

@@ -1,11 +1,6 @@
 """`gluon-tricks train`: parse GluonCV-compatible flags, check them, train in one process or as
 one of N Horovod ranks (launched by horovodrun)."""
-from gluon_tricks.training.config import add_arguments as _add_arguments
-from gluon_tricks.training.config import check_flags
-
-
-def add_arguments(parser):
-    _add_arguments(parser)
+from gluon_tricks.training.config import add_arguments, check_flags  # noqa: F401 (the CLI's)
 
 
 def run(args):
@@ -21,8 +16,8 @@ def run(args):
         signals.uninstall()
     world.finish()
     if world.is_root and result["err_top1"] is None:
-        print("nothing to train: the checkpoint in %s has finished all %d epochs"
-              % (args.save_dir, args.num_epochs))
+        print("nothing to train: the checkpoint in %s has finished all %d epochs; %s is left "
+              "as it is" % (args.save_dir, args.num_epochs, args.logging_file))
     elif world.is_root:
         print("final validation: err-top1=%.4f err-top5=%.4f; log: %s; checkpoint: %s"
               % (result["err_top1"], result["err_top5"], args.logging_file,

@@ -6,6 +6,7 @@ momentum 0.9, wd 1e-4); `--lr` defaults to the linear scaling rule, 0.1 x global
 """
 import os
 
+from gluon_tricks import paper
 from gluon_tricks.data.flags import add_data_arguments
 from gluon_tricks.errors import UserError
 
@@ -20,11 +21,11 @@ def add_arguments(parser):
                              "GluonCV's recipe (brightness/contrast/saturation)")
 
     sched = parser.add_argument_group("schedule (per iteration)")
-    sched.add_argument("--num-epochs", type=int, default=120, help="epochs (default 120)")
+    sched.add_argument("--num-epochs", type=int, default=120, help="epochs")
     sched.add_argument("--lr", type=float, default=None,
                        help="peak learning rate (default: 0.1 x global batch / 256)")
     sched.add_argument("--lr-mode", choices=("step", "cosine", "poly", "linear"), default="step",
-                       help="decay after warmup (default step)")
+                       help="decay after warmup")
     sched.add_argument("--lr-decay", type=float, default=0.1, help="step decay factor")
     sched.add_argument("--lr-decay-epoch", default="30,60,90",
                        help="epochs (from the start of training) at which step decay applies")
@@ -46,15 +47,15 @@ def add_arguments(parser):
     optim.add_argument("--loss-scale", default="1", metavar="S|dynamic",
                        help="multiply the loss by S (gradients divided by S in the update), or "
                             "'dynamic': start at 2^16, halve and skip the update on an inf/NaN "
-                            "gradient, double after --loss-scale-window clean steps (default 1)")
+                            "gradient, double after --loss-scale-window clean steps")
     optim.add_argument("--loss-scale-window", type=int, default=2000, metavar="N",
-                       help="clean steps before a dynamic loss scale doubles (default 2000)")
+                       help="clean steps before a dynamic loss scale doubles")
     optim.add_argument("--amp", action="store_true", help="mixed precision by "
                        "mxnet.contrib.amp with its own dynamic loss scale (GPUs only)")
     optim.add_argument("--label-smoothing", action="store_true",
                        help="label smoothing (its epsilon: --label-smoothing-eps)")
     optim.add_argument("--label-smoothing-eps", type=float, default=0.1,
-                       help="epsilon of label smoothing (default 0.1, the paper's)")
+                       help="epsilon of label smoothing (the paper's)")
     optim.add_argument("--mixup", action="store_true", help="mixup training")
     optim.add_argument("--mixup-alpha", type=float, default=0.2, help="Beta(alpha, alpha)")
     optim.add_argument("--mixup-off-epoch", type=int, default=0,
@@ -89,16 +90,16 @@ def add_arguments(parser):
     run.add_argument("--fresh-start", action="store_true", help="train from scratch even though "
                      "--save-dir holds checkpoints that fail verification (they get overwritten)")
     run.add_argument("--save-interval-minutes", type=float, default=60.0, metavar="M",
-                     help="also checkpoint mid-epoch every M minutes (0: off; default 60)")
+                     help="also checkpoint mid-epoch every M minutes (0: off)")
     run.add_argument("--keep-checkpoints", type=int, default=2, metavar="K",
-                     help="keep the newest K mid-epoch checkpoints (0: all; default 2); "
+                     help="keep the newest K mid-epoch checkpoints (0: all); "
                           "epoch checkpoints are all kept")
     run.add_argument("--max-bad-fraction", type=float, default=0.01, metavar="F",
                      help="stop when more than this fraction of the records or images are "
-                          "unreadable (default 0.01)")
+                          "unreadable")
     run.add_argument("--data-timeout", type=float, default=300.0, metavar="S",
                      help="seconds a wait for one batch may take before its stuck data worker "
-                          "is named, killed and replaced (0: wait forever; default 300)")
+                          "is named, killed and replaced (0: wait forever)")
     run.add_argument("--log-interval", type=int, default=50, help="batches between log lines")
     run.add_argument("--logging-file", default="train_imagenet.log",
                      help="log file (GluonCV's format; a .jsonl twin is written beside it)")
@@ -111,8 +112,7 @@ def add_arguments(parser):
 def tricks_of(config):
     """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports): the same
     reading the figures give a logged configuration, so a run and its log never disagree."""
-    from gluon_tricks.paper import tricks_of as tricks_of_config
-    return tricks_of_config(vars(config))
+    return paper.tricks_of(vars(config))
 
 
 def check_flags(config):
@@ -170,6 +170,9 @@ def check_flags(config):
                  "--resume-states)" % (flag, path or "(not given)"))
         need(config.resume_epoch > 0, "--resume-params/--resume-states need --resume-epoch N "
              "(the epoch to continue from)")
+    need(not config.resume_epoch or config.resume_params,
+         "--resume-epoch %d needs --resume-params and --resume-states (GluonCV's files); a "
+         "checkpoint in --save-dir is continued without it" % config.resume_epoch)
     from gluon_tricks.training.finetune import check_finetune_flags
     check_finetune_flags(config)
     check_devices(config)

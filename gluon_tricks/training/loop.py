@@ -1,17 +1,22 @@
 """The training loop, one for a single process and for N Horovod ranks: `train(flags, world)`.
 
 A run is: resolve its configuration (a RunConfig, once) -> build data, network, trainer ->
-(resume) -> for each epoch `train_one_epoch` then `validate` -> log and checkpoint on rank 0.
+(resume) -> for each epoch `train_one_epoch` then `validate` -> log on rank 0, and checkpoint
+through the RunGuard (which also writes the mid-epoch checkpoints).
 """
 import os
-import sys
+import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, List
 
+import mxnet.base
 from mxnet import gluon
+from mxnet.contrib import amp
 
 from gluon_tricks import streams
+from gluon_tricks.data.flags import data_sources
+from gluon_tricks.data.loader import TrainLoader, ValLoader
 from gluon_tricks.data.workers import DataWaitStopped
 from gluon_tricks.errors import UserError, error_summary
 from gluon_tricks.evaluation.validation import validate
@@ -26,7 +31,7 @@ from gluon_tricks.training.schedule import make_lr_schedule
 from gluon_tricks.training.targets import (dominant_labels, mixup, sample_mixup_lambda,
                                            smooth_one_hot)
 from gluon_tricks.training.tensorboard import TensorBoardLog
-from gluon_tricks.training.train_log import TrainLog
+from gluon_tricks.training.train_log import TrainLog, etas
 from gluon_tricks.training import step as step_module
 from gluon_tricks.devices import process_devices
 from gluon_tricks.training.loss_scale import LossScaler
@@ -37,17 +42,16 @@ Diverged = step_module.Diverged  # the loss, gradients or weights became NaN or 
 
 @dataclass
 class TrainState:
-    """What the epochs update and read: the network, the frozen teacher (or None), the trainer,
-    the loss, and this process's devices."""
+    """What the epochs update and read: the network, the trainer, this process's devices and
+    the step that drives them."""
     net: Any
-    teacher: Optional[Any]
     trainer: Any
-    loss_fn: Callable
     ctx: List[Any]
-    step: Any = None  # the TrainStep (training/step.py): forward, backward, update, statistics
+    step: Any  # the TrainStep (training/step.py): forward, backward, update, statistics
     tensorboard: Any = None  # a TensorBoardLog (writes nothing without --tensorboard-dir)
     control: Any = None  # a RunGuard: mid-epoch checkpoints and stops between steps
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
+    validation_seconds: float = 0.0  # the last validation's, for the run's ETA
 
 
 def devices(flags, world):
@@ -69,7 +73,6 @@ def load_teacher(run, ctx):
     """The distillation teacher, frozen, or None."""
     if not run.teacher:
         return None
-    import mxnet.base
     teacher = get_model(run.teacher, classes=run.classes)
     try:
         teacher.load_parameters(os.path.expanduser(run.teacher_params), ctx=ctx)
@@ -86,7 +89,6 @@ def load_teacher(run, ctx):
 def build_state(run, ctx, world):
     """Network, teacher, trainer and loss of `run`, in the order that fixes the random draws."""
     if run.amp:  # before the network exists: AMP patches MXNet's operators
-        from mxnet.contrib import amp
         amp.init()
     net = build_network(run.model, run.classes, run.last_gamma, ctx, run.input_size, run.dtype,
                         run.seed)
@@ -106,23 +108,20 @@ def build_state(run, ctx, world):
                                  LossScaler.from_flag(run.loss_scale, run.loss_scale_window),
                                  teacher, run.temperature, amp=run.amp,
                                  settle_gradients=ctx[0].device_type == "cpu")
-    return TrainState(net=net, teacher=teacher, trainer=trainer, loss_fn=loss_fn, ctx=ctx,
-                      step=step,
-                      notes=notes)
+    return TrainState(net=net, trainer=trainer, ctx=ctx, step=step, notes=notes)
 
 
-def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch=0):
+def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch=0,
+                    log_first=False):
     """One epoch of updates (from batch `first_batch` on, when resumed mid-epoch); returns
-    (training accuracy on hard labels, samples/s, seconds)."""
+    (training accuracy on hard labels, mean training loss, samples/s, seconds). A batch line
+    every --log-interval batches, and after the first batch too with `log_first`."""
     totals = step_module.EpochTotals()  # correct counts and loss, read every --log-interval
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
     trainer = state.trainer
     batches = loader.epoch(epoch, first_batch)
     if state.control is not None:  # every rank agrees before each step: save, stop, go on
         batches = state.control.agreed_batches(epoch, batches, first_batch)
-    if log.enabled and sys.stdout.isatty():
-        from tqdm import tqdm
-        batches = tqdm(batches, total=run.iters_per_epoch, desc="epoch %d" % epoch, leave=False)
     tic = interval_tic = time.time()
     seen = 0
     first, last = first_batch, first_batch - 1  # the batches since the last read
@@ -139,38 +138,42 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
         state.step(data, target, hard)  # issued, not waited for
         seen += data.shape[0]
         last = i
-        if run.log_interval and (i + 1) % run.log_interval == 0:
+        if run.log_interval and ((i + 1) % run.log_interval == 0
+                                 or (log_first and i == first_batch)):
             # The one read of the device per interval: loss, correct counts, finiteness.
             stats = totals.add(state.step.read(world), epoch, first, i)
+            now = time.time()
+            speed = (i + 1 - first) * data.shape[0] * world.size / (now - interval_tic)
+            loss = stats.loss_sum / max(stats.samples * world.size, 1)
             first = i + 1
-            speed = run.log_interval * data.shape[0] * world.size / (time.time() - interval_tic)
-            log.batch(epoch, i, speed, "accuracy", totals.accuracy, trainer.learning_rate)
+            log.batch(epoch, i, speed, "accuracy", totals.accuracy, trainer.learning_rate, loss,
+                      run.iters_per_epoch, etas((now - tic) / (i + 1 - first_batch),
+                                                run.iters_per_epoch - i - 1,
+                                                run.num_epochs - epoch - 1, run.iters_per_epoch,
+                                                state.validation_seconds))
             if state.tensorboard is not None:
-                state.tensorboard.batch(step, stats.loss_sum / max(stats.samples * world.size, 1),
-                                        totals.accuracy, trainer.learning_rate, speed,
+                state.tensorboard.batch(step, loss, totals.accuracy, trainer.learning_rate, speed,
                                         stats.loss_scale if state.step.scaler.active else None)
-            interval_tic = time.time()
+            interval_tic = now
     # The epoch's last batches, and the weights, checked before validation and any checkpoint.
     totals.add(state.step.read(world), epoch, first, last)
     seconds = time.time() - tic
+    loss = totals.loss_sum / max(seen * world.size, 1)
     if state.tensorboard is not None:
-        state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch,
-                                      totals.loss_sum / max(seen * world.size, 1),
-                                      totals.accuracy,
+        state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch, loss, totals.accuracy,
                                       seen * world.size / max(seconds, 1e-9),
                                       state.step.scaler.scale if state.step.scaler.active else None)
     if loader.skipped and log.enabled:
         log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, loader.skipped))
     if state.step.scaler.active and log.enabled:
         log.info("[Epoch %d] %s" % (epoch, state.step.scaler.describe()))
-    return totals.accuracy, seen * world.size / max(seconds, 1e-9), seconds
+    return totals.accuracy, loss, seen * world.size / max(seconds, 1e-9), seconds
 
 
 def make_loaders(run, train_source, val_source, world, stop_requested=None):
     """This rank's training and validation loaders, as `run` says. A wait for one batch ends
     after --data-timeout seconds (its stuck worker replaced), or with DataWaitStopped as soon as
     `stop_requested()` (a stop signal arrived)."""
-    from gluon_tricks.data.loader import TrainLoader, ValLoader
     train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
                                flavour=run.augmentation, num_workers=run.num_workers,
                                rank=world.rank, num_ranks=world.size, seed=run.seed,
@@ -192,69 +195,78 @@ def make_loaders(run, train_source, val_source, world, stop_requested=None):
 
 def train(flags, world, signals=None):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
-    JSON path (rank 0) and the final validation errors. `signals`: the StopSignals caught since
-    the command started (else from now on)."""
-    from gluon_tricks.data.flags import data_sources
-
+    JSON path (rank 0) and the final validation errors (None: nothing was left to train).
+    Everything that can refuse the run (data, network, teacher, lock, checkpoint to continue)
+    comes before a log line is written; a refused run removes the save dir it created.
+    `signals`: the StopSignals caught since the command started (else from now on)."""
     ctx = devices(flags, world)
-    if world.is_root:
-        checkpoint.check_writable(flags.save_dir)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
     guard = RunGuard(run, world, signals)
     guard.signals.install()
     train_loader, val_loader = make_loaders(run, train_source, val_source, world,
                                             guard.signals.requested)
-    guard.start()  # lock, resume checks: all before the log or a checkpoint is written
-    log = TrainLog(run.logging_file, enabled=world.is_root)
-    state = None
+    state = build_state(run, ctx, world)
+    made = world.is_root and not os.path.isdir(run.save_dir)  # removed again if refused
+    if world.is_root:
+        checkpoint.check_writable(run.save_dir)
+    log = None
+    result = {"checkpoint": None, "err_top1": None, "err_top5": None}
     try:
+        guard.start()  # the lock, the checkpoint to continue: before the log is written
+        start_epoch, first_batch = guard.load(state)
+        if start_epoch >= run.num_epochs:  # a finished run: its log stays as it is
+            if world.is_root:
+                for note in guard.notes:  # what the start did (cleaning, a lock taken over)
+                    print(note)
+            return result
+        log = TrainLog(run.logging_file, enabled=world.is_root)
         log.namespace(run.as_dict())
-        state = build_state(run, ctx, world)
         for note in state.notes:
             log.info(note)
+        guard.attach(log)
         state.tensorboard = TensorBoardLog(run.tensorboard_dir, enabled=world.is_root)
-        start_epoch, first_batch = guard.resume(state, log, lambda: dict(
-            run.as_dict(), loss_scaler=state.step.scaler.state()))
-        if guard.record is not None:
-            state.step.scaler.load_state(guard.record.get("config", {}).get("loss_scaler"))
         state.control = guard
         world.broadcast_parameters(state.net)
         guard.after_broadcast(state)  # mid-epoch: each rank's own BatchNorm statistics
         schedule = make_lr_schedule(run.lr, run.lr_mode, run.num_epochs, run.iters_per_epoch,
                                     run.warmup_epochs, run.warmup_lr, run.lr_decay,
                                     run.lr_decay_epoch, run.lr_decay_period)
-        result = {"checkpoint": None, "err_top1": None, "err_top5": None}
+        log.info("training epochs %d to %d: %d batches per epoch of %d images on each of %d "
+                 "rank(s); a batch line after the first batch, then every %d"
+                 % (start_epoch, run.num_epochs - 1, run.iters_per_epoch, run.process_batch_size,
+                    world.size, run.log_interval))
         for epoch in range(start_epoch, run.num_epochs):
             try:
-                accuracy, speed, seconds = train_one_epoch(
+                accuracy, loss, speed, seconds = train_one_epoch(
                     epoch, run, state, train_loader, schedule, world, log,
-                    first_batch if epoch == start_epoch else 0)
+                    first_batch if epoch == start_epoch else 0, epoch == start_epoch)
             except Diverged as error:
                 last = checkpoint.find_latest(run.save_dir, run.model)
                 raise Diverged("%s; the last good checkpoint is %s" % (
                     error, last["path"] if last else "none (no checkpoint was written yet)"))
             step_module.average_batch_norm_over_devices(state.net)  # what a checkpoint holds
             world.average_batch_norm_statistics(state.net)
+            tic = time.time()
             try:
                 err_top1, err_top5, _ = validate(state.net, val_loader, ctx, world, run.dtype)
             except DataWaitStopped:  # a stop signal while waiting for validation data
                 guard.stopped_in_validation(epoch)
-            log.epoch(epoch, "accuracy", accuracy, speed, seconds, err_top1, err_top5)
+            state.validation_seconds = time.time() - tic
+            log.epoch(epoch, "accuracy", accuracy, loss, speed, seconds, err_top1, err_top5)
             state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)
             done = epoch + 1
-            due = done == run.num_epochs or (run.save_frequency
-                                             and done % run.save_frequency == 0)
-            if due and world.is_root:
-                result["checkpoint"] = checkpoint.save_checkpoint(
-                    run.save_dir, state.net, state.trainer, run.model, done,
-                    done * run.iters_per_epoch,
-                    dict(run.as_dict(), loss_scaler=state.step.scaler.state()))
-                guard.saved()
+            if done == run.num_epochs or (run.save_frequency and done % run.save_frequency == 0):
+                result["checkpoint"] = guard.save(done)
         return result
+    except UserError:
+        if made and log is None:
+            shutil.rmtree(run.save_dir, ignore_errors=True)
+        raise
     finally:
         guard.close()
-        if state is not None and state.tensorboard is not None:
+        if state.tensorboard is not None:
             state.tensorboard.close()
-        log.close()
+        if log is not None:
+            log.close()

@@ -111,12 +111,6 @@ class RunConfig:
         """The fields as a dict (for the log's Namespace line and the checkpoint's JSON)."""
         return dataclasses.asdict(self)
 
-    def contexts(self):
-        """This process's MXNet devices."""
-        import mxnet as mx
-        return [mx.gpu(int(name[4:-1])) if name.startswith("gpu(") else mx.cpu(int(name[4:-1]))
-                for name in self.devices.split(",")]
-
 
 def flag_fields():
     """Names of the fields read as is from flags of the same name."""

@@ -1,13 +1,17 @@
-"""What keeps a multi-day run safe, around the training loop: the save-dir lock, the checkpoint to
-resume (verified and compatible) chosen before anything is written, a free-space check, stop
-signals and interval checkpoints in the middle of an epoch.
+"""What keeps a multi-day run safe, around the training loop, and the one writer of its
+checkpoints: the save-dir lock, the checkpoint to resume (verified and compatible) chosen and
+loaded before anything is written, a free-space check, stop signals, and checkpoints at epoch
+ends and in the middle of an epoch (every few minutes, or on a stop signal).
 
-The loop calls `start()` before it opens its log, `resume(state, log)` once the network exists,
-`agreed_batches(epoch, batches, first)` around the batches of each epoch, `saved()` after an
-epoch checkpoint and `close()` at the end, whatever happens.
+The loop calls `start()` and then `load(state)` once the network exists, both before it opens its
+log; `attach(log)` once the log is open; `agreed_batches(epoch, batches, first)` around the
+batches of each epoch (the ranks agree before each step whether to save and stop); `save(epoch)`
+when an epoch's checkpoint is due; and `close()` at the end, whatever happens.
 """
 import logging
 import os
+
+import mxnet as mx
 
 from gluon_tricks import files
 from gluon_tricks.data.workers import DataWaitStopped
@@ -95,42 +99,35 @@ class RunGuard:
                             % (self.run.save_dir, "; ".join("rank %d: %s" % item
                                                             for item in enumerate(views))))
 
-    def resume(self, state, log, checkpoint_config):
-        """Log the notes, check the free space, load the checkpoint (or GluonCV's files), catch
-        the stop signals; returns (first epoch, first batch of that epoch).
-        `checkpoint_config()` gives the configuration a mid-epoch checkpoint saves."""
-        self.state, self.log, self.checkpoint_config = state, log, checkpoint_config
-        for note in self.notes:
-            log.info(note)
-        data_logger = logging.getLogger(DATA_LOGGER)
-        for handler in log.logger.handlers:
-            data_logger.addHandler(handler)
-            self._data_handlers.append(handler)
+    def load(self, state):
+        """Check the free space and load the checkpoint to continue (or GluonCV's files) into
+        `state`; returns (first epoch, first batch of that epoch). Lines for the log are kept
+        for `attach`."""
+        self.state = state
+        self.resumed_at = self._load(state)
+        return self.resumed_at
+
+    def _load(self, state):
         if self.world.is_root:
             files.require_free_space(self.run.save_dir, checkpoint.checkpoint_bytes(state.net),
                                      "a checkpoint")
-        first = self._load(state, log)
-        self.control = RunControl(self.world, self.run.save_interval_minutes,
-                                  signals=self.signals).install()
-        self.resumed_at = first
-        return first
-
-    def _load(self, state, log):
         run = self.run
         if run.resume_params:
             params = os.path.expanduser(run.resume_params)
             checkpoint.load_params(state.net, params, state.ctx)
             checkpoint.load_gluoncv_states(state.trainer, os.path.expanduser(run.resume_states),
                                            run.trust_pickled_states, run.momentum, run.wd,
-                                           lambda line: log.info("warning: " + line))
-            log.info("resumed from %s at epoch %d" % (run.resume_params, run.resume_epoch))
+                                           lambda line: self.notes.append("warning: " + line))
+            self.notes.append("resumed from %s at epoch %d" % (run.resume_params,
+                                                               run.resume_epoch))
             return run.resume_epoch, 0
         if self.record is None:
             return 0, 0
         epoch, step = checkpoint.load_checkpoint(self.record, state.net, state.trainer, state.ctx)
+        state.step.scaler.load_state(checkpoint.loss_scaler_state(self.record))
         batch = self.record.get("batch", 0)
-        log.info("resumed from %s: %d epochs%s done, step %d"
-                 % (self.record["path"], epoch, " and %d batches" % batch if batch else "", step))
+        self.notes.append("resumed from %s: %d epochs%s done, step %d" % (
+            self.record["path"], epoch, " and %d batches" % batch if batch else "", step))
         return epoch, batch
 
     def agreed_batches(self, epoch, batches, first_batch):
@@ -157,28 +154,48 @@ class RunGuard:
         trained weights (as after its last batch) and stop. (Ranks wait for validation's end.)"""
         self.step_done(epoch, self.run.iters_per_epoch, stop_here=True)  # raises Preempted
 
+    def attach(self, log):
+        """The log is open: write the lines kept so far, send the data loader's warnings to it
+        too, and catch the stop signals."""
+        self.log = log
+        for note in self.notes:
+            log.info(note)
+        data_logger = logging.getLogger(DATA_LOGGER)
+        for handler in log.logger.handlers:
+            data_logger.addHandler(handler)
+            self._data_handlers.append(handler)
+        self.control = RunControl(self.world, self.run.save_interval_minutes,
+                                  signals=self.signals).install()
+
+    def save(self, epoch, batches=0, stopping=False):
+        """The one writer of checkpoints, called by every rank: after `epoch` epochs and `batches`
+        batches of the next (mid-epoch: with every rank's BatchNorm statistics). Rank 0 writes;
+        returns the JSON path (None on other ranks)."""
+        path = statistics = None
+        if batches and (self.world.size > 1 or self.run.num_devices > 1):
+            statistics = self._gather_statistics()  # every rank takes part
+        if self.world.is_root:
+            run, state = self.run, self.state
+            path = checkpoint.save_checkpoint(
+                run.save_dir, state.net, state.trainer, run.model, epoch,
+                epoch * run.iters_per_epoch + batches, run, batch=batches,
+                rank_statistics=statistics, loss_scaler=state.step.scaler.state())
+            if batches:
+                self.log.info("[Epoch %d] checkpoint at batch %d: %s (%s)" % (
+                    epoch, batches, path, "stopping on " + self.control.signal_name()
+                    if stopping else "every %g minutes" % run.save_interval_minutes))
+            checkpoint.prune_checkpoints(run.save_dir, run.model, run.keep_checkpoints,
+                                         self.log.info)
+        self.control.saved()
+        return path
+
     def step_done(self, epoch, batches, stop_here=False):
         """With `batches` of `epoch` done: all ranks agree whether to save (interval, signal)
         and stop. Nothing is saved where this process started (nothing new to save)."""
         save, stop = self.control.agree(stop_here)
         save = save and (stop or batches > 0)  # at batch 0 the epoch's end was just agreed on
         fresh = (epoch, batches) == self.resumed_at
-        path = statistics = None
-        if save and not fresh and (self.world.size > 1 or self.run.num_devices > 1):
-            statistics = self._gather_statistics()  # every rank takes part
-        if save and not fresh and self.world.is_root:
-            run = self.run
-            path = checkpoint.save_checkpoint(run.save_dir, self.state.net, self.state.trainer,
-                                              run.model, epoch, epoch * run.iters_per_epoch
-                                              + batches, self.checkpoint_config(),
-                                              batch=batches, rank_statistics=statistics)
-            self.log.info("[Epoch %d] checkpoint at batch %d: %s (%s)"
-                          % (epoch, batches, path, "stopping on " + self.control.signal_name()
-                             if stop else "every %g minutes" % run.save_interval_minutes))
-            checkpoint.prune_checkpoints(run.save_dir, run.model, run.keep_checkpoints,
-                                         self.log.info)
-        if save and not fresh:
-            self.control.saved()
+        path = self.save(epoch, batches, stop) if save and not fresh else None
         if stop:
             if fresh:
                 message = ("stopped by %s before the first step (epoch %d, batch %d): nothing "
@@ -198,7 +215,6 @@ class RunGuard:
     def _gather_statistics(self):
         """(ranks, values): the BatchNorm running statistics of each rank's every device, which
         differ mid-epoch (they are averaged at the end of an epoch only)."""
-        import mxnet as mx
         params = checkpoint.running_statistics(self.state.net)
         flat = mx.nd.concat(*[data.reshape(-1).astype("float32").as_in_context(mx.cpu())
                               for p in params for data in p.list_data()], dim=0).reshape(1, -1)
@@ -211,11 +227,6 @@ class RunGuard:
         if self.record is not None and (self.world.size > 1 or self.run.num_devices > 1):
             checkpoint.load_rank_statistics(self.record, state.net, self.world.rank,
                                             self.world.size)
-
-    def saved(self):
-        """An epoch checkpoint was written: the save interval starts again."""
-        if self.control is not None:
-            self.control.saved()
 
     def close(self):
         self.signals.uninstall()

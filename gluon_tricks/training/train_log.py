@@ -1,5 +1,7 @@
 """Training logs in GluonCV's train_imagenet.py line format (so the project's figures read its own
-logs and GluonCV's published ones alike), with a JSON-lines twin holding the same numbers.
+logs and GluonCV's published ones alike), with a JSON-lines twin holding the same numbers. The
+lines go to stdout too: on a terminal, in a pipe, under horovodrun or nohup alike, they are the
+progress display (batch i/N, loss, speed and the ETAs of the epoch and the run).
 
 Only rank 0 writes; other ranks get a TrainLog that writes nothing.
 """
@@ -10,6 +12,7 @@ import sys
 
 from gluon_tricks import files
 from gluon_tricks.errors import UserError
+from gluon_tricks.provenance import code_version
 
 
 class _FileHandler(logging.FileHandler):
@@ -26,6 +29,19 @@ class _FileHandler(logging.FileHandler):
 def _same_file(opened, named):
     """Whether the open file (its fstat) is still the file at its path (stat, None: gone)."""
     return named is not None and (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return "%d:%02d:%02d" % (minutes // 60, minutes % 60, seconds)
+
+
+def etas(seconds_per_batch, left, epochs_after, batches, validation_seconds):
+    """(seconds left of the epoch, of the run): `left` batches of this epoch, then `epochs_after`
+    epochs of `batches`, and a validation after each epoch."""
+    epoch = left * seconds_per_batch
+    return epoch, (epoch + epochs_after * batches * seconds_per_batch
+                   + (epochs_after + 1) * validation_seconds)
 
 
 class TrainLog:
@@ -116,7 +132,6 @@ class TrainLog:
     def namespace(self, config):
         """GluonCV's first line: the resolved flags as an argparse Namespace, with the git commit
         of the code that runs them (`code_version`)."""
-        from gluon_tricks.provenance import code_version
         config = dict(config, code_version=code_version())
         items = ", ".join("%s=%r" % (k, v) for k, v in sorted(config.items()))
         self._emit("Namespace(%s)" % items, dict(config, event="config"))
@@ -124,15 +139,20 @@ class TrainLog:
     def info(self, message):
         self._emit(message, {"event": "info", "message": message})
 
-    def batch(self, epoch, batch, speed, metric, value, lr):
-        self._emit("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f"
-                   % (epoch, batch, speed, metric, value, lr),
-                   {"event": "batch", "epoch": epoch, "batch": batch, "speed": speed,
-                    metric: value, "lr": lr})
+    def batch(self, epoch, batch, speed, metric, value, lr, loss, batches, eta):
+        """GluonCV's batch line, then the mean training loss since the previous line, the batches
+        done of the epoch's `batches` and `eta` (seconds left of the epoch, of the run)."""
+        self._emit("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f\tloss=%f\t%d/%d "
+                   "batches, ETA epoch %s, run %s" % (epoch, batch, speed, metric, value, lr, loss,
+                                                      batch + 1, batches, _duration(eta[0]),
+                                                      _duration(eta[1])),
+                   {"event": "batch", "epoch": epoch, "batch": batch, "speed": speed, metric: value,
+                    "lr": lr, "loss": loss, "batches": batches, "eta_epoch": eta[0],
+                    "eta_run": eta[1]})
 
-    def epoch(self, epoch, metric, value, speed, seconds, err_top1, err_top5):
-        self._emit("[Epoch %d] training: %s=%f" % (epoch, metric, value),
-                   {"event": "train", "epoch": epoch, metric: value})
+    def epoch(self, epoch, metric, value, loss, speed, seconds, err_top1, err_top5):
+        self._emit("[Epoch %d] training: %s=%f loss=%f" % (epoch, metric, value, loss),
+                   {"event": "train", "epoch": epoch, metric: value, "loss": loss})
         self._emit("[Epoch %d] speed: %d samples/sec\ttime cost: %f" % (epoch, speed, seconds),
                    {"event": "speed", "epoch": epoch, "speed": speed, "time": seconds})
         self._emit("[Epoch %d] validation: err-top1=%f err-top5=%f" % (epoch, err_top1, err_top5),
