@@ -250,3 +250,24 @@ def _wait_until_it_catches(pid, signum, timeout=60.0):
             return
         time.sleep(0.005)
     raise AssertionError("process %d never caught signal %d" % (pid, signum))
+
+
+# -- warnings about the data reach the training log --------------------------------------------
+
+def test_warnings_about_the_data_follow_the_namespace_line(disc_data, tmp_path, capsys):
+    """A file that is not an image in a class folder is ignored with a warning: the warning is
+    found while the data is read, before the log exists, and must still reach the log."""
+    import shutil
+    train = tmp_path / "train"
+    shutil.copytree(disc_data / "train", train)
+    first_class = sorted(os.listdir(train))[0]
+    (train / first_class / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    argv = _flags(disc_data, out)
+    argv[argv.index(str(disc_data / "train"))] = str(train)
+    status, _, err = _run(capsys, *argv)
+    assert status == 0, err
+    lines = open(out / "train.log").read().splitlines()
+    assert lines[0].startswith("Namespace(")
+    warned = [i for i, line in enumerate(lines) if "ignored 1 files" in line]
+    assert warned and lines[warned[0]].startswith("warning: ") and warned[0] <= 3, lines[:5]

@@ -222,6 +222,8 @@ def train(flags, world, signals=None):
             return result
         log = TrainLog(run.logging_file, enabled=world.is_root)
         log.namespace(run.as_dict())
+        for note in train_source.notes + val_source.notes:  # found before the log was open
+            log.info("warning: " + note)
         for note in state.notes:
             log.info(note)
         guard.attach(log)
