@@ -108,3 +108,63 @@ def test_a_recipe_under_horovodrun_exits_75_when_its_ranks_were_preempted(demo, 
     assert "stopped by SIGTERM at epoch" in (save / PREEMPTED_MARKER).read_text()
     assert any(name.endswith(".json") and "-batch" in name for name in os.listdir(save))
     assert "exit status 75" in err
+
+
+def _rank_processes(rank):
+    """Pids of the processes of Horovod rank `rank` running `gluon_tricks train` (the trainer and
+    its forked data workers, which inherit its environment)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"HOROVOD_RANK=%d" % rank in env and b"gluon_tricks" in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def test_a_data_worker_death_on_rank_1_reaches_the_log_rank_0_writes(disc_data, tmp_path):
+    save = tmp_path / "run"
+    train = [sys.executable, "-m", "gluon_tricks", "train", *TINY, "--num-epochs", "3",
+             "--train-dir", str(disc_data / "train"), "--val-dir", str(disc_data / "val"),
+             "--save-dir", str(save), "--logging-file", str(save / "train.log")]
+    train[train.index("-j") + 1] = "1"  # one data worker per rank
+    job = subprocess.Popen([HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", *train],
+                           cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, env=_env())
+    try:
+        victim, deadline = None, time.time() + 300
+        while victim is None and time.time() < deadline:
+            log = save / "train.log"
+            if log.exists() and "Epoch[0] Batch" in log.read_text():
+                ours = set(_rank_processes(1))  # the trainer and its workers
+                workers = [child for pid in ours for child in _children_of(pid) if child in ours]
+                victim = workers[0] if workers else None
+            time.sleep(0.1)
+        assert victim is not None, "rank 1 never started its data worker"
+        os.kill(victim, signal.SIGKILL)
+        output, _ = job.communicate(timeout=600)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 0, output[-3000:]
+    died = [line for line in (save / "train.log").read_text().splitlines()
+            if "of rank 1 died" in line]
+    assert len(died) == 1 and str(victim) in died[0], output[-3000:]
+
+
+def _children_of(pid):
+    """The pids whose parent is `pid`."""
+    children = []
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % child) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == int(pid):
+                    children.append(int(child))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children

@@ -193,6 +193,17 @@ def make_loaders(run, train_source, val_source, world, stop_requested=None):
     return train_loader, val_loader
 
 
+def log_worker_deaths_of_other_ranks(world, log, loaders):
+    """The data workers replaced on every rank since the last call, into the log only rank 0
+    writes (rank 0's own reach it through the data logger). Every rank calls it."""
+    lines = [line for loader in loaders for line in loader.worker_reports()]
+    if world.size == 1:
+        return
+    for rank, text in enumerate(world.gather_text("\n".join(lines), name="worker_deaths")):
+        for line in text.splitlines() if rank else ():
+            log.info("warning: " + line)
+
+
 def train(flags, world, signals=None):
     """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
     JSON path (rank 0) and the final validation errors (None: nothing was left to train).
@@ -255,6 +266,7 @@ def train(flags, world, signals=None):
             except DataWaitStopped:  # a stop signal while waiting for validation data
                 guard.stopped_in_validation(epoch)
             state.validation_seconds = time.time() - tic
+            log_worker_deaths_of_other_ranks(world, log, (train_loader, val_loader))
             log.epoch(epoch, "accuracy", accuracy, loss, speed, seconds, err_top1, err_top5)
             state.tensorboard.validation((epoch + 1) * run.iters_per_epoch, err_top1, err_top5)
             result.update(err_top1=err_top1, err_top5=err_top5)
