@@ -196,7 +196,7 @@ def write_train_log(path, configuration):
     log = TrainLog(str(path), stream=open(os.devnull, "w"))
     try:
         log.namespace(configuration)
-        log.epoch(0, "accuracy", 0.5, 1000.0, 60.0, 0.4, 0.2)
+        log.epoch(0, "accuracy", 0.5, 2.5, 1000.0, 60.0, 0.4, 0.2)
     finally:
         log.close()
 

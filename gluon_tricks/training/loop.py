@@ -225,10 +225,11 @@ def train(flags, world, signals=None):
     result = {"checkpoint": None, "err_top1": None, "err_top5": None}
     try:
         guard.start()  # the lock, the checkpoint to continue: before the log is written
+        start_notes = list(guard.notes)  # cleaning, a lock taken over
         start_epoch, first_batch = guard.load(state)
         if start_epoch >= run.num_epochs:  # a finished run: its log stays as it is
             if world.is_root:
-                for note in guard.notes:  # what the start did (cleaning, a lock taken over)
+                for note in start_notes:
                     print(note)
             return result
         log = TrainLog(run.logging_file, enabled=world.is_root)
