@@ -7,7 +7,10 @@ is scripts/augmentation_probe.py.
 
 1000 seeded draws per pipeline (both sides deterministic): enough to reject the differences the
 gluoncv flavour used to have (log-uniform aspect ratio, no in-place resize on 32 x 32 sources,
-no uint8 saturation between colour steps), see the README.
+no uint8 saturation between colour steps), see the README. Sources of exactly the output size
+(where ImageRecordIter resizes each crop in place over its source) are covered by the 32 x 32
+coordinate image (crop area, aspect, centre and the bend the in-place resize leaves in the rows),
+a 32 x 32 scene and a 32 x 32 PNG digit of the twin runs' data set (scripts/exact_size_data.py).
 """
 import importlib.util
 import os
