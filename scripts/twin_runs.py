@@ -17,7 +17,8 @@ to ImageRecordIter's shuffle (its augmentation draws come from generators seeded
 the same in every run), and substitutes three things the script hard-codes for ImageNet: the
 class count (1000; here the data set's), the initialiser (MSRAPrelu; here the paper's Xavier, as
 ours) and --num-training-samples (1281167, which sizes the LR schedule; here the data set's).
---gluoncv-script-defaults keeps the first and last as the script has them.
+--gluoncv-script-defaults keeps the first and last as the script has them. Its validation top-1
+is the script's own: over whole batches, the last one filled by ImageRecordIter's round_batch.
 
     .venv/bin/python scripts/twin_runs.py                 # 3 seeds x 2 pipelines, 10 epochs each
     .venv/bin/python scripts/twin_runs.py --seeds 1 --epochs 1 --work-dir /tmp/twins
@@ -45,8 +46,7 @@ SHARED = ("--input-size", "--batch-size", "--lr", "--lr-mode", "--warmup-epochs"
 def recipe(args):
     """The shared flags, as `gluon-tricks train` spells them."""
     flags = ["--model", args.model, "--mode", args.mode, "--input-size", str(args.input_size),
-             "--batch-size",
-             str(args.batch_size), "--lr", str(args.lr), "--lr-mode", args.lr_mode,
+             "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--lr-mode", args.lr_mode,
              "--warmup-epochs", str(args.warmup_epochs), "--num-epochs", str(args.epochs)]
     if args.last_gamma:
         flags.append("--last-gamma")
@@ -200,8 +200,8 @@ def gluoncv_subprocess(args, seed):
     with open(os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed), "w") as f:
         f.write(out.stderr)
     if args.gluoncv_script:
-        errors = re.findall(r"validation: err-top1=([0-9.]+)", out.stderr)
-        found = errors and ("%f" % (1.0 - float(errors[-1])),)
+        errors = re.findall(r"validation: err-top1=([0-9.]+)", out.stderr)  # its log lines
+        found = errors and (1.0 - float(errors[-1]),)
     else:
         found = re.search(r"^top1 ([0-9.]+)$", out.stdout, re.M)
         found = found and found.groups()
