@@ -7,7 +7,9 @@ gives the crop box (area fraction, aspect ratio w/h, centre) and the flip. Colou
 random pixels go through the colour steps alone (no crop: ImageRecordIter's centre crop of an
 image of the output's size is the identity); a 3x4 affine map fitted per image (least squares
 over the pixels no channel of which saturated) gives the colour transform. End to end: a drawn
-scene through the whole pipeline, per-image mean and spread of each normalised channel.
+scene, and a written digit of exactly the output size (scripts/exact_size_data.py, as PNG: the
+case where ImageRecordIter resizes each crop in place over its source), through the whole
+pipeline, per-image mean and spread of each normalised channel.
 
 Each statistic is compared with a two-sample Kolmogorov-Smirnov test (the flip rate with a
 chi-square test); the null "same distribution" is rejected at `--alpha` overall, Bonferroni-
@@ -16,6 +18,7 @@ corrected over the statistics of a comparison.
     .venv/bin/python scripts/augmentation_probe.py --draws 4000   # 22 minutes on 2 busy cores
 """
 import argparse
+import importlib.util
 import os
 import sys
 import tempfile
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gluon_tricks.data import demo_data, sharding, transforms as T  # noqa: E402
 
 PIPELINES = ("recorditer", "gluoncv", "paper")
-CROP_STATS = ("area", "log_aspect", "centre_x", "centre_y")
+CROP_STATS = ("area", "log_aspect", "centre_x", "centre_y", "bend_x", "bend_y")
 COLOUR_STATS = tuple("m%d%d" % (i, j) for i in range(3) for j in range(3)) + (
     "b0", "b1", "b2", "saturated")
 SCENE_STATS = tuple("%s_%s" % (s, c) for s in ("mean", "std") for c in "RGB")
@@ -62,6 +65,15 @@ def scene(width, height, seed=0):
     """A BGR demo-set scene of the given size (shapes and textures on a smooth background)."""
     image = demo_data.draw_image(3, np.random.default_rng(seed))
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def digit(size, label=3, index=0):
+    """A BGR written digit of exactly size x size, from scripts/exact_size_data.py."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exact_size_data.py")
+    spec = importlib.util.spec_from_file_location("exact_size_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.exact_size_image(label, size, seed=0, split_id=0, index=index)
 
 
 def png(image):
@@ -145,9 +157,11 @@ def _line(profile):
 
 
 def recover_crop(rgb, width, height, step_x, step_y):
-    """(area fraction, log aspect w/h, centre x / width, centre y / height, flipped) of the crop
-    of a width x height coordinate image that produced `rgb` (3, S, S), from the bilinear
-    sampling grid x(j) = x0 + (j + 1/2) w / S - 1/2."""
+    """(area fraction, log aspect w/h, centre x / width, centre y / height, bend x, bend y,
+    flipped) of the crop of a width x height coordinate image that produced `rgb` (3, S, S), from
+    the bilinear sampling grid x(j) = x0 + (j + 1/2) w / S - 1/2. The bends are the RMS distance
+    of the whole x and y profiles from their fitted lines, as fractions of the source's side: the
+    rows and columns an in-place resize reads back after writing them bend the profile."""
     size = rgb.shape[2]
     xs = rgb[0].mean(axis=0) / step_x
     flipped = _line(xs)[0] < 0
@@ -155,12 +169,15 @@ def recover_crop(rgb, width, height, step_x, step_y):
         xs = xs[::-1]
     ys = rgb[1].mean(axis=1) / step_y
     (sx, cx), (sy, cy) = _line(xs), _line(ys)
+    j = np.arange(size)
+    bend_x = np.sqrt(np.mean((xs - (cx + sx * j)) ** 2)) / width
+    bend_y = np.sqrt(np.mean((ys - (cy + sy * j)) ** 2)) / height
     # a distorted crop (ImageRecordIter's in-place resize) can fit a near-zero or negative
     # slope in y: floor both sides at a hundredth of a pixel so that the ratio stays finite
     w, h = max(sx * size, 0.01), max(sy * size, 0.01)
     x0, y0 = cx - 0.5 * sx + 0.5, cy - 0.5 * sy + 0.5
     return (w * h / (width * height), np.log(w / h), (x0 + w / 2) / width,
-            (y0 + h / 2) / height, flipped)
+            (y0 + h / 2) / height, bend_x, bend_y, flipped)
 
 
 def recover_colour(source_bgr, rgb):
@@ -209,7 +226,15 @@ def measure_colours(pipeline, size, draws, seed=0):
 def measure_scenes(pipeline, width, height, size, draws, seed=0):
     """dict statistic -> array: per-image channel means and spreads of the whole pipeline's
     normalised output on a width x height scene."""
-    buf = png(scene(width, height))
+    return _measure_whole(pipeline, png(scene(width, height)), size, draws, seed)
+
+
+def measure_digits(pipeline, size, draws, seed=0):
+    """As measure_scenes, on a written digit of exactly the output size (a PNG record)."""
+    return _measure_whole(pipeline, png(digit(size)), size, draws, seed)
+
+
+def _measure_whole(pipeline, buf, size, draws, seed):
     rows = [scene_stats(o) for batch in _outputs(pipeline, buf, draws, size, "full", seed)
             for o in batch]
     return dict(zip(SCENE_STATS, np.array(rows).T))
@@ -246,6 +271,7 @@ EXPERIMENTS = (
     ("colour 32x32 (no crop)", measure_colours, (32,)),
     ("whole pipeline, scene 500x375 -> 224", measure_scenes, (500, 375, 224)),
     ("whole pipeline, scene 32x32 -> 32", measure_scenes, (32, 32, 32)),
+    ("whole pipeline, digit 32x32 -> 32", measure_digits, (32,)),
 )
 
 

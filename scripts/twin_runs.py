@@ -1,6 +1,7 @@
 """Twin runs: one recipe trained through GluonCV's ImageNet pipeline and through `gluon-tricks
-train --augmentation gluoncv`, several seeds each, on the same demo RecordIO; prints the final
-validation top-1 of every run, then mean and standard deviation per pipeline.
+train --augmentation gluoncv`, several seeds each, on the same RecordIO (the demo set, or with
+--data exact-size written digits at exactly the input size, scripts/exact_size_data.py);
+prints the final validation top-1 of every run, then mean and standard deviation per pipeline.
 
 The GluonCV twin is a plain loop as in GluonCV's train_imagenet.py with --use-rec:
 mx.io.ImageRecordIter with GluonCV's training and validation settings, GluonCV's network of the
@@ -9,14 +10,28 @@ LRSequential warm-up + decay schedule, wd_mult 0 on beta/gamma/bias with --no-wd
 gluon.Trainer. Its initialiser is the paper's Xavier (ours) instead of MSRAPrelu, so that only
 the implementations differ. Each run is a fresh process.
 
+With --gluoncv-script PATH the GluonCV twin is GluonCV's own train_imagenet.py (a file of a
+dmlc/gluon-cv checkout, scripts/classification/imagenet/; not part of this repository), run
+unmodified with the same flags by a wrapper that seeds random, numpy and mxnet, passes the seed
+to ImageRecordIter's shuffle (its augmentation draws come from generators seeded with constants,
+the same in every run), and substitutes three things the script hard-codes for ImageNet: the
+class count (1000; here the data set's), the initialiser (MSRAPrelu; here the paper's Xavier, as
+ours) and --num-training-samples (1281167, which sizes the LR schedule; here the data set's).
+--gluoncv-script-defaults keeps the first and last as the script has them. Its validation top-1
+is the script's own: over whole batches, the last one filled by ImageRecordIter's round_batch.
+
     .venv/bin/python scripts/twin_runs.py                 # 3 seeds x 2 pipelines, 10 epochs each
     .venv/bin/python scripts/twin_runs.py --seeds 1 --epochs 1 --work-dir /tmp/twins
+    .venv/bin/python scripts/twin_runs.py --data exact-size --epochs 6 --no-last-gamma \
+        --workers 2 --gluoncv-script ~/gluon-cv/scripts/classification/imagenet/train_imagenet.py
 """
 import argparse
 import json
 import math
 import os
+import random
 import re
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -30,8 +45,8 @@ SHARED = ("--input-size", "--batch-size", "--lr", "--lr-mode", "--warmup-epochs"
 
 def recipe(args):
     """The shared flags, as `gluon-tricks train` spells them."""
-    flags = ["--model", args.model, "--input-size", str(args.input_size), "--batch-size",
-             str(args.batch_size), "--lr", str(args.lr), "--lr-mode", args.lr_mode,
+    flags = ["--model", args.model, "--mode", args.mode, "--input-size", str(args.input_size),
+             "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--lr-mode", args.lr_mode,
              "--warmup-epochs", str(args.warmup_epochs), "--num-epochs", str(args.epochs)]
     if args.last_gamma:
         flags.append("--last-gamma")
@@ -90,7 +105,8 @@ def gluoncv_run(args):
     if args.no_wd:
         for param in net.collect_params(".*beta|.*gamma|.*bias").values():
             param.wd_mult = 0.0
-    net.hybridize(static_alloc=True, static_shape=True)
+    if args.mode == "hybrid":
+        net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), "nag",
                             {"wd": 1e-4, "momentum": 0.9, "lr_scheduler": schedule})
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -117,6 +133,43 @@ def gluoncv_run(args):
     return top1.get()[1]
 
 
+def gluoncv_script_argv(args, seed, work):
+    """The command line of GluonCV's train_imagenet.py for this recipe (its own flag names)."""
+    d = args.data
+    argv = [*recipe(args), "-j", str(args.workers), "--use-rec", "--rec-train", d["train_rec"],
+            "--rec-train-idx", d["train_idx"], "--rec-val", d["val_rec"], "--rec-val-idx",
+            d["val_idx"], "--log-interval", "0", "--save-frequency", str(args.epochs + 1),
+            "--save-dir", os.path.join(work, "gluoncv-%d" % seed), "--logging-file",
+            os.path.join(work, "gluoncv-%d.log" % seed)]
+    if not args.gluoncv_script_defaults:
+        argv += ["--num-training-samples", str(args.train_count)]
+    return argv
+
+
+def gluoncv_script_run(spec):
+    """Run GluonCV's train_imagenet.py (spec: script, argv, seed, classes, keep_defaults) in
+    this process, seeded, with the substitutions of the module docstring."""
+    import gluoncv.model_zoo
+    import mxnet as mx
+
+    from gluon_tricks.models import paper_initializer
+
+    seed = spec["seed"]
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+    mx.init.MSRAPrelu = lambda *a, **k: paper_initializer()
+    record_iter = mx.io.ImageRecordIter
+    mx.io.ImageRecordIter = lambda **kw: record_iter(**(dict(kw, seed=seed) if kw.get("shuffle")
+                                                        else kw))
+    if not spec["keep_defaults"]:
+        get_model = gluoncv.model_zoo.get_model
+        gluoncv.model_zoo.get_model = lambda name, **kw: get_model(
+            name, **dict(kw, classes=spec["classes"]))
+    sys.argv = [spec["script"], *spec["argv"]]
+    runpy.run_path(spec["script"], run_name="__main__")
+
+
 # -- ours ------------------------------------------------------------------------------------
 
 def ours_run(args, seed, work):
@@ -136,15 +189,25 @@ def ours_run(args, seed, work):
 
 
 def gluoncv_subprocess(args, seed):
-    cmd = [sys.executable, os.path.abspath(__file__), "--gluoncv-run", json.dumps(
-        dict(vars(args), seed=seed))]
+    if args.gluoncv_script:
+        spec = dict(script=args.gluoncv_script, argv=gluoncv_script_argv(args, seed, args.run_dir),
+                    seed=seed, classes=args.classes, keep_defaults=args.gluoncv_script_defaults)
+        cmd = [sys.executable, os.path.abspath(__file__), "--gluoncv-script-run", json.dumps(spec)]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__), "--gluoncv-run", json.dumps(
+            dict(vars(args), seed=seed))]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    with open(os.path.join(args.run_dir, "gluoncv-%d.log" % seed), "w") as f:
+    with open(os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed), "w") as f:
         f.write(out.stderr)
-    found = re.search(r"^top1 ([0-9.]+)$", out.stdout, re.M)
+    if args.gluoncv_script:
+        errors = re.findall(r"validation: err-top1=([0-9.]+)", out.stderr)  # its log lines
+        found = errors and (1.0 - float(errors[-1]),)
+    else:
+        found = re.search(r"^top1 ([0-9.]+)$", out.stdout, re.M)
+        found = found and found.groups()
     if out.returncode != 0 or not found:
         sys.exit("twin_runs: GluonCV run with seed %d failed:\n%s" % (seed, out.stderr[-2000:]))
-    return float(found.group(1))
+    return float(found[0])
 
 
 def demo_records(work):
@@ -154,11 +217,29 @@ def demo_records(work):
     return dict(paths, train_count=demo_data.SPLITS["train"], classes=len(demo_data.CLASSES))
 
 
+def exact_size_records(work, size, train, val):
+    """Written digits of exactly size x size (scripts/exact_size_data.py), drawn once."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import exact_size_data
+    root = os.path.join(work, "exact-size-%d-%d-%d" % (size, train, val))
+    paths = {s + "_" + k: os.path.join(root, "%s.%s" % (s, k)) for s in ("train", "val")
+             for k in ("rec", "idx")}
+    if not all(os.path.exists(p) for p in paths.values()):
+        paths = exact_size_data.write_exact_size_data(root, size, train, val)
+    return dict(paths, train_count=train, classes=len(exact_size_data.CLASSES))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per pipeline (3)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--data", choices=("demo", "exact-size"), default="demo",
+                        help="the demo set (64-160 px JPEGs) or written digits of exactly "
+                        "--input-size (PNGs, scripts/exact_size_data.py)")
+    parser.add_argument("--exact-size-counts", default="1500,500",
+                        help="--data exact-size: training and validation images (1500,500)")
     parser.add_argument("--model", default="resnet18_v1b")
+    parser.add_argument("--mode", choices=("hybrid", "imperative"), default="hybrid")
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.1)
@@ -170,23 +251,42 @@ def main(argv=None):
     parser.add_argument("--gluoncv-zero-last-gamma", dest="zero_last_gamma",
                         action="store_true", help="GluonCV twin: zero the last BN gamma of each "
                         "BasicBlockV1b by hand (GluonCV's last_gamma does not reach them)")
+    parser.add_argument("--gluoncv-script", help="GluonCV twin: GluonCV's own train_imagenet.py "
+                        "at this path, run by a seeding wrapper (see above), not the plain loop")
+    parser.add_argument("--gluoncv-script-defaults", action="store_true",
+                        help="with --gluoncv-script: keep its 1000 classes and its default "
+                        "--num-training-samples (ImageNet's), as a user running it unchanged")
     parser.add_argument("--arms", default="gluoncv,ours",
                         help="which pipelines to run: gluoncv, ours or both (default both)")
     parser.add_argument("--workers", type=int, default=1, help="decoding threads/processes")
     parser.add_argument("--work-dir", default=os.path.join(REPO, "runs", "twin_runs"))
     parser.add_argument("--gluoncv-run", help=argparse.SUPPRESS)
+    parser.add_argument("--gluoncv-script-run", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.gluoncv_run:  # the child process of one GluonCV run
         print("top1 %.6f" % gluoncv_run(argparse.Namespace(**json.loads(args.gluoncv_run))))
         return 0
+    if args.gluoncv_script_run:  # the child process of one run of GluonCV's script
+        gluoncv_script_run(json.loads(args.gluoncv_script_run))
+        return 0
+    if args.gluoncv_script:
+        args.gluoncv_script = os.path.abspath(os.path.expanduser(args.gluoncv_script))
+        if not os.path.isfile(args.gluoncv_script):
+            parser.error("--gluoncv-script: no file %s" % args.gluoncv_script)
     os.makedirs(args.work_dir, exist_ok=True)
-    args.data = demo_records(args.work_dir)
+    if args.data == "exact-size":
+        train, val = (int(n) for n in args.exact_size_counts.split(","))
+        args.data = exact_size_records(args.work_dir, args.input_size, train, val)
+    else:
+        args.data = demo_records(args.work_dir)
     args.run_dir = tempfile.mkdtemp(prefix="runs-", dir=args.work_dir)  # checkpoints and logs
     args.train_count, args.classes = args.data["train_count"], args.data["classes"]
     print("recipe: %s; %d seeds%s" % (" ".join(recipe(args)), args.seeds, (
         "; GluonCV twin: last BN gamma of each block zeroed by hand" if args.zero_last_gamma
         else "")), flush=True)
-    arms = {"gluoncv": ("ImageRecordIter + GluonCV loop", lambda s: gluoncv_subprocess(args, s)),
+    gluoncv_name = ("GluonCV train_imagenet.py" if args.gluoncv_script
+                    else "ImageRecordIter + GluonCV loop")
+    arms = {"gluoncv": (gluoncv_name, lambda s: gluoncv_subprocess(args, s)),
             "ours": ("gluon-tricks --augmentation gluoncv",
                      lambda s: ours_run(args, s, args.run_dir))}
     chosen = [arms[a] for a in args.arms.split(",") if a in arms]

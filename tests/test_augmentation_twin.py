@@ -7,7 +7,10 @@ is scripts/augmentation_probe.py.
 
 1000 seeded draws per pipeline (both sides deterministic): enough to reject the differences the
 gluoncv flavour used to have (log-uniform aspect ratio, no in-place resize on 32 x 32 sources,
-no uint8 saturation between colour steps), see docs/data.md.
+no uint8 saturation between colour steps), see docs/data.md. Sources of exactly the output size
+(where ImageRecordIter resizes each crop in place over its source) are covered by the 32 x 32
+coordinate image (crop area, aspect, centre and the bend the in-place resize leaves in the rows),
+a 32 x 32 scene and a 32 x 32 PNG digit of the twin runs' data set (scripts/exact_size_data.py).
 """
 import importlib.util
 import os
@@ -56,8 +59,30 @@ def _differences(probe, measure, *args):
 def test_crops_and_flips_match_recorditer_on_small_sources(probe, width, height):
     differ = _differences(probe, probe.measure_crops, width, height, 32)
     assert differ["gluoncv"] == []
-    if width == height == 32:  # the paper's resize is not done in place: larger crops
-        assert "area" in differ["paper"]
+    if width == height == 32:  # the paper's resize is not done in place: larger, straight crops
+        assert {"area", "bend_y"} <= set(differ["paper"])
+
+
+def _without_in_place_resize(monkeypatch):
+    """Make the gluoncv flavour resize its crops into a new buffer, as an ordinary resize."""
+    in_place = T.recorditer_crop_resize
+
+    def ordinary(image, box, size):
+        image = image.copy()
+        image.flags.writeable = False  # recorditer_crop_resize then allocates its output
+        return in_place(image, box, size)
+    monkeypatch.setattr(T, "recorditer_crop_resize", ordinary)
+
+
+def test_crops_on_sources_of_the_output_size_tell_an_ordinary_resize_apart(probe, monkeypatch):
+    """The measurement has the power to see the in-place resize: without it, the crops of a
+    32 x 32 source at 32 px are told apart from ImageRecordIter's by their area and the bend of
+    their rows."""
+    _without_in_place_resize(monkeypatch)
+    measured = {p: probe.measure_crops(p, 32, 32, 32, draws=DRAWS, seed=0)
+                for p in ("recorditer", "gluoncv")}
+    differ = probe.rejected(probe.compare(measured["recorditer"], measured["gluoncv"]), ALPHA)
+    assert {"area", "bend_y"} <= set(differ)
 
 
 def test_colour_maps_match_recorditer(probe):
@@ -72,17 +97,24 @@ def test_whole_pipeline_matches_recorditer_on_a_32px_scene(probe):
     assert differ["paper"] != []
 
 
+def test_whole_pipeline_matches_recorditer_on_a_png_digit_of_the_output_size(probe):
+    """A real-looking source of exactly 32 x 32 (the twin runs' data set), stored as PNG."""
+    differ = _differences(probe, probe.measure_digits, 32)
+    assert differ["gluoncv"] == []
+    assert differ["paper"] != []
+
+
 def test_recovery_reads_back_a_known_crop_and_colour(probe):
     """The measurement itself: a known box, flip and colour map come back from their outputs."""
     image, step_x, step_y = probe.coordinate_image(500, 375)
     box = (100, 50, 240, 180)
     pixels = cv2.flip(T.recorditer_crop_resize(image.copy(), box, 224), 1)
-    area, log_aspect, cx, cy, flipped = probe.recover_crop(pixels[:, :, ::-1].transpose(2, 0, 1)
-                                                           .astype(np.float32), 500, 375,
-                                                           step_x, step_y)
+    area, log_aspect, cx, cy, bend_x, bend_y, flipped = probe.recover_crop(
+        pixels[:, :, ::-1].transpose(2, 0, 1).astype(np.float32), 500, 375, step_x, step_y)
     assert flipped and abs(area - 240 * 180 / (500 * 375)) < 0.005
     assert abs(log_aspect - np.log(240 / 180)) < 0.01
     assert abs(cx - 220 / 500) < 0.005 and abs(cy - 140 / 375) < 0.005
+    assert bend_x < 0.002 and bend_y < 0.002  # an ordinary resize of a ramp stays straight
     source = probe.random_pixels(32)
     out = T.recorditer_colour(source, [("brightness", 0.8)], np.zeros(3))
     fitted = probe.recover_colour(source, out[:, :, ::-1].transpose(2, 0, 1))
