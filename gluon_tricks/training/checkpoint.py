@@ -19,7 +19,7 @@ import numpy as np
 
 from gluon_tricks import files
 from gluon_tricks.errors import UserError, error_summary
-from gluon_tricks.models.params import load_into
+from gluon_tricks.models.params import file_kind, load_into, non_finite
 from gluon_tricks.training import optimizer_state
 
 FORMAT = 2  # 1: pickled .states and no digests (refused: see optimizer_state)
@@ -163,7 +163,7 @@ def verify_checkpoint(record, check_finite=True):
                                     % (path, size, entry.get("size")))
         if sha256 != entry.get("sha256"):
             raise CheckpointInvalid("%s does not match its SHA-256 (damaged or replaced)" % path)
-        if optimizer_state.file_kind(path) != "ndarray":
+        if file_kind(path) != "ndarray":
             raise CheckpointInvalid("%s is not an MXNet NDArray file (a pickle is never loaded)"
                                     % path)
     if check_finite:
@@ -181,8 +181,7 @@ def non_finite_in_file(params_path):
     except mx.base.MXNetError as error:
         raise CheckpointInvalid("%s cannot be read: %s" % (params_path, error_summary(error))) \
             from None
-    items = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
-    return [str(name) for name, array in items if not np.isfinite(array.asnumpy()).all()]
+    return non_finite(arrays if isinstance(arrays, dict) else dict(enumerate(arrays)))
 
 
 def _read_record(path):
@@ -430,7 +429,7 @@ def load_params(net, path, ctx, flag="--resume-params"):
 
 def load_gluoncv_states(trainer, path, trust_pickle, momentum, wd, warn):
     """--resume-states: this project's NDArray format, or GluonCV's pickle on explicit trust."""
-    kind = optimizer_state.file_kind(path)
+    kind = file_kind(path)
     if kind == "ndarray":
         optimizer_state.load_states(trainer, path, momentum, wd)
     elif kind == "pickle" and trust_pickle:
