@@ -295,11 +295,7 @@ def prune_checkpoints(save_dir, model, keep, report=None):
     for json_path in mid_epoch[keep:]:
         prefix = json_path[:-len(".json")]
         # the JSON first: no half checkpoint ever looks whole
-        for ext in (".json", ".params", ".states", ".ranks"):
-            try:
-                os.remove(prefix + ext)
-            except OSError:
-                pass
+        files.remove_quietly(prefix + ext for ext in (".json", ".params", ".states", ".ranks"))
         removed.append(json_path)
         if report is not None:
             report("removed the older checkpoint %s (--keep-checkpoints %d)" % (prefix, keep))
@@ -323,20 +319,16 @@ def remove_orphan_files(save_dir, model, keep=(), report=None):
     while it pruned): never loaded, since a checkpoint is complete exactly when its JSON exists,
     so removed at start. The files named in `keep` (by flags) and symlinks stay."""
     keep = {os.path.realpath(os.path.expanduser(path)) for path in keep if path}
-    removed = []
+    orphans = []
     for path in sorted(glob.glob(os.path.join(glob.escape(save_dir),
                                               glob.escape(model) + "-*"))):
         match = _FILE_NAME.search(path)
-        if (match is None or os.path.basename(path)[:-len(match.group(0))] != model
+        if not (match is None or os.path.basename(path)[:-len(match.group(0))] != model
                 or os.path.islink(path) or not os.path.isfile(path)
                 or os.path.realpath(path) in keep
                 or os.path.lexists(path[:-len(match.group(3))] + "json")):
-            continue
-        try:
-            os.remove(path)
-            removed.append(path)
-        except OSError:
-            pass
+            orphans.append(path)
+    removed = files.remove_quietly(orphans)
     if removed and report is not None:
         report("removed %d checkpoint files without their JSON (a run stopped while writing it) "
                "from %s (%s)" % (len(removed), save_dir,
