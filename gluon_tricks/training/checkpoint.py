@@ -305,14 +305,10 @@ def prune_checkpoints(save_dir, model, keep, report=None):
 def remove_stale_temp_files(save_dir, report=None):
     """Temporary files that dead processes left in the save dir (a crash or a full disk)."""
     removed = files.remove_stale_temp_files(os.path.join(glob.escape(save_dir), "*"))
-    _report_removed(report, removed, "temporary files of dead processes", save_dir)
-    return removed
-
-
-def _report_removed(report, removed, what, save_dir):
     if removed and report is not None:
-        report("removed %d %s from %s (%s)" % (len(removed), what, save_dir,
-                                                ", ".join(os.path.basename(p) for p in removed)))
+        report("removed %d temporary files of dead processes from %s (%s)"
+               % (len(removed), save_dir, ", ".join(os.path.basename(p) for p in removed)))
+    return removed
 
 
 _FILE_NAME = re.compile(r"-(\d{4,})(?:-batch(\d{6,}))?\.(params|states|ranks)$")
@@ -333,8 +329,10 @@ def remove_orphan_files(save_dir, model, keep=(), report=None):
                 or os.path.lexists(path[:-len(match.group(3))] + "json")):
             orphans.append(path)
     removed = files.remove_quietly(orphans)
-    _report_removed(report, removed, "checkpoint files without their JSON (a run stopped while "
-                    "writing it)", save_dir)
+    if removed and report is not None:
+        report("removed %d checkpoint files without their JSON (a run stopped while writing it) "
+               "from %s (%s)" % (len(removed), save_dir,
+                                 ", ".join(os.path.basename(p) for p in removed)))
     return removed
 
 
