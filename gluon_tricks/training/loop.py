@@ -54,12 +54,6 @@ class TrainState:
     validation_seconds: float = 0.0  # the last validation's, for the run's ETA
 
 
-def devices(flags, world):
-    """The devices of this process: its local GPU under Horovod, else --num-gpus GPUs, or the CPU
-    (or the contexts GLUON_TRICKS_DEVICES names, for tests)."""
-    return process_devices(flags.num_gpus, world.local_rank, world.size)
-
-
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
     """The paper-initialised network on `ctx`, materialised (shapes known) and cast to `dtype`."""
     streams.seed_initialisation(seed)
@@ -209,7 +203,7 @@ def train(flags, world, signals=None):
     Everything that can refuse the run (data, network, teacher, lock, checkpoint to continue)
     comes before a log line is written; a refused run removes the save dir it created.
     `signals`: the StopSignals caught since the command started (else from now on)."""
-    ctx = devices(flags, world)
+    ctx = process_devices(flags.num_gpus, world.local_rank, world.size)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
     guard = RunGuard(run, world, signals)
