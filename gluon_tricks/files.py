@@ -41,11 +41,10 @@ def remove_stale_temp_files(pattern):
     host = socket.gethostname()
     stale = []
     for path in glob.glob(pattern):
-        mark = path.rfind(TEMP_MARK)
-        if mark < 0:
+        name = os.path.basename(path)
+        if TEMP_MARK not in name:
             continue
-        owner = _OWNER.match(os.path.basename(path)[os.path.basename(path).rfind(TEMP_MARK)
-                                                   + len(TEMP_MARK):])
+        owner = _OWNER.match(name[name.rfind(TEMP_MARK) + len(TEMP_MARK):])
         if owner is not None and owner.group("host") == host and not _pid_alive(
                 int(owner.group("pid"))):
             stale.append(path)
