@@ -39,15 +39,22 @@ def remove_stale_temp_files(pattern):
     """Remove the temporary files matching the glob `pattern` (e.g. DIR/*) that a dead process
     of this host left; returns their paths. Files of live processes or other hosts are kept."""
     host = socket.gethostname()
-    removed = []
+    stale = []
     for path in glob.glob(pattern):
-        mark = path.rfind(TEMP_MARK)
-        if mark < 0:
+        name = os.path.basename(path)
+        if TEMP_MARK not in name:
             continue
-        owner = _OWNER.match(os.path.basename(path)[os.path.basename(path).rfind(TEMP_MARK)
-                                                   + len(TEMP_MARK):])
-        if owner is None or owner.group("host") != host or _pid_alive(int(owner.group("pid"))):
-            continue
+        owner = _OWNER.match(name[name.rfind(TEMP_MARK) + len(TEMP_MARK):])
+        if owner is not None and owner.group("host") == host and not _pid_alive(
+                int(owner.group("pid"))):
+            stale.append(path)
+    return remove_quietly(stale)
+
+
+def remove_quietly(paths):
+    """Remove the files of `paths` that can be removed; returns those removed."""
+    removed = []
+    for path in paths:
         try:
             os.remove(path)
             removed.append(path)

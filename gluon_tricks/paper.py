@@ -87,8 +87,6 @@ class PaperRow(namedtuple("PaperRow", "table label model tricks batch top1 top5"
         return '%s "%s", %s: %s' % (self.table, self.label, self.model, top)
 
 
-_COSINE_LS = EFFICIENT + ("cosine", "label-smoothing")
-
 # Transcribed from the paper (He et al., CVPR 2019, arXiv:1812.01187) through ../shared/PAPER.md;
 # a transcription may be off in the last digit. Columns: table, row, model (GluonCV's name),
 # tricks as the paper states them, batch (None: any), top-1 %, top-5 % (None: not given).

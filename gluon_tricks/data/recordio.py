@@ -46,15 +46,20 @@ def read_index(idx_path):
     return np.asarray(keys, np.int64), np.asarray(offsets, np.int64)
 
 
-def _read_part(fd, offset):
-    """(continuation flag, data, offset of the next part) of the record part at `offset`."""
+def _part_header(fd, offset):
+    """(continuation flag, payload length) of the record part at `offset`."""
     head = os.pread(fd, 8, offset)
     if len(head) < 8:
         raise CorruptRecord("record at byte %d is past the end of the file" % offset)
     magic, lrec = struct.unpack("<II", head)
     if magic != MAGIC:
         raise CorruptRecord("no record starts at byte %d (bad magic)" % offset)
-    flag, length = lrec >> 29, lrec & _LENGTH_MASK
+    return lrec >> 29, lrec & _LENGTH_MASK
+
+
+def _read_part(fd, offset):
+    """(continuation flag, data, offset of the next part) of the record part at `offset`."""
+    flag, length = _part_header(fd, offset)
     data = os.pread(fd, length, offset + 8)
     if len(data) < length:
         raise CorruptRecord("record at byte %d is truncated" % offset)
@@ -79,11 +84,6 @@ def read_record(fd, offset):
     raise CorruptRecord("record with more than %d parts" % MAX_PARTS)
 
 
-def read_label(fd, offset):
-    """The label of the image record at `offset` (one pread of its header), as a float."""
-    return read_label_and_end(fd, offset)[0]
-
-
 def read_label_and_end(fd, offset):
     """(label as a float, byte offset just past the record) of the image record at `offset`:
     one pread of its header for a whole record, a walk over the part headers for a split one."""
@@ -105,14 +105,9 @@ def read_label_and_end(fd, offset):
 def record_end(fd, offset):
     """The byte offset just past the record starting at `offset` (all its parts)."""
     for _ in range(MAX_PARTS + 1):
-        head = os.pread(fd, 8, offset)
-        if len(head) < 8:
-            raise CorruptRecord("record at byte %d is past the end of the file" % offset)
-        magic, lrec = struct.unpack("<II", head)
-        if magic != MAGIC:
-            raise CorruptRecord("no record starts at byte %d (bad magic)" % offset)
-        offset += 8 + (((lrec & _LENGTH_MASK) + 3) & ~3)
-        if lrec >> 29 in (0, 3):
+        flag, length = _part_header(fd, offset)
+        offset += 8 + ((length + 3) & ~3)
+        if flag in (0, 3):
             return offset
     raise CorruptRecord("record with more than %d parts" % MAX_PARTS)
 

@@ -14,20 +14,32 @@ from gluon_tricks.models import get_model
 NDARRAY_MAGIC = b"\x12\x01\x00\x00\x00\x00\x00\x00"  # the first 8 bytes of an NDArray file
 
 
+def file_kind(path):
+    """What a file is, from its first bytes: "ndarray" (an MXNet NDArray file: .params, or
+    optimizer_state's states), "pickle" (GluonCV's .states), or "other"."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return "ndarray" if head == NDARRAY_MAGIC else "pickle" if head[:1] == b"\x80" else "other"
+
+
+def non_finite(arrays):
+    """Names of the arrays of {name: NDArray} holding NaN or infinity."""
+    return [str(name) for name, array in arrays.items() if not np.isfinite(array.asnumpy()).all()]
+
+
 def read_arrays(path, flag="--params", what="weights"):
     """{name: NDArray} of a .params file, `arg:`/`aux:` dropped; `flag` and `what` (e.g.
     "resnet50_v1d weights") name it in the errors."""
     path = os.path.expanduser(str(path))
     if not os.path.isfile(path):
         raise UserError("%s: no such file: %s" % (flag, path))
-    with open(path, "rb") as f:
-        head = f.read(8)
+    kind = file_kind(path)
     swapped = "%s %s %%s optimizer state (.states), not weights (.params): swapped files?" % (
         flag, path)
-    if head[:1] == b"\x80":
+    if kind == "pickle":
         raise UserError(swapped % "is a pickled")
     loaded, why = None, ""
-    if head == NDARRAY_MAGIC:
+    if kind == "ndarray":
         try:
             loaded = mx.nd.load(path)
         except mx.base.MXNetError as error:
@@ -97,7 +109,7 @@ def load_into(net, path, ctx, flag="--params", what=None):
               else None)
     if reason:
         raise UserError("%s %s does not hold %s: %s" % (flag, path, what, reason))
-    bad = [name for name in sorted(own) if not np.isfinite(loaded[name].asnumpy()).all()]
+    bad = non_finite(dict(sorted(loaded.items())))
     if bad:  # a diverged run's weights: whatever they compute is meaningless
         raise UserError("%s %s holds NaN or infinite weights (%d arrays, first: %s); use an "
                         "earlier checkpoint" % (flag, path, len(bad), bad[0]))

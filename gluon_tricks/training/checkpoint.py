@@ -19,7 +19,7 @@ import numpy as np
 
 from gluon_tricks import files
 from gluon_tricks.errors import UserError, error_summary
-from gluon_tricks.models.params import load_into
+from gluon_tricks.models.params import file_kind, load_into, non_finite
 from gluon_tricks.training import optimizer_state
 
 FORMAT = 2  # 1: pickled .states and no digests (refused: see optimizer_state)
@@ -163,7 +163,7 @@ def verify_checkpoint(record, check_finite=True):
                                     % (path, size, entry.get("size")))
         if sha256 != entry.get("sha256"):
             raise CheckpointInvalid("%s does not match its SHA-256 (damaged or replaced)" % path)
-        if optimizer_state.file_kind(path) != "ndarray":
+        if file_kind(path) != "ndarray":
             raise CheckpointInvalid("%s is not an MXNet NDArray file (a pickle is never loaded)"
                                     % path)
     if check_finite:
@@ -181,8 +181,7 @@ def non_finite_in_file(params_path):
     except mx.base.MXNetError as error:
         raise CheckpointInvalid("%s cannot be read: %s" % (params_path, error_summary(error))) \
             from None
-    items = arrays.items() if isinstance(arrays, dict) else enumerate(arrays)
-    return [str(name) for name, array in items if not np.isfinite(array.asnumpy()).all()]
+    return non_finite(arrays if isinstance(arrays, dict) else dict(enumerate(arrays)))
 
 
 def _read_record(path):
@@ -296,11 +295,7 @@ def prune_checkpoints(save_dir, model, keep, report=None):
     for json_path in mid_epoch[keep:]:
         prefix = json_path[:-len(".json")]
         # the JSON first: no half checkpoint ever looks whole
-        for ext in (".json", ".params", ".states", ".ranks"):
-            try:
-                os.remove(prefix + ext)
-            except OSError:
-                pass
+        files.remove_quietly(prefix + ext for ext in (".json", ".params", ".states", ".ranks"))
         removed.append(json_path)
         if report is not None:
             report("removed the older checkpoint %s (--keep-checkpoints %d)" % (prefix, keep))
@@ -324,20 +319,16 @@ def remove_orphan_files(save_dir, model, keep=(), report=None):
     while it pruned): never loaded, since a checkpoint is complete exactly when its JSON exists,
     so removed at start. The files named in `keep` (by flags) and symlinks stay."""
     keep = {os.path.realpath(os.path.expanduser(path)) for path in keep if path}
-    removed = []
+    orphans = []
     for path in sorted(glob.glob(os.path.join(glob.escape(save_dir),
                                               glob.escape(model) + "-*"))):
         match = _FILE_NAME.search(path)
-        if (match is None or os.path.basename(path)[:-len(match.group(0))] != model
+        if not (match is None or os.path.basename(path)[:-len(match.group(0))] != model
                 or os.path.islink(path) or not os.path.isfile(path)
                 or os.path.realpath(path) in keep
                 or os.path.lexists(path[:-len(match.group(3))] + "json")):
-            continue
-        try:
-            os.remove(path)
-            removed.append(path)
-        except OSError:
-            pass
+            orphans.append(path)
+    removed = files.remove_quietly(orphans)
     if removed and report is not None:
         report("removed %d checkpoint files without their JSON (a run stopped while writing it) "
                "from %s (%s)" % (len(removed), save_dir,
@@ -430,7 +421,7 @@ def load_params(net, path, ctx, flag="--resume-params"):
 
 def load_gluoncv_states(trainer, path, trust_pickle, momentum, wd, warn):
     """--resume-states: this project's NDArray format, or GluonCV's pickle on explicit trust."""
-    kind = optimizer_state.file_kind(path)
+    kind = file_kind(path)
     if kind == "ndarray":
         optimizer_state.load_states(trainer, path, momentum, wd)
     elif kind == "pickle" and trust_pickle:

@@ -23,11 +23,6 @@ def classifier_names(net):
     return {name for name in net._collect_params_with_prefix() if name.startswith(prefix)}
 
 
-def read_params_file(path, flag="--pretrained-params"):
-    """{name: NDArray} of a .params file (models.params reads it and words the errors)."""
-    return read_arrays(path, flag)
-
-
 def load_pretrained(net, path, model, reset_classifier=False):
     """Copy the weights of `path` into the initialised `net`; returns a sentence for the log.
 
@@ -35,7 +30,7 @@ def load_pretrained(net, path, model, reset_classifier=False):
     differs (another class count), or with `reset_classifier` (other classes, as many), it keeps
     its fresh initialisation. Anything else that does not fit (another architecture) is a
     one-line UserError."""
-    loaded = by_structural_names(net, read_params_file(path))
+    loaded = by_structural_names(net, read_arrays(path, "--pretrained-params"))
     own = net._collect_params_with_prefix()
     head = classifier_names(net)
     missing = sorted(set(own) - set(loaded) - head)
@@ -59,11 +54,12 @@ def load_pretrained(net, path, model, reset_classifier=False):
             continue
         param.set_data(value.astype(param.dtype, copy=False))
     if reinitialised:
-        weight = loaded.get(classifier_prefix(net) + ".weight")
+        head_weight = classifier_prefix(net) + ".weight"
+        weight, own_weight = loaded.get(head_weight), own[head_weight]
         was = "%d classes" % weight.shape[0] if weight is not None else "no classifier"
         why = ("--reset-classifier" if reset_classifier and weight is not None
-               and weight.shape == own[classifier_prefix(net) + ".weight"].shape
-               else "it does not fit %d classes" % own[classifier_prefix(net) + ".weight"].shape[0])
+               and weight.shape == own_weight.shape
+               else "it does not fit %d classes" % own_weight.shape[0])
         return ("loaded %s; its classifier (%s) is left out (%s): %s re-initialised"
                 % (path, was, why, ", ".join(reinitialised)))
     return "loaded %s, classifier included" % path

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, List
 
-import mxnet.base
 from mxnet import gluon
 from mxnet.contrib import amp
 
@@ -18,9 +17,10 @@ from gluon_tricks import streams
 from gluon_tricks.data.flags import data_sources
 from gluon_tricks.data.loader import TrainLoader, ValLoader
 from gluon_tricks.data.workers import DataWaitStopped
-from gluon_tricks.errors import UserError, error_summary
+from gluon_tricks.errors import UserError
 from gluon_tricks.evaluation.validation import validate
 from gluon_tricks.models import get_model, initialize
+from gluon_tricks.models.params import load_into
 from gluon_tricks.training import checkpoint
 from gluon_tricks.training.finetune import prepare_fine_tuning
 from gluon_tricks.training.losses import DistillationLoss
@@ -54,12 +54,6 @@ class TrainState:
     validation_seconds: float = 0.0  # the last validation's, for the run's ETA
 
 
-def devices(flags, world):
-    """The devices of this process: its local GPU under Horovod, else --num-gpus GPUs, or the CPU
-    (or the contexts GLUON_TRICKS_DEVICES names, for tests)."""
-    return process_devices(flags.num_gpus, world.local_rank, world.size)
-
-
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
     """The paper-initialised network on `ctx`, materialised (shapes known) and cast to `dtype`."""
     streams.seed_initialisation(seed)
@@ -75,11 +69,10 @@ def load_teacher(run, ctx):
         return None
     teacher = get_model(run.teacher, classes=run.classes)
     try:
-        teacher.load_parameters(os.path.expanduser(run.teacher_params), ctx=ctx)
-    except (AssertionError, mxnet.base.MXNetError) as error:
-        raise UserError("--teacher-params %s does not fit %s with %d classes (the data's): %s"
-                        % (run.teacher_params, run.teacher, run.classes,
-                           error_summary(error))) from None
+        load_into(teacher, run.teacher_params, ctx, "--teacher-params",
+                  "%s weights for %d classes (the data's)" % (run.teacher, run.classes))
+    except UserError as error:
+        raise UserError("the teacher does not fit: %s" % error) from None
     if run.dtype != "float32":
         teacher.cast(run.dtype)
     teacher.hybridize(static_alloc=True, static_shape=True)
@@ -210,7 +203,7 @@ def train(flags, world, signals=None):
     Everything that can refuse the run (data, network, teacher, lock, checkpoint to continue)
     comes before a log line is written; a refused run removes the save dir it created.
     `signals`: the StopSignals caught since the command started (else from now on)."""
-    ctx = devices(flags, world)
+    ctx = process_devices(flags.num_gpus, world.local_rank, world.size)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)
     guard = RunGuard(run, world, signals)

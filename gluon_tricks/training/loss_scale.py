@@ -7,10 +7,8 @@ double S after `window` clean steps in a row.
 What a skipped step leaves untouched: the weights and the whole optimiser state (momentum and
 the optimiser's update counter; the update is simply not issued). BatchNorm's running statistics
 are not optimiser state: the skipped batch's forward pass has updated them, as under AMP. The
-learning-rate schedule
-counts batches, not updates: a skipped batch still consumes its position in the schedule, so
-the schedule, the data order and the epochs stay aligned (and a resume stays exact). At most a
-few batches per run are skipped once S has settled, so the schedule loses nothing measurable.
+learning-rate schedule counts batches, not updates, so the schedule, the data order and the
+epochs stay aligned (and a resume stays exact); once S has settled, few batches are skipped.
 
 This module is pure Python (no MXNet): the training step asks it for the scale and reports
 whether the gradients were finite.

@@ -15,11 +15,10 @@ import pickle
 import numpy as np
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.models.params import file_kind
 
 FORMAT = "gluon-tricks optimizer state v1"
 LAYOUT_KEY = "__layout__"
-NDARRAY_FILE_MAGIC = (0x112).to_bytes(8, "little")  # dmlc's NDArray-list file header
-PICKLE_MAGIC = b"\x80"
 
 
 def _updaters(trainer):
@@ -81,18 +80,6 @@ def save_states(trainer, path):
     arrays = {k: v.as_in_context(mx.cpu()) for k, v in arrays.items()}
     arrays[LAYOUT_KEY] = mx.nd.array(blob, dtype=np.uint8)
     mx.nd.save(path, arrays)
-
-
-def file_kind(path):
-    """What a file is, from its first bytes: "ndarray" (an MXNet NDArray file: .params, or this
-    module's states), "pickle" (GluonCV's .states), or "other"."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head == NDARRAY_FILE_MAGIC:
-        return "ndarray"
-    if head[:1] == PICKLE_MAGIC:
-        return "pickle"
-    return "other"
 
 
 def read_layout(path):

@@ -74,13 +74,11 @@ class TrainStep:
     Under dynamic scaling the trainer must allow `allreduce_grads()`/`update()` (no update on
     the kvstore: make_trainer sees to it).
 
-    `settle_gradients`: wait for the backward pass before the gradients are reduced, as the loop
-    does on CPU contexts. There the host running ahead changed the arithmetic: oneDNN splits its
-    reductions by the threads free at the moment, so a resumed run ended 2e-6 away from the
-    uninterrupted one (bitwise equal with the wait), and two Horovod ranks drifted apart by 1e-5
-    (test_training.py's two-rank test). On a CPU the host's share of a step is about 1%, so the
-    wait costs nothing; GPUs keep the host ahead of the device. `settle_seconds` sums the time
-    waited (what `bench train` leaves out of the host's time)."""
+    `settle_gradients`: wait for the backward pass before the gradients are reduced (the loop
+    does on CPU contexts): oneDNN splits its reductions by the threads free at the moment, so a
+    host running ahead changes the arithmetic and a resume or two Horovod ranks stop being
+    bitwise exact. It costs about 1% on a CPU. `settle_seconds` sums the time waited (what
+    `bench train` leaves out of the host's time)."""
 
     def __init__(self, net, trainer, loss_fn, ctx, dtype="float32", scaler=None, teacher=None,
                  temperature=1.0, amp=False, settle_gradients=False):
