@@ -2,8 +2,13 @@
 backbone from a classifier checkpoint of this project, with the flags of GluonCV's
 train_faster_rcnn.py and its VOC recipe as defaults, logging in its format."""
 import os
+import sys
 
 from gluon_tricks.errors import UserError
+
+# Flags a resumed run may change: they do not change what is computed.
+FREE_ON_RESUME = ("epochs", "num_workers", "log_interval", "save_interval", "fresh_start",
+                  "code_version", "best_map")
 
 # train_faster_rcnn.py's defaults for --dataset voc.
 VOC_DEFAULTS = {"epochs": 20, "lr": 0.001, "lr_decay_epoch": "14,20", "lr_warmup": -1,
@@ -52,6 +57,9 @@ def add_arguments(parser):
     train.add_argument("--seed", type=int, default=233)
     train.add_argument("--log-interval", type=int, default=100)
     train.add_argument("--val-interval", type=int, default=1)
+    train.add_argument("--fresh-start", action="store_true",
+                       help="train from scratch even though the save prefix holds checkpoints "
+                            "that fail verification")
     evaluate = sub.add_parser("eval", help="VOC 07 mAP of a saved detector")
     _common(evaluate)
     evaluate.add_argument("--params", required=True, help="the detector's .params")
@@ -91,6 +99,7 @@ def run_train(args):
     from gluoncv.utils import random as gcv_random
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
     from gluon_tricks.detection import data, loop, model
+    from gluon_tricks.training import checkpoint
     from gluon_tricks.training.train_log import TrainLog
     config, steps = resolved(args)
     classes = data.class_names(args.classes)
@@ -103,11 +112,13 @@ def run_train(args):
                                   num_sample=args.rcnn_num_samples,
                                   rpn_test_post_nms=args.rpn_test_post_nms)
     model.initialise(net, ctx)
+    trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum)
+    prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)
+    save_dir, name = os.path.dirname(prefix) or ".", os.path.basename(prefix)
+    start_epoch, best = _resume(save_dir, name, config, net, trainer, ctx)
     train_set = _dataset(root, train_splits, classes)
     val_set = _dataset(root, test_splits, classes)
-    prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)
     log = TrainLog(prefix + "_train.log")
-    best = [0.0]
 
     def save(epoch, current):
         current = current or 0.0
@@ -120,20 +131,46 @@ def run_train(args):
             path = "%s_%04d_%.4f.params" % (prefix, epoch, current)
             net.save_parameters(path)
             log.info("[Epoch %d] Saving parameters to %s" % (epoch, path))
+        checkpoint.save_checkpoint(save_dir, net, trainer, name, epoch + 1,
+                                   trainer._optimizer.num_update, dict(config, best_map=best[0]))
     try:
         log.namespace(config)
-        trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum)
         schedule = loop.Schedule(config["lr"], args.lr_decay, steps, float(config["lr_warmup"]),
                                  args.lr_warmup_factor)
         loop.train(net, trainer, data.train_loader(net, train_set, args.batch_size,
                                                    args.num_workers),
                    data.val_loader(net, val_set, args.num_workers),
                    VOC07MApMetric(iou_thresh=0.5, class_names=classes), ctx, schedule,
-                   config["epochs"], log, save, log_interval=args.log_interval,
+                   config["epochs"], log, save, start_epoch=start_epoch,
+                   seed=args.seed, log_interval=args.log_interval,
                    val_interval=args.val_interval, batch_size=args.batch_size)
     finally:
         log.close()
     return 0
+
+
+def _resume(save_dir, name, config, net, trainer, ctx):
+    """(first epoch, [best mAP]) of this run: those of the newest verified checkpoint of the
+    save prefix (weights and optimiser state loaded), else (0, [0.0]). A checkpoint written
+    with other flags (but those of FREE_ON_RESUME) is refused."""
+    from gluon_tricks.detection import model
+    from gluon_tricks.training import checkpoint
+
+    def warn(line):
+        print("gluon-tricks: warning: " + line, file=sys.stderr)
+    record = checkpoint.resume_point(save_dir, name, warn, config.get("fresh_start", False))
+    if record is None:
+        return 0, [0.0]
+    saved = record["config"]
+    differ = sorted(k for k in set(saved) | set(config) if k not in FREE_ON_RESUME
+                    and saved.get(k) != config.get(k))
+    if differ:
+        raise UserError("%s was written by a different run (differs in: %s); use another "
+                        "--save-prefix or the same flags" % (record["path"], ", ".join(
+                            "%s %r -> %r" % (k, saved.get(k), config.get(k)) for k in differ)))
+    model.prepare_for_loading(net)
+    epoch, _ = checkpoint.load_checkpoint(record, net, trainer, ctx)
+    return epoch, [float(saved.get("best_map", 0.0))]
 
 
 def run_eval(args):

@@ -178,3 +178,23 @@ def test_a_box_outside_its_image_is_refused_before_training(tiny_voc, tmp_path, 
             "--save-prefix", str(tmp_path / "out") + "/"]
     assert_one_line_error(*cli(*args), "lies outside its", listed + ".xml")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_voc, tmp_path, cli):
+    """Two epochs in one go, and one epoch then a second run continuing from its checkpoint
+    (weights, momentum, the epoch's random streams): the same weights to the bit. A run with
+    other flags is refused by the checkpoint it would continue."""
+    flags = ["detect", "train", *SMALL, "--dataset-root", tiny_voc, "--rcnn-num-samples", "8",
+             "--val-interval", "2", "--lr", "0.01"]
+    whole, parts = str(tmp_path / "whole") + "/", str(tmp_path / "parts") + "/"
+    assert cli(*flags, "--epochs", "2", "--save-prefix", whole)[0] == 0
+    assert cli(*flags, "--epochs", "1", "--save-prefix", parts)[0] == 0
+    status, out, err = cli(*flags, "--epochs", "2", "--save-prefix", parts)
+    assert status == 0, err
+    name = "faster_rcnn_resnet18_v1d_voc-0002.params"
+    assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes()
+    log = parse_transfer_log(parts + "faster_rcnn_resnet18_v1d_voc_train.log")
+    assert [[e.epoch for e in run.validated()] for run in log.runs] == [[], [1]]
+    assert "Start training from [Epoch 1]" in out
+    assert_one_line_error(*cli(*flags[:-1], "0.02", "--epochs", "3", "--save-prefix", parts),
+                          "written by a different run", "lr 0.01 -> 0.02")

@@ -28,6 +28,11 @@ class Schedule:
         return base
 
 
+def epoch_seed(seed, epoch):
+    """The seed of epoch `epoch`'s random streams (a 32-bit value, distinct per epoch)."""
+    return (seed * 1000003 + epoch) % (1 << 31)
+
+
 def _split_and_load(batch, ctx):
     return [[x.as_in_context(c) for x, c in zip(data, ctx)] if isinstance(data, (list, tuple))
             else [data.as_in_context(ctx[0])] for data in batch]
@@ -69,9 +74,12 @@ def make_trainer(net, lr, wd, momentum):
 
 
 def train(net, trainer, train_data, val_data, metric, ctx, schedule, epochs, log, save,
-          start_epoch=0, log_interval=100, val_interval=1, batch_size=1):
+          start_epoch=0, seed=233, log_interval=100, val_interval=1, batch_size=1):
     """Epochs start_epoch..epochs-1; after each, validation every `val_interval` epochs and
-    `save(epoch, mAP or None)`. Returns the last mAP validated (None if none)."""
+    `save(epoch, mAP or None)`. Returns the last mAP validated (None if none). The random
+    streams (Python's, NumPy's, MXNet's: data order, flips, the RPN's and R-CNN's samplers) are
+    seeded from (seed, epoch) at each epoch, so a run resumed at an epoch continues exactly."""
+    from gluoncv.utils import random as gcv_random
     import mxnet as mx
     from gluoncv.model_zoo.rcnn.faster_rcnn.data_parallel import ForwardBackwardTask
     from gluoncv.utils.metrics.rcnn import (RCNNAccMetric, RCNNL1LossMetric, RPNAccMetric,
@@ -86,6 +94,7 @@ def train(net, trainer, train_data, val_data, metric, ctx, schedule, epochs, log
     log.info("Start training from [Epoch %d]" % start_epoch)
     last_map = None
     for epoch in range(start_epoch, epochs):
+        gcv_random.seed(epoch_seed(seed, epoch))
         net.hybridize()
         for m in losses + extra:
             m.reset()

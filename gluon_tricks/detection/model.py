@@ -59,9 +59,14 @@ def initialise(net, ctx):
     net.collect_params().reset_ctx(ctx)
 
 
+def prepare_for_loading(net):
+    """Build the target generator, whose box-encoding constants training creates and saves with
+    the weights (`net.target_generator` is a property that builds it)."""
+    return net.target_generator
+
+
 def load_detector(net, path, ctx):
-    """A detector's weights as `detect train` saves them: they include the target generator's
-    box-encoding constants (created by training), so the generator is made before loading."""
+    """A detector's weights as `detect train` saves them."""
     from gluon_tricks.models.params import load_into
-    net.target_generator  # pylint: disable=pointless-statement  (a property that builds it)
+    prepare_for_loading(net)
     load_into(net, path, ctx, flag="--params")
