@@ -101,7 +101,10 @@ def run_train(args):
     from gluon_tricks.detection import data, loop, model
     from gluon_tricks.training import checkpoint
     from gluon_tricks.training.train_log import TrainLog
+    from gluon_tricks.training.distributed import World
     config, steps = resolved(args)
+    if World.from_environment().size > 1:
+        raise UserError("detect train runs as one process for now; start it without horovodrun")
     classes = data.class_names(args.classes)
     root = data.devkit(os.path.expanduser(args.dataset_root))
     train_splits, test_splits = data.checked_sets(root, classes)

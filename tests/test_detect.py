@@ -198,3 +198,15 @@ def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_voc, tmp_
     assert "Start training from [Epoch 1]" in out
     assert_one_line_error(*cli(*flags[:-1], "0.02", "--epochs", "3", "--save-prefix", parts),
                           "written by a different run", "lr 0.01 -> 0.02")
+
+
+def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_voc, tmp_path, cli):
+    """Until ranks share the data and the gradients, N ranks would each train the whole run and
+    write the same files."""
+    from gluon_tricks.training import distributed
+    monkeypatch.setattr(distributed.World, "from_environment",
+                        classmethod(lambda cls: cls(rank=0, size=2)))
+    assert_one_line_error(*cli("detect", "train", *SMALL, "--dataset-root", tiny_voc,
+                               "--save-prefix", str(tmp_path / "out") + "/"),
+                          "one process", "horovodrun")
+    assert not (tmp_path / "out").exists()
