@@ -1,0 +1,199 @@
+"""`gluon-tricks detect train|eval`: Faster R-CNN on Pascal VOC (the paper's Table 8) with a
+backbone from a classifier checkpoint of this project, with the flags of GluonCV's
+train_faster_rcnn.py and its VOC recipe as defaults, logging in its format."""
+import os
+import sys
+
+from gluon_tricks.errors import UserError
+
+# Flags a resumed run may change: they do not change what is computed.
+FREE_ON_RESUME = ("epochs", "num_workers", "log_interval", "save_interval", "fresh_start",
+                  "code_version", "best_map")
+
+# train_faster_rcnn.py's defaults for --dataset voc.
+VOC_DEFAULTS = {"epochs": 20, "lr": 0.001, "lr_decay_epoch": "14,20", "lr_warmup": -1,
+                "wd": 5e-4}
+
+
+def _common(parser):
+    parser.add_argument("--network", default="resnet50_v1b",
+                        help="our ResNet used as backbone (any depth and variant: resnet50_v1d, "
+                             "resnet18_v1b, ...)")
+    parser.add_argument("--dataset", default="voc", choices=["voc"], help="only voc")
+    parser.add_argument("--dataset-root", default=os.path.join("~", ".mxnet", "datasets", "voc"),
+                        help="the VOCdevkit folder, or a folder holding it (VOC2007, VOC2012)")
+    parser.add_argument("--classes", default="voc",
+                        help="voc (Pascal VOC's 20), demo (the demo data's 10) or a comma list")
+    parser.add_argument("--short", type=int, default=600, help="shorter image side (GluonCV: 600)")
+    parser.add_argument("--max-size", type=int, default=1000,
+                        help="longest image side (GluonCV: 1000)")
+    parser.add_argument("--num-workers", "-j", type=int, default=4, help="data loader processes")
+    parser.add_argument("--rpn-test-post-nms", type=int, default=300,
+                        help="proposals per image at test time (GluonCV: 300)")
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="detect_command", metavar="{train,eval}")
+    sub.required = True
+    train = sub.add_parser("train", help="train Faster R-CNN on a VOC-layout set")
+    _common(train)
+    train.add_argument("--backbone-params", default=None,
+                       help="a classifier checkpoint (.params) of --network; none: from scratch")
+    train.add_argument("--rcnn-num-samples", type=int, default=128,
+                       help="regions per image the R-CNN head trains on (GluonCV: 128)")
+    train.add_argument("--epochs", type=int, default=None, help="default 20 (voc)")
+    train.add_argument("--lr", type=float, default=None, help="default 0.001 (voc)")
+    train.add_argument("--lr-decay", type=float, default=0.1)
+    train.add_argument("--lr-decay-epoch", default=None, help="default 14,20 (voc)")
+    train.add_argument("--lr-warmup", type=float, default=None,
+                       help="warmup iterations in epoch 0 (default -1: none, voc)")
+    train.add_argument("--lr-warmup-factor", type=float, default=1.0 / 3.0)
+    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--wd", type=float, default=None, help="default 5e-4 (voc)")
+    train.add_argument("--batch-size", type=int, default=1)
+    train.add_argument("--save-prefix", default="",
+                       help="prefix of the log and weights; the detector's name is appended")
+    train.add_argument("--save-interval", type=int, default=1)
+    train.add_argument("--seed", type=int, default=233)
+    train.add_argument("--log-interval", type=int, default=100)
+    train.add_argument("--val-interval", type=int, default=1)
+    train.add_argument("--fresh-start", action="store_true",
+                       help="train from scratch even though the save prefix holds checkpoints "
+                            "that fail verification")
+    evaluate = sub.add_parser("eval", help="VOC 07 mAP of a saved detector")
+    _common(evaluate)
+    evaluate.add_argument("--params", required=True, help="the detector's .params")
+
+
+def resolved(args):
+    """The flags with GluonCV's VOC defaults filled in, checked; a dict for the log's Namespace."""
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    for name, value in VOC_DEFAULTS.items():
+        if config.get(name) is None:
+            config[name] = value
+    try:
+        config["lr_decay_epoch"] = str(config["lr_decay_epoch"])
+        steps = tuple(sorted(float(s) for s in config["lr_decay_epoch"].split(",") if s.strip()))
+    except ValueError:
+        raise UserError("--lr-decay-epoch must be comma-separated epochs, e.g. 14,20; got %r"
+                        % config["lr_decay_epoch"]) from None
+    for name in ("epochs", "batch_size", "val_interval", "short", "max_size",
+                 "rpn_test_post_nms", "rcnn_num_samples"):
+        if config[name] < 1:
+            raise UserError("--%s must be at least 1; got %s" % (name.replace("_", "-"),
+                                                                 config[name]))
+    for name in ("lr", "wd", "momentum", "lr_decay", "num_workers", "log_interval"):
+        if not config[name] >= 0:
+            raise UserError("--%s must not be negative; got %s" % (name.replace("_", "-"),
+                                                                  config[name]))
+    return config, steps
+
+
+def _dataset(root, splits, classes):
+    from gluon_tricks.data.voc import gluoncv_dataset
+    return gluoncv_dataset(root, list(splits), classes)
+
+
+def run_train(args):
+    import mxnet as mx
+    from gluoncv.utils import random as gcv_random
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    from gluon_tricks.detection import data, loop, model
+    from gluon_tricks.training import checkpoint
+    from gluon_tricks.training.train_log import TrainLog
+    from gluon_tricks.training.distributed import World
+    config, steps = resolved(args)
+    if World.from_environment().size > 1:
+        raise UserError("detect train runs as one process for now; start it without horovodrun")
+    classes = data.class_names(args.classes)
+    root = data.devkit(os.path.expanduser(args.dataset_root))
+    train_splits, test_splits = data.checked_sets(root, classes)
+    gcv_random.seed(args.seed)
+    ctx = [mx.cpu()]
+    net = model.build_faster_rcnn(args.network, classes, args.backbone_params, args.short,
+                                  args.max_size, per_device_batch_size=args.batch_size,
+                                  num_sample=args.rcnn_num_samples,
+                                  rpn_test_post_nms=args.rpn_test_post_nms)
+    model.initialise(net, ctx)
+    trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum)
+    prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)
+    save_dir, name = os.path.dirname(prefix) or ".", os.path.basename(prefix)
+    start_epoch, best = _resume(save_dir, name, config, net, trainer, ctx)
+    train_set = _dataset(root, train_splits, classes)
+    val_set = _dataset(root, test_splits, classes)
+    log = TrainLog(prefix + "_train.log")
+
+    def save(epoch, current):
+        current = current or 0.0
+        if current > best[0]:
+            best[0] = current
+            net.save_parameters(prefix + "_best.params")
+            log.info("[Epoch %d] mAP %s higher than current best, saving to %s_best.params"
+                     % (epoch, current, prefix))
+        if args.save_interval and not (epoch + 1) % args.save_interval:
+            path = "%s_%04d_%.4f.params" % (prefix, epoch, current)
+            net.save_parameters(path)
+            log.info("[Epoch %d] Saving parameters to %s" % (epoch, path))
+        checkpoint.save_checkpoint(save_dir, net, trainer, name, epoch + 1,
+                                   trainer._optimizer.num_update, dict(config, best_map=best[0]))
+    try:
+        log.namespace(config)
+        schedule = loop.Schedule(config["lr"], args.lr_decay, steps, float(config["lr_warmup"]),
+                                 args.lr_warmup_factor)
+        loop.train(net, trainer, data.train_loader(net, train_set, args.batch_size,
+                                                   args.num_workers),
+                   data.val_loader(net, val_set, args.num_workers),
+                   VOC07MApMetric(iou_thresh=0.5, class_names=classes), ctx, schedule,
+                   config["epochs"], log, save, start_epoch=start_epoch,
+                   seed=args.seed, log_interval=args.log_interval,
+                   val_interval=args.val_interval, batch_size=args.batch_size)
+    finally:
+        log.close()
+    return 0
+
+
+def _resume(save_dir, name, config, net, trainer, ctx):
+    """(first epoch, [best mAP]) of this run: those of the newest verified checkpoint of the
+    save prefix (weights and optimiser state loaded), else (0, [0.0]). A checkpoint written
+    with other flags (but those of FREE_ON_RESUME) is refused."""
+    from gluon_tricks.detection import model
+    from gluon_tricks.training import checkpoint
+
+    def warn(line):
+        print("gluon-tricks: warning: " + line, file=sys.stderr)
+    record = checkpoint.resume_point(save_dir, name, warn, config.get("fresh_start", False))
+    if record is None:
+        return 0, [0.0]
+    saved = record["config"]
+    differ = sorted(k for k in set(saved) | set(config) if k not in FREE_ON_RESUME
+                    and saved.get(k) != config.get(k))
+    if differ:
+        raise UserError("%s was written by a different run (differs in: %s); use another "
+                        "--save-prefix or the same flags" % (record["path"], ", ".join(
+                            "%s %r -> %r" % (k, saved.get(k), config.get(k)) for k in differ)))
+    model.prepare_for_loading(net)
+    epoch, _ = checkpoint.load_checkpoint(record, net, trainer, ctx)
+    return epoch, [float(saved.get("best_map", 0.0))]
+
+
+def run_eval(args):
+    import mxnet as mx
+    from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
+    from gluon_tricks.detection import data, loop, model
+    classes = data.class_names(args.classes)
+    root = data.devkit(os.path.expanduser(args.dataset_root))
+    _, test_splits = data.checked_sets(root, classes, train=False)
+    ctx = [mx.cpu()]
+    net = model.build_faster_rcnn(args.network, classes, None, args.short, args.max_size,
+                                  rpn_test_post_nms=args.rpn_test_post_nms)
+    model.load_detector(net, args.params, ctx[0])
+    names, values = loop.validate(net, data.val_loader(net, _dataset(root, test_splits, classes),
+                                                       args.num_workers),
+                                  VOC07MApMetric(iou_thresh=0.5, class_names=classes), ctx)
+    for name, value in zip(names, values):
+        print("%s=%s" % (name, value))
+    return 0
+
+
+def run(args):
+    return run_train(args) if args.detect_command == "train" else run_eval(args)

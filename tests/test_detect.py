@@ -1,0 +1,212 @@
+"""`detect train` and `detect eval` on a tiny VOC-layout set (4 training and 3 test images of the
+demo scenes): GluonCV's log format read back by the project's transfer-log parser, `eval` giving
+the logged mAP of a saved detector, the backbone's weights taken from a classifier checkpoint and
+trained where GluonCV trains them, and bad input refused before anything is written."""
+import os
+import re
+
+import mxnet as mx
+import pytest
+
+from gluon_tricks.data import demo_scenes
+from gluon_tricks.data.demo_data import CLASSES
+from gluon_tricks.detection import loop, model
+from gluon_tricks.figures.transfer_logs import parse_transfer_log, report_rows
+
+from conftest import assert_one_line_error
+
+SMALL = ["--network", "resnet18_v1d", "--classes", "demo", "--short", "64", "--max-size", "96",
+         "--num-workers", "0", "--rpn-test-post-nms", "10"]
+
+
+@pytest.fixture(scope="module")
+def tiny_voc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_voc")
+    demo_scenes.write_detection_set(str(root))
+    sets = root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    for name, keep in (("trainval", 4), ("test", 3)):
+        listed = (sets / (name + ".txt")).read_text().splitlines()
+        (sets / (name + ".txt")).write_text("".join(i + "\n" for i in listed[:keep]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbone_file(tmp_path_factory):
+    """A resnet18_v1d classifier's weights (random, 10 classes), as `train` saves them."""
+    from gluon_tricks.models import get_model
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path_factory.mktemp("backbone") / "resnet18_v1d.params")
+    net.save_parameters(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_voc, backbone_file, tmp_path_factory):
+    """One epoch of `detect train` from the backbone file: {prefix, log, status, err}."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("run")
+    status = main(["detect", "train", *SMALL, "--dataset-root", str(tiny_voc),
+                   "--backbone-params", backbone_file, "--epochs", "1", "--log-interval", "2",
+                   "--rcnn-num-samples", "8", "--save-prefix", str(out) + "/"])
+    prefix = str(out / "faster_rcnn_resnet18_v1d_voc")
+    return {"status": status, "prefix": prefix, "log": prefix + "_train.log"}
+
+
+def test_the_training_log_is_read_as_gluoncvs_detection_log(trained):
+    assert trained["status"] == 0
+    log = parse_transfer_log(trained["log"])
+    assert log.task == "detection" and len(log.runs) == 1
+    run = log.runs[0]
+    assert run.config["network"] == "resnet18_v1d" and run.config["lr"] == 0.001
+    (epoch,) = run.validated()
+    assert epoch.epoch == 0 and set(epoch.metrics) == set(CLASSES) | {"mAP"}
+    assert set(epoch.losses) == {"RPN_Conf", "RPN_SmoothL1", "RCNN_CrossEntropy",
+                                 "RCNN_SmoothL1"}
+    aps = [v for k, v in epoch.metrics.items() if k != "mAP" and v == v]  # nan: class unseen
+    assert epoch.metrics["mAP"] == pytest.approx(sum(aps) / len(aps))
+    weights = "%s_0000_%.4f.params" % (trained["prefix"], epoch.metrics["mAP"])
+    assert os.path.isfile(weights)
+    rows = report_rows([trained["log"]])
+    assert rows  # `report` places it in its table
+
+
+def test_eval_of_the_saved_detector_gives_the_logged_map(trained, tiny_voc, cli):
+    weights, logged = _saved_weights(trained)
+    status, out, err = cli("detect", "eval", *SMALL, "--dataset-root", tiny_voc,
+                           "--params", weights)
+    assert status == 0, err
+    assert out.splitlines()[-1] == "mAP=" + logged
+    per_class = dict(line.split("=") for line in out.splitlines())
+    assert set(per_class) == set(CLASSES) | {"mAP"}
+
+
+# Where each stage of our classifier lands in the detector (backbones.FEATURE_LAYERS).
+_SPLIT = {"conv1": "features.0", "bn1": "features.1", "layer1": "features.4",
+          "layer2": "features.5", "layer3": "features.6", "layer4": "top_features.0"}
+
+
+def _saved_weights(trained):
+    logged = re.findall(r"^mAP=(.*)$", open(trained["log"]).read(), re.MULTILINE)[-1]
+    return "%s_0000_%.4f.params" % (trained["prefix"], float(logged)), logged
+
+
+def test_the_backbone_comes_from_the_file_and_trains_where_gluoncvs_does(trained,
+                                                                           backbone_file):
+    """The saved detector's stem, stage 1 and every BN equal the classifier file (frozen); every
+    convolution of stages 2-4 moved away from it."""
+    detector = mx.nd.load(_saved_weights(trained)[0])
+    moved = []
+    for name, value in mx.nd.load(backbone_file).items():
+        stage, rest = name.split(".", 1)
+        if stage not in _SPLIT:
+            continue  # the classifier's fc
+        same = bool((detector[_SPLIT[stage] + "." + rest] == value).min().asscalar())
+        if stage in ("layer2", "layer3", "layer4") and value.ndim == 4:
+            moved.append(not same)
+        else:
+            assert same, name
+    assert len(moved) == 15 and all(moved)  # 3 stages x (2 blocks x 2 convs + downsample)
+
+
+def test_the_trained_parameters_are_gluoncvs(monkeypatch):
+    """Our resnet50_v1b detector trains exactly the parameters (by structural name) that
+    GluonCV's faster_rcnn_resnet50_v1b_voc trains."""
+    from gluoncv.model_zoo.rcnn.faster_rcnn import predefined_models
+    theirs = predefined_models.faster_rcnn_resnet50_v1b_voc(pretrained_base=False)
+    ours = model.build_faster_rcnn("resnet50_v1b", [c for c in theirs.classes])
+
+    def trained_names(net):
+        train = set(id(p) for p in net.collect_train_params().values())
+        return sorted(n for n, p in net._collect_params_with_prefix().items() if id(p) in train)
+    names = trained_names(ours)
+    assert names == trained_names(theirs)
+    assert any(n.startswith("features.5") for n in names)  # stage 2 trains
+    assert not any(n.startswith(("features.0", "features.4")) for n in names)  # stem, stage 1
+
+
+def test_from_scratch_every_parameter_is_initialised():
+    """Without --backbone-params the detector still detects: every parameter is initialised
+    (shapes inferred at the first image)."""
+    net = model.build_faster_rcnn("resnet18_v1d", CLASSES, short=64, max_size=96)
+    assert any(p._data is None and p._deferred_init == () for p in net.collect_params().values())
+    model.initialise(net, [mx.cpu()])
+    ids, scores, boxes = net(mx.nd.zeros((1, 3, 64, 80)))
+    assert all(p._data is not None for p in net.collect_params().values())
+    assert ids.shape[:2] == scores.shape[:2] == boxes.shape[:2]
+
+
+def test_proposal_counts_fit_small_images_and_keep_gluoncvs_at_its_size():
+    assert model.proposal_limits(600) == {k: model.VOC_RECIPE[k] for k in (
+        "rpn_train_pre_nms", "rpn_train_post_nms", "rpn_test_pre_nms", "rpn_test_post_nms")}
+    assert model.proposal_limits(64)["rpn_train_post_nms"] == 4 * 4 * 15
+
+
+def test_the_schedule_is_gluoncvs():
+    """Warmup as train_faster_rcnn.py's get_lr_at_iter in epoch 0, then steps of lr_decay."""
+    schedule = loop.Schedule(lr=0.01, decay=0.1, steps=(2, 3), warmup=10)
+    assert schedule.lr_at(0, 0) == pytest.approx(0.01 / 3)
+    assert schedule.lr_at(0, 5) == pytest.approx(0.01 * (1 / 3 * 0.5 + 0.5))
+    assert schedule.lr_at(0, 11) == schedule.lr_at(1, 0) == 0.01
+    assert schedule.lr_at(2, 0) == pytest.approx(0.001)
+    assert schedule.lr_at(5, 0) == pytest.approx(0.0001)
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--dataset-root", "/nonexistent/voc"], "no VOC data at /nonexistent/voc"),
+    (["--lr-decay-epoch", "14;20"], "--lr-decay-epoch must be"),
+    (["--classes", "disk,disk"], "--classes must be"),
+    (["--backbone-params", "/nonexistent.params"], "cannot read the weights file"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(flags, fragment, tiny_voc, tmp_path, cli):
+    args = ["detect", "train", *SMALL, "--dataset-root", tiny_voc, "--epochs", "1",
+            "--save-prefix", str(tmp_path / "out") + "/", *flags]
+    assert_one_line_error(*cli(*args), fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_box_outside_its_image_is_refused_before_training(tiny_voc, tmp_path, cli):
+    import shutil
+    root = tmp_path / "voc"
+    shutil.copytree(tiny_voc / "VOCdevkit", root / "VOCdevkit")
+    listed = (root / "VOCdevkit/VOC2007/ImageSets/Main/trainval.txt").read_text().split()[0]
+    annotation = root / "VOCdevkit/VOC2007/Annotations" / (listed + ".xml")
+    annotation.write_text(re.sub(r"<xmax>\d+</xmax>", "<xmax>999</xmax>",
+                                 annotation.read_text(), count=1))
+    args = ["detect", "train", *SMALL, "--dataset-root", root, "--epochs", "1",
+            "--save-prefix", str(tmp_path / "out") + "/"]
+    assert_one_line_error(*cli(*args), "lies outside its", listed + ".xml")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_voc, tmp_path, cli):
+    """Two epochs in one go, and one epoch then a second run continuing from its checkpoint
+    (weights, momentum, the epoch's random streams): the same weights to the bit. A run with
+    other flags is refused by the checkpoint it would continue."""
+    flags = ["detect", "train", *SMALL, "--dataset-root", tiny_voc, "--rcnn-num-samples", "8",
+             "--val-interval", "2", "--lr", "0.01"]
+    whole, parts = str(tmp_path / "whole") + "/", str(tmp_path / "parts") + "/"
+    assert cli(*flags, "--epochs", "2", "--save-prefix", whole)[0] == 0
+    assert cli(*flags, "--epochs", "1", "--save-prefix", parts)[0] == 0
+    status, out, err = cli(*flags, "--epochs", "2", "--save-prefix", parts)
+    assert status == 0, err
+    name = "faster_rcnn_resnet18_v1d_voc-0002.params"
+    assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes()
+    log = parse_transfer_log(parts + "faster_rcnn_resnet18_v1d_voc_train.log")
+    assert [[e.epoch for e in run.validated()] for run in log.runs] == [[], [1]]
+    assert "Start training from [Epoch 1]" in out
+    assert_one_line_error(*cli(*flags[:-1], "0.02", "--epochs", "3", "--save-prefix", parts),
+                          "written by a different run", "lr 0.01 -> 0.02")
+
+
+def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_voc, tmp_path, cli):
+    """Until ranks share the data and the gradients, N ranks would each train the whole run and
+    write the same files."""
+    from gluon_tricks.training import distributed
+    monkeypatch.setattr(distributed.World, "from_environment",
+                        classmethod(lambda cls: cls(rank=0, size=2)))
+    assert_one_line_error(*cli("detect", "train", *SMALL, "--dataset-root", tiny_voc,
+                               "--save-prefix", str(tmp_path / "out") + "/"),
+                          "one process", "horovodrun")
+    assert not (tmp_path / "out").exists()
