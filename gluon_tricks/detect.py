@@ -43,20 +43,24 @@ def add_arguments(parser):
                        help="regions per image the R-CNN head trains on (GluonCV: 128)")
     train.add_argument("--epochs", type=int, default=None, help="default 20 (voc)")
     train.add_argument("--lr", type=float, default=None, help="default 0.001 (voc)")
-    train.add_argument("--lr-decay", type=float, default=0.1)
+    train.add_argument("--lr-decay", type=float, default=0.1,
+                       help="factor of the lr at each --lr-decay-epoch")
     train.add_argument("--lr-decay-epoch", default=None, help="default 14,20 (voc)")
     train.add_argument("--lr-warmup", type=float, default=None,
                        help="warmup iterations in epoch 0 (default -1: none, voc)")
-    train.add_argument("--lr-warmup-factor", type=float, default=1.0 / 3.0)
-    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--lr-warmup-factor", type=float, default=1.0 / 3.0,
+                       help="the warmup's first lr as a fraction of --lr")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     train.add_argument("--wd", type=float, default=None, help="default 5e-4 (voc)")
-    train.add_argument("--batch-size", type=int, default=1)
+    train.add_argument("--batch-size", type=int, default=1, help="images per batch")
     train.add_argument("--save-prefix", default="",
                        help="prefix of the log and weights; the detector's name is appended")
-    train.add_argument("--save-interval", type=int, default=1)
-    train.add_argument("--seed", type=int, default=233)
-    train.add_argument("--log-interval", type=int, default=100)
-    train.add_argument("--val-interval", type=int, default=1)
+    train.add_argument("--save-interval", type=int, default=1,
+                       help="epochs between GluonCV-named weight files")
+    train.add_argument("--seed", type=int, default=233, help="random seed (GluonCV's)")
+    train.add_argument("--log-interval", type=int, default=100, help="batches between log lines")
+    train.add_argument("--val-interval", type=int, default=1,
+                       help="epochs between validations")
     train.add_argument("--fresh-start", action="store_true",
                        help="train from scratch even though the save prefix holds checkpoints "
                             "that fail verification")
