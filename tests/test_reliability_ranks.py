@@ -168,3 +168,24 @@ def _children_of(pid):
         except (OSError, ValueError, IndexError):
             continue
     return children
+
+
+def test_corrupt_images_of_every_rank_are_counted_in_the_log(disc_data, tmp_path):
+    """One corrupt training image, read by whichever rank its shard puts it on: each epoch's log
+    line counts it (rank 0 alone saw it only in the epochs it fell to rank 0)."""
+    train = tmp_path / "train"
+    shutil.copytree(disc_data / "train", train)
+    first_class = sorted(os.listdir(train))[0]
+    victim = train / first_class / sorted(os.listdir(train / first_class))[0]
+    victim.write_bytes(b"\xff\xd8\xff not a JPEG after its first bytes")
+    save = tmp_path / "run"
+    done = subprocess.run(
+        [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, "-m",
+         "gluon_tricks", "train", *TINY, "--num-epochs", "4", "--train-dir", str(train),
+         "--val-dir", str(disc_data / "val"), "--save-dir", str(save), "--logging-file",
+         str(save / "train.log"), "--max-bad-fraction", "0.2"],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=600, env=_env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = (save / "train.log").read_text().splitlines()
+    for epoch in range(4):
+        assert "[Epoch %d] skipped 1 corrupt training images" % epoch in lines, lines

@@ -156,8 +156,9 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
         state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch, loss, totals.accuracy,
                                       seen * world.size / max(seconds, 1e-9),
                                       state.step.scaler.scale if state.step.scaler.active else None)
-    if loader.skipped and log.enabled:
-        log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, loader.skipped))
+    skipped = int(world.sum([loader.skipped], name="skipped_images")[0])  # of every rank
+    if skipped and log.enabled:
+        log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, skipped))
     if state.step.scaler.active and log.enabled:
         log.info("[Epoch %d] %s" % (epoch, state.step.scaler.describe()))
     return totals.accuracy, loss, seen * world.size / max(seconds, 1e-9), seconds
