@@ -52,13 +52,15 @@ def test_a_killed_worker_is_replaced_and_its_batches_are_redone_in_order(caplog)
 
 
 def _wait_until_dead(pid, timeout=10.0):
-    """Until `pid` has exited (a zombie, waiting for its parent to reap it) or is gone."""
+    """Until `pid` has exited, every thread of it (a zombie its parent can reap), or is gone. Its
+    main thread shows 'Z' while other threads still exit: waitpid cannot reap it yet."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with open("/proc/%d/stat" % pid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            if state in ("Z", "X") and len(os.listdir("/proc/%d/task" % pid)) <= 1:
+                return
         except OSError:
             return
         time.sleep(0.01)
@@ -288,10 +290,14 @@ def test_a_sigkill_from_another_process_is_not_blamed_on_the_oom_killer(caplog, 
     with caplog.at_level(logging.WARNING, logger="gluon_tricks.data.workers"):
         for meta, _, _ in pool.map(range(12)):
             if meta == 2:
-                os.kill(pool.worker_pids()[0], signal.SIGKILL)  # the test is another process
+                victim = pool.worker_pids()[0]
+                os.kill(victim, signal.SIGKILL)  # the test is another process
+                _wait_until_dead(victim)
             if meta == 7:
                 counts["oom_kill"] += 1  # as the kernel counts an out-of-memory kill
-                os.kill(pool.worker_pids()[1], signal.SIGKILL)
+                victim = pool.worker_pids()[1]
+                os.kill(victim, signal.SIGKILL)
+                _wait_until_dead(victim)
     lines = [r.getMessage() for r in caplog.records if "died" in r.getMessage()]
     assert len(lines) == 2
     assert "signal 9, SIGKILL, by another process (not the out-of-memory killer" in lines[0]
