@@ -13,7 +13,7 @@ else
 READY := external-venv
 endif
 
-.PHONY: demo test lint lint-docker lint-shell lint-python pytest venv clean external-venv
+.PHONY: demo numbers test lint lint-docker lint-shell lint-python pytest venv clean external-venv
 
 $(VENV)/.installed: requirements.txt setup.py scripts/install_env.sh
 	bash scripts/install_env.sh $(VENV)
@@ -26,6 +26,11 @@ venv: $(READY)
 
 demo: $(READY)
 	$(PY) -m gluon_tricks demo
+
+# Every measured number the docs quote, from the code as committed (scripts/reproduce_numbers.sh;
+# about 1.5 hours on 2 cores; SECTIONS="demo bench" for some only).
+numbers: $(READY)
+	PYTHON=$(PY) bash scripts/reproduce_numbers.sh $(SECTIONS)
 
 lint: lint-docker lint-shell lint-python
 

@@ -82,6 +82,7 @@ tune=(--lr 0.01 --lr-mult-classifier 10 --pretrained-params "$pretrained" --rese
 train finetune second "$epochs" "${tune[@]}"
 train finetune_frozen second "$epochs" "${tune[@]}" --freeze-stages 2
 
-run_child "$python" -m gluon_tricks report "$out"/{scratch,finetune,finetune_frozen}/*.log \
+run_child "$python" -m gluon_tricks report \
+  "$out"/{scratch,finetune,finetune_frozen,pretrain_first_half}/*.log \
   > "$out/report.md"
 cat "$out/report.md"
