@@ -333,7 +333,7 @@ def _lr_figure(log):
                         iters_per_epoch(log.config, log.format))
     return plots.lr_agreement_figure(
         ([p[1] for p in points], [p[2] for p in points]), tuple(zip(*line)),
-        [p[1] for p in points], [p[2] - p[3] for p in points],
+        [p[2] - p[3] for p in points],
         "%s: lr= of GluonCV's log over the trainer's schedule (lr %g, %s, %d warmup epochs, "
         "batch %d)" % (os.path.basename(log.path), float(log.config["lr"]),
                        log.config.get("lr_mode"), int(log.config.get("warmup_epochs", 0)),
