@@ -1,6 +1,5 @@
-"""The devices of one process, for every command (train, eval, bench): its local GPU under
-Horovod, `--num-gpus N` GPUs, or the CPU. GLUON_TRICKS_DEVICES (e.g. `cpu(0),cpu(1)`) names
-contexts that stand in for GPUs, so the multi-device path runs on a machine without GPUs."""
+"""The devices of one process: its local GPU under Horovod, `--num-gpus N` GPUs, or the CPU;
+GLUON_TRICKS_DEVICES (e.g. `cpu(0),cpu(1)`) names contexts that stand in for GPUs."""
 import os
 import re
 
@@ -32,8 +31,7 @@ def injected_devices(environ=None):
 
 
 def require_gpus(num_gpus, environ=None):
-    """A one-line error unless `--num-gpus num_gpus` can be had: injected contexts, or as many
-    GPUs visible to this MXNet build."""
+    """A one-line error unless `--num-gpus num_gpus` can be had (injected, or visible to MXNet)."""
     if num_gpus < 0:
         raise UserError("--num-gpus must be >= 0")
     if num_gpus and injected_devices(environ) is None:
@@ -45,9 +43,8 @@ def require_gpus(num_gpus, environ=None):
 
 
 def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
-    """The devices this process computes on. Without --num-gpus: the CPU. Under Horovod
-    (ranks > 1): the GPU of the local rank. Otherwise GPUs 0..N-1, or the first N injected
-    contexts."""
+    """The devices this process computes on: the CPU, the local rank's GPU under Horovod, or
+    the first N GPUs (or injected contexts)."""
     if not num_gpus:
         return [mx.cpu()]
     available = injected_devices(environ)

@@ -1,10 +1,6 @@
-"""`gluon-tricks export`: a trained network as a hybridized MXNet symbol + params (what
-`SymbolBlock.imports` and MXNet Model Server load) or as ONNX (through MXNet's own exporter,
-`mx.onnx.export_model`), checked after export against the network on a few images.
-
-Beside the export, PREFIX.json holds what a user needs to run it: the class names and input
-size (the checkpoint's), the layout and preprocessing, the check, each file's size and SHA-256.
-"""
+"""`gluon-tricks export`: a trained network as an MXNet symbol + params or as ONNX (MXNet's own
+exporter), checked against the network; PREFIX.json beside it holds the class names, input,
+preprocessing, the check and each file's size and SHA-256."""
 import json
 import os
 import sys
@@ -15,10 +11,9 @@ import numpy as np
 
 from gluon_tricks.data.transforms import MEAN_RGB, STD_RGB
 from gluon_tricks.errors import UserError, error_summary
-from gluon_tricks.inference import (FORMATS, INPUT_NAME, class_names, collect_images,
-                                    add_weights_arguments, load_exported, preprocess_files,
-                                    run_in_batches, say,
-                                    trained_weights, write_description)
+from gluon_tricks.inference import (FORMATS, INPUT_NAME, add_weights_arguments, class_names,
+                                    collect_images, load_exported, preprocess_files,
+                                    run_in_batches, say, trained_weights, write_description)
 from gluon_tricks.models.params import load_network, params_classes
 
 CHECK_IMAGES = 4  # random inputs when no --check-images are given
@@ -55,8 +50,7 @@ def parse_batch_size(value):
 
 
 def check_inputs(paths, input_size, crop_ratio, count=CHECK_IMAGES, seed=0):
-    """(N, 3, S, S) float32 inputs for the check: the images (validation preprocessing), or
-    `count` seeded random inputs shaped like normalised images."""
+    """(N, 3, S, S) float32 inputs for the check: the images, or `count` seeded random ones."""
     if paths:
         batch, _, skipped = preprocess_files(collect_images(paths), input_size, crop_ratio)
         for path, reason in skipped:
@@ -75,8 +69,8 @@ def _export_symbol(net, prefix):
 
 
 def _remove_initializer_inputs(onnx_path):
-    """MXNet's exporter lists every weight as a graph input too, which keeps onnxruntime from
-    folding constants (and makes it warn once per weight): keep only the real input."""
+    """Keep only the real graph input: MXNet's exporter lists every weight as one too, which
+    keeps onnxruntime from folding constants."""
     import onnx
     model = onnx.load(onnx_path)
     weights = {init.name for init in model.graph.initializer}
@@ -104,8 +98,7 @@ def export_onnx(symbol_file, params_file, onnx_path, input_size, batch):
 
 def export(model, params, out, fmt="mxnet", input_size=None, batch="1", classes_file=None,
            crop_ratio=0.875, check_images=None, force=False):
-    """Export, write PREFIX.json and check the export; returns the description (with the check's
-    max abs difference of the logits)."""
+    """Export, check and describe in PREFIX.json; returns the description."""
     if fmt not in FORMATS:
         raise UserError("--format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
     batch = parse_batch_size(batch)

@@ -1,10 +1,6 @@
-"""Writing files that survive crashes and full disks: atomic writes under temporary names that
-say which process made them, removal of those of dead processes, free-space checks, and digests.
-
-A neutral bottom module (the data and training layers both use it). A temporary file is named
-`FINAL.tmp-HOST-PID`: a process removes its own on failure, and any process removes at start
-those that a dead process of the same host left behind (a crash, a kill -9, a full disk).
-"""
+"""Writing files that survive crashes and full disks: atomic writes under temporary names
+`FINAL.tmp-HOST-PID` (those of dead processes of this host are removed at start), free-space
+checks, digests."""
 import errno
 import glob
 import hashlib
@@ -31,13 +27,13 @@ def _pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
 def remove_stale_temp_files(pattern):
-    """Remove the temporary files matching the glob `pattern` (e.g. DIR/*) that a dead process
-    of this host left; returns their paths. Files of live processes or other hosts are kept."""
+    """Remove the temporary files matching the glob `pattern` that a dead process of this host
+    left; returns their paths."""
     host = socket.gethostname()
     stale = []
     for path in glob.glob(pattern):
@@ -84,8 +80,7 @@ def require_free_space(directory, needed, what):
 
 
 def disk_error(error, path):
-    """The one-line UserError for an OSError met while writing `path` (a full disk says so,
-    with the free space left)."""
+    """The one-line UserError for an OSError met writing `path` (a full disk: the free space)."""
     directory = os.path.dirname(os.path.abspath(path))
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return UserError("disk full while writing %s (%s); the partial file was removed"
@@ -94,9 +89,8 @@ def disk_error(error, path):
 
 
 def write_atomically(path, write):
-    """Call `write(temporary path)`, then rename the result to `path`: readers see the whole
-    file or none. On failure the temporary file is removed and an OSError becomes a UserError
-    naming `path` (and the free space when the disk is full)."""
+    """Call `write(temporary path)`, then rename it to `path` (readers see all or nothing); on
+    failure remove it, an OSError becoming a UserError naming `path`."""
     tmp = temp_name(path)
     try:
         write(tmp)

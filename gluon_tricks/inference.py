@@ -1,8 +1,6 @@
-"""Using trained weights and exports (eval, export, predict). Weights are used as they were
-trained: model, input size and class names come from the checkpoint JSON beside the .params; a
-contradicting --input-size is refused unless forced, and what is assumed without one is said.
-Images get the validation preprocessing. An export's PREFIX.json records each file's size and
-SHA-256, checked before use; ONNX passes onnx's checker; outputs must be finite."""
+"""Using trained weights and exports (eval, export, predict) as they were trained: model, input
+size and class names from the checkpoint JSON beside the .params (what is assumed is said); an
+export's files are checked against the sizes and SHA-256 its PREFIX.json records."""
 import json
 import os
 import sys
@@ -44,8 +42,7 @@ def add_weights_arguments(parser, params_required=True, input_size=True, classes
 
 
 def saved_run_config(params_path):
-    """The RunConfig dict in the checkpoint JSON of `params_path` (PREFIX.params -> PREFIX.json),
-    or None; `eps` filled in for checkpoints older than it."""
+    """The RunConfig dict in PREFIX.json beside PREFIX.params, or None (`eps` filled in)."""
     path = os.path.splitext(os.path.expanduser(str(params_path)))[0] + ".json"
     try:
         with open(path) as f:
@@ -226,8 +223,8 @@ def load_exported(prefix, meta):
 
 
 def run_in_batches(function, inputs, batch, where):
-    """function(batch of inputs), in batches of exactly `batch` when the model's is fixed (the
-    last padded with copies of its first input), else all at once; outputs must be finite."""
+    """function(inputs) in batches of exactly `batch` if fixed (the last padded), else at once;
+    outputs must be finite."""
     chunks = [inputs] if batch is None else [inputs[i:i + batch]
                                              for i in range(0, len(inputs), batch)]
     outputs = np.concatenate([function(np.concatenate(

@@ -1,11 +1,6 @@
-"""`gluon-tricks predict`: the top-k classes of images, with probabilities, from trained weights
-(`--params P`, with the input size and class names of their checkpoint) or from an export
-(`--export PREFIX`, verified before use).
-
-Images get the validation preprocessing (shorter side resized, centre crop, normalisation: the
-project's own `val_sample`) and run in batches. A file that is not an image, or that cannot be
-decoded, is reported on stderr and skipped; the rest are predicted.
-"""
+"""`gluon-tricks predict`: the top-k classes of images with probabilities, from trained weights
+or a verified export, with the validation preprocessing; unreadable files are reported and
+skipped."""
 import json
 import sys
 

@@ -1,17 +1,9 @@
-"""Every random stream of a run, keyed in one place: named tags, one layout.
+"""Every random stream of a run, keyed in one place, by the seed and the position in training
+only (so a resumed run draws what an uninterrupted one draws).
 
-A stream is a function of the run's seed and its position in training only (epoch, batch, image),
-never of what ran before, so a resumed run draws exactly what an uninterrupted one draws.
-
-Layout. The numpy streams are seeded with the uint32 words (tag, seed, epoch[, counter]): the tag
-comes first and names the stream, and each tag has one fixed number of words. Two rules keep
-distinct keys apart, both forced by how numpy's SeedSequence reads its entropy: every word is
-below 2**32 (a larger seed would spill into the next word: (0, 2**32, 1) is (0, 0, 1, 1)), and no
-two streams share a tag (trailing zero words do not count: (0, s, e) is (0, s, e, 0)).
-The per-image augmentation stream is a counter-based Philox generator, a family apart, keyed by
-128 bits packed from (seed; epoch, index, attempt). Weight initialisation uses MXNet's own global
-generator, seeded with the run's seed.
-"""
+numpy streams are seeded with uint32 words (tag, seed, epoch[, counter]): every word below 2**32
+and one tag per stream, as SeedSequence would otherwise merge keys ((0, 2**32, 1) is (0, 0, 1, 1);
+trailing zeros do not count). Per-image augmentation is a Philox stream keyed by 128 bits."""
 import numpy as np
 
 SEED_LIMIT = 1 << 32  # --seed is one uint32 word of every key
@@ -40,8 +32,7 @@ def permutation_rng(seed, epoch):
 
 
 def mixup_rng(seed, epoch, batch):
-    """The generator of mixup's draws for batch `batch` of `epoch` (the same on every rank), so
-    that a run resumed in the middle of an epoch draws what it would have drawn."""
+    """The generator of mixup's draws for batch `batch` of `epoch` (the same on every rank)."""
     _check(seed, epoch)
     if not 0 <= batch < SEED_LIMIT:
         raise ValueError("batch index out of range: %r" % (batch,))
@@ -49,11 +40,8 @@ def mixup_rng(seed, epoch, batch):
 
 
 def sample_rng(seed, epoch, index, attempt=0):
-    """The generator of every random draw for image `index` in `epoch`: a function of these
-    numbers only, so a batch comes out bit-identical whatever the workers or the history.
-
-    A counter-based Philox stream keyed by (seed; epoch, index, attempt): independent streams by
-    construction, and cheaper to set up per image than hashing a seed sequence."""
+    """The generator of every draw for image `index` in `epoch`: Philox keyed by (seed; epoch,
+    index, attempt), independent by construction and cheaper per image than a SeedSequence."""
     if not (0 <= seed < 1 << 64 and 0 <= epoch < EPOCH_LIMIT and 0 <= index < INDEX_LIMIT
             and 0 <= attempt < ATTEMPT_LIMIT):
         raise ValueError("sample key out of range: seed %r, epoch %r, index %r, attempt %r"

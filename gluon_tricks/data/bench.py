@@ -1,10 +1,6 @@
 """`gluon-tricks bench data`: images/s of our paper-exact training pipeline and of MXNet's C++
 mx.io.ImageRecordIter with GluonCV's settings, side by side on the same .rec, in one run.
-
-Each round starts one pipeline, lets it warm up (worker start-up, file cache, and its prefetch
-buffers drained, so that only steady-state production is timed), times it, stops it, then does
-the same for the other: they never run at the same time, and alternating rounds spread a busy
-machine's noise over both. The result is images over seconds summed over the rounds.
+The pipelines take turns (warmed up, then timed) in alternating rounds, never at the same time.
 """
 import json
 import os
@@ -64,8 +60,7 @@ def _timed(batches, count):
 
 def endless_batches(source, workers, batch_size, input_size, with_labels=False, rank=0,
                     num_ranks=1):
-    """Training batches of our pipeline (paper flavour), epoch after epoch, until closed:
-    data, or (data, label) `with_labels`."""
+    """Our training batches (paper flavour), data or (data, label), epoch after epoch."""
     from gluon_tricks.data.loader import TrainLoader
     loader = TrainLoader(source, batch_size, input_size, flavour="paper", num_workers=workers,
                          rank=rank, num_ranks=num_ranks)

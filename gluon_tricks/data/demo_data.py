@@ -1,10 +1,6 @@
-"""`gluon-tricks demo-data OUT_DIR`: the embedded data set, drawn deterministically, no download.
-
-Ten classes of shapes and textures (disk, ring, square, frame, triangle, cross, star, stripes,
-checker, dots) in random colours, sizes, positions and rotations, over smooth random
-backgrounds with clutter and noise, saved as JPEGs of 64-160 px and packed into RecordIO, so
-that the demo and the tests run the real pipeline (JPEG decode, augmentation, RecordIO).
-"""
+"""`gluon-tricks demo-data OUT_DIR`: the embedded data set, drawn deterministically: ten classes
+of shapes and textures on cluttered backgrounds, as JPEGs packed into RecordIO, so the demo and
+the tests run the real pipeline."""
 import fcntl
 import math
 import os
@@ -114,9 +110,8 @@ def _finish(img, rng):
 
 
 def draw_shape(img, name, cx, cy, radius, angle, colour, rng, texture_side):
-    """Paint the shape of class `name` (centred at cx, cy, within `radius`) onto the float BGR
-    image `img` in place. Returns the object's region, a bool mask: the painted pixels, or for
-    a texture class its whole patch. `texture_side` sets the texture's period."""
+    """Paint class `name`'s shape onto the float BGR `img` in place; returns its region (a bool
+    mask: the painted pixels, or a texture's whole patch)."""
     import cv2
     height, width = img.shape[:2]
     shape = np.zeros((height, width), np.uint8)
@@ -210,8 +205,7 @@ def _is_complete(root, seed, task="classification"):
 
 
 def claim_folder(out_dir, seed, task):
-    """Make `out_dir` ready for writing the `task` set; False when it already holds that very
-    set (nothing to do). A folder holding anything else is refused."""
+    """Make `out_dir` ready for the `task` set; False when it holds that very set already."""
     if _is_complete(out_dir, seed, task):
         return False
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
@@ -227,8 +221,7 @@ def mark_complete(out_dir, seed, task):
 
 
 def write_demo_data(out_dir, seed=0):
-    """Draw the set into out_dir (new, empty, or already holding this very set) and pack it;
-    returns the paths {train_rec, train_idx, val_rec, val_idx, classes_file, train_dir, val_dir}."""
+    """Draw the set into out_dir (new, empty or holding it already) and pack it; its paths."""
     from gluon_tricks.data.pack import pack_folder
     out_dir = os.path.expanduser(str(out_dir))
     if not claim_folder(out_dir, seed, "classification"):
@@ -242,16 +235,14 @@ def write_demo_data(out_dir, seed=0):
 
 
 def cache_dir():
-    """Where default_demo_data() keeps the set: $GLUON_TRICKS_CACHE/demo-data, or
-    ~/.cache/gluon-tricks/demo-data."""
+    """$GLUON_TRICKS_CACHE/demo-data, or ~/.cache/gluon-tricks/demo-data."""
     root = os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "gluon-tricks")
     return os.path.join(os.path.expanduser(root), "demo-data")
 
 
 def default_demo_data():
-    """The demo set under cache_dir(), drawn once. Built in a temporary folder and renamed into
-    place under a lock, so no process ever sees a half-written set; an incomplete or outdated
-    copy is rebuilt."""
+    """The demo set under cache_dir(), drawn once, in a temporary folder renamed into place
+    under a lock (no process sees half a set)."""
     final = cache_dir()
     if _is_complete(final, 0):
         return _paths(final)

@@ -36,8 +36,7 @@ def add_data_arguments(parser, train=True):
 
 
 def input_size(given, model):
-    """The input side a run or an evaluation uses: --input-size, else the model's own (224;
-    299 for Inception-V3)."""
+    """--input-size, else the model's own (224; 299 for Inception-V3)."""
     from gluon_tricks.models import INPUT_SIZES
     return given or INPUT_SIZES.get(model, 224)
 
@@ -53,9 +52,8 @@ def _rec_pair(flags, rec_key, idx_key):
 
 
 def data_sources(flags, train=True):
-    """(train_source or None, val_source). RecordIO with --use-rec (or when .rec files are named
-    and no folder is), then --train-dir/--val-dir, then --data-dir/{train,val}, else the demo
-    set."""
+    """(train_source or None, val_source): RecordIO (--use-rec, or .rec named and no folder),
+    else --train-dir/--val-dir, else --data-dir/{train,val}, else the demo set."""
     from gluon_tricks.data.sources import DataSource
     rec_named = getattr(flags, "rec_train", None) or flags.rec_val
     folders_named = getattr(flags, "train_dir", None) or flags.val_dir or flags.data_dir

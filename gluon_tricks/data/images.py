@@ -1,7 +1,5 @@
-"""Encoded image bytes -> BGR uint8 pixels: header sizes, corruption checks, DCT-scaled JPEG decode.
-
-Pure numpy/OpenCV (no MXNet), so that forked data workers never touch MXNet's engine.
-"""
+"""Encoded image bytes -> BGR uint8 pixels: header sizes, corruption checks, DCT-scaled JPEG
+decode; numpy/OpenCV only, so forked data workers never touch MXNet."""
 import struct
 
 import cv2
@@ -60,23 +58,21 @@ def looks_complete(buf):
     return len(buf) > 0
 
 
-# A JPEG with more pixels than this (50 MB decoded) is decoded at a reduced DCT scale even where
-# the exact full-size decode is asked for (the gluoncv flavour, fast_decode off): a 20000 x 20000
-# photo would otherwise take 1.2 GB per decode, every epoch.
+# A JPEG above this (50 MB decoded) is decoded at a reduced DCT scale even where the full-size
+# decode is asked for: a 20000 x 20000 photo would take 1.2 GB per decode.
 HUGE_PIXELS = 1 << 24
 
 
 def huge_reduction(width, height, crop_w, crop_h, out_w, out_h):
-    """reduction_for(crop, out) for a JPEG of width x height above HUGE_PIXELS, else 1: the crop
-    still comes out at least out_w x out_h, so the resize after it only shrinks."""
+    """reduction_for(crop, out) for a JPEG above HUGE_PIXELS, else 1."""
     if width * height <= HUGE_PIXELS:
         return 1
     return reduction_for(crop_w, crop_h, out_w, out_h)
 
 
 def reduction_for(crop_w, crop_h, out_w, out_h):
-    """The largest JPEG DCT scale 1/r (r in 1, 2, 4, 8) that still leaves the crop at least as
-    large as the output in both directions, so the resize after it only ever shrinks."""
+    """The largest JPEG DCT scale 1/r (r in 1, 2, 4, 8) that leaves the crop at least as large
+    as the output, so the resize after it only shrinks."""
     for r in (8, 4, 2):
         if crop_w >= r * out_w and crop_h >= r * out_h:
             return r
@@ -84,11 +80,8 @@ def reduction_for(crop_w, crop_h, out_w, out_h):
 
 
 def decode(buf, reduce=1):
-    """BGR uint8 (H, W, 3) pixels, decoded at 1/reduce of the size for JPEGs; None if corrupt.
-
-    Grey, CMYK and RGBA inputs come out as 3-channel BGR; EXIF orientation is ignored so that the
-    pixel grid matches the header's size (and MXNet's C++ decoder of ImageRecordIter).
-    """
+    """BGR uint8 (H, W, 3) pixels, JPEGs at 1/reduce of the size; None if corrupt. EXIF
+    orientation is ignored, as MXNet's ImageRecordIter decoder does."""
     if not looks_complete(buf):
         return None
     flag = JPEG_REDUCED_FLAGS[reduce] if is_jpeg(buf) else cv2.IMREAD_COLOR

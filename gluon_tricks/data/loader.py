@@ -1,20 +1,10 @@
 """Training and validation batches as MXNet NDArrays, decoded and augmented in parallel workers.
 
-TrainLoader: this rank's equal share of a per-epoch permutation, whole batches only; every
-random draw of an image depends on (seed, epoch, image index) alone, so `epoch(e)` is
-bit-identical whenever it runs (exact resume), with any number of workers.
-ValLoader: each rank a disjoint block, every image once, the last batch possibly smaller.
-A corrupt image never stops an epoch: training replaces it by the next readable image of the
-rank's share (its own label with it), validation drops it; both count it in `skipped` and warn
-once at the end of the epoch.
-
-Both take `data_timeout` (seconds one wait for a batch may take; None or 0: no deadline): a worker
-that owes the awaited batch and sends nothing for that long (stopped, hung in a read) is named,
-killed and replaced, and its batches are redone, as a dead worker's are. `stop_requested`, a
-callable polled at least every 0.5 s while waiting for a batch, ends the iteration with
-workers.DataWaitStopped when it returns True. With num_workers=0 the batches are made in the
-caller, so neither applies: there is nothing to wait for, and the caller checks its own stop flag
-between batches.
+TrainLoader: this rank's equal share of a per-epoch permutation, whole batches; every random draw
+of an image depends on (seed, epoch, image index) alone, so `epoch(e)` is bit-identical whenever
+it runs (exact resume). ValLoader: each rank a disjoint block, every image once. A corrupt image
+is replaced by the next readable one of the share (training) or dropped (validation), counted in
+`skipped`. `data_timeout` and `stop_requested` are WorkerPool's (not applied with 0 workers).
 """
 import logging
 import os
@@ -41,7 +31,7 @@ def _read(source, index):
 class _TrainFill:
     """Fills one training batch (runs in a worker): task = (epoch, indices, spares)."""
 
-    reports_reading = True  # the pool passes a cell for the index of the image being read
+    reports_reading = True
 
     def __init__(self, source, input_size, flavour, seed, fast_decode):
         self.source, self.size, self.flavour = source, input_size, flavour
@@ -130,7 +120,7 @@ def _check(source, batch_size, input_size, num_workers, rank, num_ranks):
 
 
 class _Loader:
-    """What both loaders share: the worker pool, `skipped`, and the end-of-epoch warning."""
+    """What both loaders share: the worker pool, `skipped`, the end-of-pass warning."""
 
     def __init__(self, source, batch_size, input_size, num_workers, fill, zero_copy,
                  max_bad_fraction, data_timeout, stop_requested, rank, num_ranks):
@@ -138,8 +128,7 @@ class _Loader:
         self.source, self.batch_size, self.input_size = source, batch_size, input_size
         self.max_bad_fraction = max_bad_fraction  # None: any number of corrupt images is skipped
         self.skipped = 0
-        # zero_copy: batches are views of the workers' shared memory (no 600 KB-per-image copy);
-        # off, every batch is copied (for a process that forks while batches are in flight)
+        # zero_copy off: every batch copied (for a process that forks with batches in flight)
         self._pool = WorkerPool(fill, num_workers, (batch_size, 3, input_size, input_size),
                                 lend=2 if zero_copy else 0, data_timeout=data_timeout,
                                 stop_requested=stop_requested,
@@ -152,15 +141,13 @@ class _Loader:
         return self._pool.deaths
 
     def worker_reports(self):
-        """The lines logged for workers replaced since the last call (they name the rank when
-        there are several), and forgets them: for a log that only rank 0 writes."""
+        """The lines logged for workers replaced since the last call, then forgotten."""
         lines, self._pool.events = self._pool.events, []
         return lines
 
     def _batches(self, tasks, what, keep_count, images):
-        """The pool's batches; with keep_count, a batch with no readable image at all is an error
-        rather than a dropped step (Horovod ranks must all take the same number of steps). More
-        corrupt images than max_bad_fraction of the `images` of the pass stop it."""
+        """The pool's batches; with keep_count an empty batch is an error, not a dropped step
+        (Horovod ranks must take the same steps); beyond max_bad_fraction of `images`, too."""
         self.skipped = 0
         for number, (skipped, data, label) in enumerate(self._pool.map(tasks)):
             self.skipped += skipped
@@ -176,13 +163,13 @@ class _Loader:
                         self.source.path)
 
     def close(self):
-        """Stop the worker processes (also done when the loader is garbage collected)."""
+        """Stop the worker processes (also done on garbage collection)."""
         self._pool.close()
 
 
 class TrainLoader(_Loader):
-    """Augmented training batches of this rank: `len(loader)` (equal on every rank) batches of
-    (data float32 (B, 3, S, S) normalised, label float32 (B,)) from `loader.epoch(e)`."""
+    """This rank's augmented training batches: `len(loader)` (equal on every rank) (data (B, 3,
+    S, S), label (B,)) float32 pairs from `loader.epoch(e)`."""
 
     def __init__(self, source, batch_size, input_size=224, flavour="paper", num_workers=2,
                  rank=0, num_ranks=1, seed=0, fast_decode=True, zero_copy=True,
@@ -203,23 +190,21 @@ class TrainLoader(_Loader):
     def __len__(self):
         return self.share_size // self.batch_size
 
+    def _share(self, epoch):
+        return sharding.train_share(len(self.source), self.seed, epoch, self.rank, self.num_ranks)
+
     def indices(self, epoch):
         """The image indices of this rank's batches in `epoch`, shape (len(self), B)."""
-        share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
-                                     self.num_ranks)
-        return share[:len(self) * self.batch_size].reshape(len(self), self.batch_size)
+        return self._share(epoch)[:len(self) * self.batch_size].reshape(len(self), -1)
 
     def epoch(self, epoch, first_batch=0):
-        """Iterator of this rank's (data, label) batches for `epoch` (counting from 0), from
-        batch `first_batch` on (a resume mid-epoch: the same batches an uninterrupted epoch
-        yields from there); calling it again (any epoch) ends the previous iterator."""
+        """This rank's (data, label) batches of `epoch` from batch `first_batch` (as an
+        uninterrupted epoch yields them); calling it again ends the previous iterator."""
         if not (isinstance(epoch, (int, np.integer)) and 0 <= epoch < 1 << 26):
             raise UserError("epoch must be a non-negative integer, not %r" % (epoch,))
         if not (isinstance(first_batch, (int, np.integer)) and 0 <= first_batch <= len(self)):
             raise UserError("first_batch must be in [0, %d], not %r" % (len(self), first_batch))
-        share = sharding.train_share(len(self.source), self.seed, epoch, self.rank,
-                                     self.num_ranks)
-        b = self.batch_size
+        share, b = self._share(epoch), self.batch_size
         tasks = ((epoch, share[i * b:(i + 1) * b],
                   np.take(share, range((i + 1) * b, (i + 1) * b + SPARES), mode="wrap"))
                  for i in range(first_batch, len(self)))
@@ -228,8 +213,8 @@ class TrainLoader(_Loader):
 
 
 class ValLoader(_Loader):
-    """Validation batches of this rank: resize the shorter side to input_size / crop_ratio,
-    centre crop, normalise; deterministic; iterate it once per evaluation."""
+    """This rank's validation batches (shorter side to input_size / crop_ratio, centre crop),
+    deterministic; iterate once per evaluation."""
 
     def __init__(self, source, batch_size, input_size=224, crop_ratio=0.875, num_workers=2,
                  rank=0, num_ranks=1, fast_decode=True, zero_copy=True, max_bad_fraction=None,

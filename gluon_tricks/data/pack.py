@@ -1,12 +1,6 @@
-"""`gluon-tricks pack SRC_DIR OUT_PREFIX`: an image folder -> PREFIX.rec/.idx/.lst/.classes.txt.
-
-The output is what MXNet's im2rec makes (IRHeader records written with mx.recordio, an im2rec
-`.lst`), so mx.io.ImageRecordIter and ImageRecordDataset read it. Images are read and, with
---resize, decoded, shrunk and re-encoded in parallel workers, streamed in order to one writer.
-Without --resize the original bytes are stored as they are (im2rec's --pass-through): lossless
-and fast. Restartable: everything is written to temporary names and renamed at the end, so an
-interrupted run leaves no half-written set; run it again to start over.
-"""
+"""`gluon-tricks pack SRC_DIR OUT_PREFIX`: an image folder -> PREFIX.rec/.idx/.lst/.classes.txt,
+as MXNet's im2rec makes them. Without --resize the bytes are stored as they are (im2rec's
+--pass-through); all is written to temporary names renamed at the end (no half-written set)."""
 import errno
 import glob
 import logging
@@ -75,10 +69,6 @@ def encode_image(path, resize=0, quality=DEFAULT_QUALITY):
     return encoded.tobytes() if ok else None
 
 
-def _encode_job(job):
-    return encode_image(*job)
-
-
 def _encode_chunk(jobs):
     return [encode_image(*job) for job in jobs]
 
@@ -118,11 +108,8 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
         written, skipped = _write(source, jobs, temp, workers, progress)
         with open(temp[CLASSES_SUFFIX], "w") as f:
             f.write("".join(name + "\n" for name in source.classes))
-        for ext in paths:  # the .rec last but one, the .idx last: readers look for it
-            if ext not in (".rec", ".idx"):
-                os.replace(temp[ext], paths[ext])
-        os.replace(temp[".rec"], paths[".rec"])
-        os.replace(temp[".idx"], paths[".idx"])
+        for ext in (".lst", CLASSES_SUFFIX, ".rec", ".idx"):  # the .idx last: readers look for it
+            os.replace(temp[ext], paths[ext])
     except OSError as error:
         raise files.disk_error(error, temp[".rec"]) from None
     except Exception as error:  # pylint: disable=broad-except
@@ -141,9 +128,8 @@ def pack_folder(src_dir, out_prefix, resize=0, quality=DEFAULT_QUALITY, workers=
 
 
 def _watched(pool, results):
-    """The pool's results in order. multiprocessing.Pool replaces a worker that dies (killed, out
-    of memory) but never redoes its chunk, so the results would wait forever: a worker that
-    vanished stops the pack with an error instead, seen within a second."""
+    """The pool's results in order; a dead worker (whose chunk multiprocessing.Pool would never
+    redo, waiting forever) stops the pack with an error."""
     workers = list(pool._pool)  # private, but the only record of which processes ran the work
     while True:
         try:
@@ -171,7 +157,7 @@ def _write(source, jobs, temp, workers, progress):
         chunks = [jobs[i:i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
         results = _watched(pool, pool.imap(_encode_chunk, chunks))
     else:
-        results = map(_encode_job, jobs)
+        results = (encode_image(*job) for job in jobs)
     record = mx.recordio.MXIndexedRecordIO(temp[".idx"], temp[".rec"], "w")
     written = skipped = 0
     try:

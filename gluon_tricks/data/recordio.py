@@ -1,11 +1,6 @@
 """Reading MXNet RecordIO (.rec + .idx) without MXNet, with positional reads safe across forks.
-
-The format is dmlc's: each record is a uint32 magic, a uint32 whose top 3 bits say whether the
-record is whole or a part (the writer splits a payload where it contains the magic) and whose low
-29 bits are the length, the bytes, and padding to 4 bytes. An image record's payload starts with
-MXNet's IRHeader (flag, label, id, id2) as `mx.recordio.pack` writes it. Writing is left to
-`mx.recordio` itself (see pack.py).
-"""
+dmlc's format: a uint32 magic, a uint32 of 3 bits part flag (a payload is split where it holds the
+magic) and 29 bits length, the bytes, padding to 4; an image payload starts with an IRHeader."""
 import os
 import struct
 
@@ -32,8 +27,7 @@ def read_index(idx_path):
                                 "it the .rec itself?" % idx_path)
         f.seek(0)
         for number, raw in enumerate(f, 1):
-            line = raw.decode("ascii", "replace")
-            line = line.strip()
+            line = raw.decode("ascii", "replace").strip()
             if not line:
                 continue
             fields = line.split("\t")
@@ -85,8 +79,7 @@ def read_record(fd, offset):
 
 
 def read_label_and_end(fd, offset):
-    """(label as a float, byte offset just past the record) of the image record at `offset`:
-    one pread of its header for a whole record, a walk over the part headers for a split one."""
+    """(label as a float, byte offset just past the record) of the image record at `offset`."""
     head = os.pread(fd, 8 + IR_SIZE, offset)
     if len(head) < 8 + IR_SIZE:
         raise CorruptRecord("record at byte %d is too short for an image header" % offset)

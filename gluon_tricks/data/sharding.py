@@ -3,10 +3,10 @@ from a shared seed, and a validation split in which every image is seen exactly 
 import numpy as np
 
 from gluon_tricks import streams
+from gluon_tricks.errors import UserError
 
 
 def check_ranks(rank, num_ranks):
-    from gluon_tricks.errors import UserError
     if not (isinstance(num_ranks, int) and num_ranks >= 1 and 0 <= rank < num_ranks):
         raise UserError("rank %r is not in [0, num_ranks=%r)" % (rank, num_ranks))
 
@@ -17,16 +17,14 @@ def epoch_permutation(n, seed, epoch):
 
 
 def train_share(n, seed, epoch, rank, num_ranks):
-    """This rank's images for `epoch`: block `rank` of floor(n / num_ranks) images of the epoch's
-    permutation. Shares are disjoint and of equal size, so every rank runs the same number of
-    steps; the n mod num_ranks images left over change every epoch."""
+    """This rank's images for `epoch`: block `rank` of n // num_ranks of the epoch's permutation
+    (equal shares, so every rank runs the same steps; the leftovers change every epoch)."""
     size = n // num_ranks
     return epoch_permutation(n, seed, epoch)[rank * size:(rank + 1) * size]
 
 
 def val_share(n, rank, num_ranks):
-    """This rank's validation images: a contiguous block; the blocks cover 0..n-1 exactly once
-    (sizes differ by at most one)."""
+    """This rank's validation images: contiguous blocks covering 0..n-1 exactly once."""
     return np.arange(rank * n // num_ranks, (rank + 1) * n // num_ranks)
 
 

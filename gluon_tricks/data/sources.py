@@ -1,9 +1,6 @@
-"""Where labelled encoded images come from: a RecordIO file with its index, or an image folder.
-
-Labels follow the sorted class-folder names, as MXNet's im2rec and ImageFolderDataset do. A
-source holds only paths, offsets and labels, so it forks and pickles cheaply into data workers;
-each process opens the .rec itself and reads with pread (no shared file position).
-"""
+"""Where labelled encoded images come from: a RecordIO file with its index, or an image folder
+(labels: the sorted class-folder names, as im2rec). A source holds only paths, offsets and labels,
+so it forks cheaply; each process opens the .rec itself and reads with pread."""
 import logging
 import math
 import os
@@ -31,9 +28,7 @@ class DataSource:
         self.ignored = ignored      # non-image files (and nested folders) left out of a folder
         self.unreadable = unreadable  # records whose header cannot be read (label -1)
         self.classes_named = classes_named  # False: names are just "0".."K-1" (no classes file)
-        # warnings found while opening or checking the data, for the training log (which is not
-        # open yet when they are found; they also go to this module's logger at once)
-        self.notes = []
+        self.notes = []  # warnings found before the training log is open
         self._fd, self._fd_pid = None, None
 
     @property
@@ -55,13 +50,9 @@ class DataSource:
     @classmethod
     def from_rec(cls, rec_path, idx_path=None, num_classes=None, classes_file=None,
                  max_bad_fraction=None):
-        """A RecordIO file and its index (made by `gluon-tricks pack` or MXNet's im2rec).
-
-        Classes come from `classes_file` (default: PREFIX.classes.txt beside the .rec, if
-        present), else `num_classes`, else the largest label + 1; every label must lie in
-        [0, classes). Labels are read from the record headers, one small read per record; more
-        unreadable headers than `max_bad_fraction` of the records (a truncated file) is an error.
-        """
+        """A RecordIO file and its index. Classes come from `classes_file` (default
+        PREFIX.classes.txt if present), else `num_classes`, else the largest label + 1; labels
+        from the record headers (more unreadable than `max_bad_fraction`: an error)."""
         rec_path = os.path.expanduser(str(rec_path))
         prefix = os.path.splitext(rec_path)[0]
         idx_path = os.path.expanduser(str(idx_path)) if idx_path else prefix + ".idx"
@@ -109,8 +100,7 @@ class DataSource:
 
     @classmethod
     def from_folder(cls, root):
-        """An image-folder tree: one folder per class (sorted names give the labels), JPEG/PNG
-        files in it. Other files and nested folders are ignored and counted in `ignored`."""
+        """ROOT/CLASS/IMAGE files; other files and nested folders are counted in `ignored`."""
         root = os.path.expanduser(str(root))
         if not os.path.isdir(root):
             raise UserError("image folder %s does not exist" % root)
@@ -181,10 +171,8 @@ def check_bad_fraction(bad, total, max_bad_fraction, path, what):
 
 
 def check_same_classes(train, val):
-    """Training and validation must name the same classes in the same order (else validation
-    scores every image against another class's name); with unnamed classes only the count can
-    be compared, and the validation source gets a note saying so. One line naming the first
-    difference."""
+    """Training and validation must name the same classes in the same order (unnamed: the same
+    count, with a note); else one line naming the first difference."""
     if train.num_classes != val.num_classes:
         raise UserError("the training data (%s) has %d classes but the validation data (%s) has "
                         "%d" % (train.path, train.num_classes, val.path, val.num_classes))
@@ -225,8 +213,7 @@ def read_classes(path):
 
 
 def _scan_labels(rec_path, offsets):
-    """(labels, ends): every record's integer label from its header (-1 where unreadable) and
-    the byte offset just past it (-1 where unreadable)."""
+    """(labels, ends) of every record from its header; -1 where unreadable."""
     labels = np.empty(len(offsets), np.int64)
     ends = np.empty(len(offsets), np.int64)
     unreadable = 0
@@ -250,30 +237,26 @@ def _scan_labels(rec_path, offsets):
 
 
 def check_index_covers(rec_path, idx_path, offsets, ends):
-    """The .idx must list every record of its .rec: sorted by offset, the first record starts at
-    byte 0, each readable one ends where the next starts, and the last ends at the end of the
-    file. An index cut short (its first lines only) would otherwise train on a subset, and since
-    packs are sorted by class, on a subset of the classes. Unreadable records (end -1, e.g. past
-    the end of a truncated .rec) are left to the unreadable-record count."""
+    """The .idx must list every record of its .rec, back to back from byte 0 to the end: a cut
+    index would train on a subset (of the classes, packs being sorted). Unreadable records (end
+    -1) are left to the unreadable count."""
     order = np.argsort(offsets, kind="stable")
     starts, stops = offsets[order], ends[order]
     size = os.path.getsize(rec_path)
-    remedy = ("remake the index with `gluon-tricks pack` or MXNet's tools/rec2idx.py, or pass the "
-              "index made with this .rec")
+
+    def uncovered(what):
+        return UserError("index file %s does not cover its RecordIO file %s: %s; remake the index "
+                         "with `gluon-tricks pack` or MXNet's tools/rec2idx.py, or pass the index "
+                         "made with this .rec" % (idx_path, rec_path, what))
     if starts[0] > 0:
-        raise UserError("index file %s does not cover its RecordIO file %s: bytes 0 to %d (before "
-                        "its first record) are listed by no line; %s"
-                        % (idx_path, rec_path, starts[0], remedy))
+        raise uncovered("bytes 0 to %d (before its first record) are listed by no line"
+                        % starts[0])
     gaps = np.flatnonzero((stops[:-1] >= 0) & (stops[:-1] < starts[1:]))
     if len(gaps):
         i = int(gaps[0])
-        raise UserError("index file %s does not cover its RecordIO file %s: bytes %d to %d (after "
-                        "the record at byte %d) are listed by no line (%d gaps); %s"
-                        % (idx_path, rec_path, stops[i], starts[i + 1], starts[i], len(gaps),
-                           remedy))
+        raise uncovered("bytes %d to %d (after the record at byte %d) are listed by no line (%d "
+                        "gaps)" % (stops[i], starts[i + 1], starts[i], len(gaps)))
     if 0 <= stops[-1] < size:
-        per_record = stops[-1] / len(starts)
-        raise UserError("index file %s does not cover its RecordIO file %s: its %d records end at "
-                        "byte %d of %d (about %d more records are listed by no line); %s"
-                        % (idx_path, rec_path, len(starts), stops[-1], size,
-                           round((size - stops[-1]) / per_record), remedy))
+        raise uncovered("its %d records end at byte %d of %d (about %d more records are listed by "
+                        "no line)" % (len(starts), stops[-1], size,
+                                      round((size - stops[-1]) / (stops[-1] / len(starts)))))

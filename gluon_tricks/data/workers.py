@@ -1,21 +1,23 @@
 """Forked worker processes that fill whole batches straight into shared memory, ahead of use.
 
-Why not mx.gluon.data.DataLoader: its workers pickle every batch back through a pipe or /dev/shm
-(which Docker caps at 64 MB). Here the batch buffers are one anonymous shared mapping made before
-the fork: a worker writes its batch in place and sends back a few numbers, and the consumer gets
-the batch as a zero-copy NDArray. Workers run numpy/OpenCV only, never MXNet. Fork, not spawn or
-forkserver: nothing is pickled and a script without `if __name__ == "__main__"` still works; the
-one fork hazard met here, OpenCV's thread pool (a child inheriting it hangs), is shut first.
+Not mx.gluon.data.DataLoader: its workers pickle every batch through a pipe or /dev/shm (64 MB
+under Docker). Here workers (numpy/OpenCV only) write into one anonymous mapping made before the
+fork, and the consumer gets a zero-copy NDArray. Fork, not spawn: nothing is pickled and scripts
+need no `__main__` guard.
 """
 import collections
+import ctypes
+import gc
 import logging
 import mmap
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 import weakref
+from multiprocessing.connection import wait
 
 import numpy as np
 
@@ -36,13 +38,12 @@ class WorkersKeepDying(UserError):
 
 
 class DataWaitStopped(RuntimeError):
-    """A wait for a batch was given up because `stop_requested()` said so (a stop signal): the
-    stream is over, its workers are stopped, and the pool can serve a new stream or close."""
+    """A wait for a batch ended because `stop_requested()` said so; the pool can serve again."""
 
 
 class _Slots:
-    """`count` (data, label) float32 buffers in one shared anonymous mapping (kept by forks), and
-    per slot the index of the image its worker is at (-1: none), for naming a stuck worker."""
+    """`count` (data, label) float32 buffers in one shared mapping, and per slot the index of the
+    image its worker is at (-1: none), for naming a stuck worker."""
 
     def __init__(self, count, data_shape):
         data_size, batch = int(np.prod(data_shape)), data_shape[0]
@@ -55,9 +56,7 @@ class _Slots:
 
 
 def oom_kill_count():
-    """The kernel's count of processes killed by the out-of-memory killer: this cgroup's (cgroup
-    v2 memory.events, which a container's memory limit counts in), else the machine's
-    (/proc/vmstat); None where neither can be read."""
+    """The kernel's OOM-kill count: this cgroup v2's memory.events, else /proc/vmstat; or None."""
     try:
         with open("/proc/self/cgroup") as f:
             group = next((line.split("::", 1)[1].strip() for line in f
@@ -78,8 +77,7 @@ def oom_kill_count():
 
 
 def death_cause(exitcode, oom_before, oom_after):
-    """Why a worker process ended, in words: a SIGKILL is blamed on the out-of-memory killer only
-    when the kernel's oom_kill count rose meanwhile, on another process when it did not."""
+    """Why a worker ended, in words: a SIGKILL is blamed on the OOM killer only if oom_kill rose."""
     if exitcode is None:
         return "did not exit even when killed (stuck in the kernel, e.g. a hung NFS read)"
     if exitcode >= 0:
@@ -95,21 +93,12 @@ def death_cause(exitcode, oom_before, oom_after):
             "kernel's oom_kill count did not change)")
 
 
-def _set_parent_death_signal():
-    """Make a worker die with its parent even when the parent is killed (Linux)."""
+def _tune_worker_process():
+    """Die with the parent even when it is killed, and keep freed heap instead of mmap-ing fresh
+    pages per decoded image: ~15% faster decode (Linux, glibc)."""
     try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _keep_freed_memory():
-    """Serve the per-image arrays (decoded images: ~0.5 MB each) from the heap and keep it, instead
-    of mmap-ing fresh zeroed pages for every image: a worker's decode runs ~15% faster (glibc)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6")
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         libc.mallopt(-3, 1 << 27)  # M_MMAP_THRESHOLD: 128 MB
         libc.mallopt(-1, 1 << 28)  # M_TRIM_THRESHOLD: 256 MB
     except (OSError, AttributeError):
@@ -117,15 +106,12 @@ def _keep_freed_memory():
 
 
 def _worker_main(fill, slots, tasks, results):
-    """A worker's life: fill the batches sent on its own `tasks` pipe, answer on its own
-    `results` pipe. Pipes, not shared queues: a worker killed mid-read or mid-write can then
-    corrupt or lock only its own pipes, which the parent throws away with it."""
-    # Ctrl-C and the preemption signals (which a scheduler may send to every process of the job)
-    # are the parent's to handle: it finishes its step with the batches it holds, then stops us.
+    """Fill the batches sent on `tasks`, answer on `results`: own pipes, not shared queues, so a
+    worker killed mid-message can break only its own."""
+    # Ctrl-C and preemption signals are the parent's to handle; it stops us.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)
-    _set_parent_death_signal()
-    _keep_freed_memory()
+    _tune_worker_process()
     import cv2
     cv2.setNumThreads(1)  # one worker = one core; OpenCV's own threads would oversubscribe
     while True:
@@ -148,16 +134,12 @@ def _worker_main(fill, slots, tasks, results):
 
 
 def fork_workers(start):
-    """Run `start()`, which forks processes, with OpenCV's thread pool shut down meanwhile: a
-    child that inherits the pool's state without its threads hangs in its first OpenCV call."""
-    import gc
-    import sys
+    """Run `start()` (which forks) with OpenCV's thread pool shut: a child inheriting it hangs."""
     import cv2
     mxnet = sys.modules.get("mxnet")
     if mxnet is not None:
-        # MXNet's pre-fork handler stops its engine, waiting for every pending operation while
-        # this thread holds the GIL; an operation that frees a zero-copy batch needs the GIL to
-        # finish, so drain the engine first (waitall releases the GIL) or the fork never returns.
+        # MXNet's pre-fork handler waits for pending operations while holding the GIL, and
+        # freeing a zero-copy batch needs the GIL: drain the engine first or the fork hangs.
         gc.collect()
         mxnet.nd.waitall()
     threads = cv2.getNumThreads()
@@ -184,23 +166,16 @@ class _Worker:
 
 
 class WorkerPool:
-    """Runs `fill(task, data_out, label_out) -> (filled, meta)` for a stream of tasks on
-    `num_workers` forked processes (inline when 0) and yields (meta, data, label) NDArrays in
-    task order, with `data` a zero-copy view of its shared slot while the consumer keeps at most
-    `lend` batches alive (the slot is reused only once MXNet frees the array), else a copy.
+    """Runs `fill(task, data_out, label_out) -> (filled, meta)` on `num_workers` forked processes
+    (inline when 0) and yields (meta, data, label) NDArrays in task order; `data` is a zero-copy
+    view of its slot while at most `lend` batches are alive, else a copy.
 
-    A worker that dies (killed, out of memory) is seen within a second, replaced, and the batches
-    it owed are filled again by its replacement, so the order and content of the stream do not
-    change; `MAX_DEATHS_IN_A_ROW` deaths without a batch delivered in between stop the stream
-    with WorkersKeepDying. With `data_timeout` (seconds), a worker that owes the awaited batch
-    and sends nothing for that long (stopped, hung in a read) is killed and replaced the same
-    way. `stop_requested()`, polled every `_POLL_S` while waiting, ends the stream with
-    DataWaitStopped. Neither applies inline (num_workers=0): the fill runs in the caller.
-
-    A fill with `reports_reading = True` is called with a fourth argument, a one-element int64
-    array where it notes the index of the image it is at; `describe(task, index)` turns that into
-    words for the line naming a stuck worker. Each death is logged and kept in `events` (for a
-    log that only rank 0 writes); `label` (e.g. "rank 1") names the process in those lines."""
+    A dead worker is replaced and its batches redone (the stream does not change);
+    `MAX_DEATHS_IN_A_ROW` deaths without a batch raise WorkersKeepDying. A worker silent for
+    `data_timeout` s on the awaited batch is killed and replaced; `stop_requested()` ends a wait
+    with DataWaitStopped. A fill with `reports_reading = True` gets a fourth argument where it
+    notes the image it is at, which `describe(task, index)` words for a stuck worker. Deaths are
+    logged and kept in `events`; `label` (e.g. "rank 1") names the process."""
 
     def __init__(self, fill, num_workers, data_shape, prefetch=2, lend=2, data_timeout=None,
                  stop_requested=None, describe=None, label=""):
@@ -242,9 +217,8 @@ class WorkerPool:
         return _Worker(proc, task_in, result_out)
 
     def map(self, tasks):
-        """An iterator of (meta, data NDArray, label NDArray) for each task, in order (data and
-        label are None for a batch a worker could not fill at all). Starting a new map ends the
-        previous one, so that results of two streams never mix."""
+        """(meta, data, label) per task in order (None, None for a batch not filled at all); a
+        new map ends the previous one, so two streams never mix."""
         previous = self._active() if self._active is not None else None
         if previous is not None:
             previous.close()  # drains its batches in flight
@@ -285,9 +259,7 @@ class WorkerPool:
             self._abandon(done)
 
     def _await(self, seq, done):
-        """Collect results into `done` until batch `seq` is there. The worker owing it is killed
-        and replaced when it sends nothing for data_timeout seconds (its replacement gets as
-        long again); stop_requested() is asked at least every _POLL_S seconds."""
+        """Collect results into `done` until batch `seq` is there, killing a stuck owner."""
         started = polled = time.monotonic()
         while seq not in done:
             timeout = _POLL_S
@@ -314,8 +286,7 @@ class WorkerPool:
                 started = time.monotonic()
 
     def _kill_stuck(self, worker, waited):
-        """Kill (SIGKILL: it also ends a stopped process) and replace a worker that sent nothing
-        for `waited` seconds, naming what it was at."""
+        """SIGKILL (it ends a stopped process too) and replace a silent worker, naming its image."""
         first = min(worker.owed)
         slot, task = worker.owed[first]
         index = int(self._slots.reading[slot])
@@ -329,10 +300,8 @@ class WorkerPool:
                               "with SIGKILL" % (waited, self.data_timeout, at), stuck=True)
 
     def _abandon(self, done):
-        """End a stream: batches still owed by workers are dropped. Waiting for them could
-        block on a worker that never answers, so the workers are killed instead (their work is
-        thrown away; the next map forks new ones); finished but unconsumed batches just free
-        their slots."""
+        """End a stream: workers still owing batches are killed (waiting could block forever);
+        finished but unconsumed batches free their slots."""
         if any(worker.owed for worker in self._workers):
             self._stop_workers(grace=0)
             self._slots = None  # the next map starts afresh (lent batches keep the old memory)
@@ -366,9 +335,7 @@ class WorkerPool:
         return data, label
 
     def _get(self, timeout):
-        """The next (seq, slot, meta, error) a worker sends within about `timeout` seconds, or
-        None; workers found dead meanwhile are replaced."""
-        from multiprocessing.connection import wait
+        """The next (seq, slot, meta, error) within `timeout` s, or None; replaces dead workers."""
         if self.num_workers == 0:
             raise WorkerError("no data worker is running")
         by_handle = {}
@@ -390,7 +357,7 @@ class WorkerPool:
         return None
 
     def _replace_the_dead(self):
-        """Replace workers that died since the last look (reported in the log as they are)."""
+        """Replace workers that died since the last look."""
         for worker in list(self._workers):
             if not worker.proc.is_alive():
                 worker.proc.join(timeout=1)
@@ -433,8 +400,8 @@ class WorkerPool:
                 pass  # died already: the next round replaces it too
 
     def _stop_workers(self, grace=_STOP_GRACE_S):
-        """End every worker: idle ones exit on their own within `grace` seconds, the rest (busy,
-        stopped, hung) are killed; none is left behind."""
+        """End every worker: idle ones exit within `grace` seconds, the rest are killed."""
+
         workers, self._workers = self._workers, []
         for worker in workers:
             if grace:

@@ -1,11 +1,6 @@
-"""The logits file (`eval --save-logits`, read by `plot gap` for Figure 4(b)): one .npz holding
-the logits (N, K), the labels (N,), and what they were computed from: the model, its label
-smoothing eps (from its training run) and the validation data, so no flag is typed twice.
-
-Arrays: `logits` float32, `labels` int64, `model` (a 0-d string), `about` (a 0-d JSON string:
-format, model, params, eps, data). Files written before `about` existed (logits, labels, model)
-or by other tools (logits alone) still load, with eps and data unknown (None).
-"""
+"""The logits file (`eval --save-logits`, read by `plot gap`): an .npz of `logits` (N, K),
+`labels` (N,), `model` and `about` (JSON: format, model, params, eps, data), so no flag is typed
+twice; older files (no `about`) and other tools' (logits alone) load with eps and data None."""
 import json
 import os
 import zipfile
@@ -18,14 +13,13 @@ from gluon_tricks.errors import UserError
 FORMAT = 2  # 1: logits, labels, model only
 
 Logits = namedtuple("Logits", "name logits labels model eps data", defaults=(None, None, None))
-Logits.__doc__ = """Logits of one model: a display name, logits (N, K), labels (N,) or None, the
-model's name, its training eps (0.0 without label smoothing; None if unknown) and a dict
-describing the validation data (None if unknown)."""
+Logits.__doc__ = """Logits of one model: display name, logits (N, K), labels (N,) or None, model,
+training eps (0.0: no label smoothing) and data description (None if unknown)."""
 
 
 def check_logits(name, logits, labels, where=None, **about):
-    """Logits (N, K >= 2) of finite numbers and labels (N,) or None, as a `Logits` (`about`: its
-    model, eps, data); anything else is a UserError naming `where` (a file, or the model)."""
+    """Finite logits (N, K >= 2) and labels (N,) or None as a `Logits` (`about`: model, eps,
+    data); anything else is a UserError naming `where`."""
     where = where or name
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
@@ -42,7 +36,7 @@ def check_logits(name, logits, labels, where=None, **about):
 
 
 def describe_data(source, input_size, crop_ratio):
-    """The `data` entry of a logits file: which validation images, and how they were cropped."""
+    """The `data` entry of a logits file: which validation images, how cropped."""
     return {"source": str(source.path), "kind": getattr(source, "kind", None),
             "images": len(source), "classes": int(source.num_classes),
             "input_size": int(input_size), "crop_ratio": float(crop_ratio)}

@@ -19,15 +19,13 @@ def iterate_logits(net, loader, ctx, dtype="float32"):
 
 
 def count_correct(logits, labels, k=5):
-    """(top-1 correct, top-k correct) for a batch: the true label is the argmax / among the k
-    largest logits (ties broken by index, as argsort does)."""
+    """(top-1 correct, top-k correct) of a batch (ties broken by index)."""
     top_k = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     return int(np.sum(top_k[:, 0] == labels)), int(np.sum(np.any(top_k == labels[:, None], axis=1)))
 
 
 def validate(net, loader, ctx, world, dtype="float32"):
-    """(err-top1, err-top5, images) over the whole validation set: every rank counts its share and
-    the counts (not per-rank averages) are summed across ranks (`world.sum`)."""
+    """(err-top1, err-top5, images) over the validation set, counts summed across ranks."""
     top1 = top5 = seen = 0
     for logits, labels in iterate_logits(net, loader, ctx, dtype):
         c1, c5 = count_correct(logits, labels)
@@ -40,8 +38,7 @@ def validate(net, loader, ctx, world, dtype="float32"):
 
 def compute_logits(model_name, params_path, source, input_size=224, crop_ratio=0.875,
                    batch_size=32, num_workers=2, ctx=None):
-    """(logits (N, K) float32, labels (N,) int64) of trained weights over a validation source,
-    on the devices `ctx` (default: the CPU)."""
+    """(logits (N, K) float32, labels (N,) int64) of trained weights over a validation source."""
     ctx = ctx or [mx.cpu()]
     net = load_network(model_name, params_path, source.num_classes, ctx)
     loader = ValLoader(source, batch_size, input_size=input_size, crop_ratio=crop_ratio,

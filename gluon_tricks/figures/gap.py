@@ -1,12 +1,9 @@
-"""The logit gap of label smoothing (paper section 5.2, Figure 4): its optimal value and its
-empirical value on a validation set (read from logits files: gluon_tricks.evaluation.logits_file).
-"""
+"""The logit gap of label smoothing (paper section 5.2, Figure 4): optimal and empirical."""
 import numpy as np
 
 
 def theoretical_gap(num_classes, eps):
-    """The optimal gap log((K-1)(1-eps)/eps) between the true-class logit and the others under
-    label smoothing eps with K classes (9.10 for K = 1000, eps = 0.1); eps may be an array."""
+    """The optimal gap log((K-1)(1-eps)/eps) under label smoothing (9.10 for K = 1000, eps 0.1)."""
     eps = np.asarray(eps, dtype=np.float64)
     if num_classes < 2:
         raise ValueError("the number of classes must be at least 2, not %s" % num_classes)

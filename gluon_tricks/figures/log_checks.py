@@ -1,9 +1,5 @@
-"""Defects of training logs that a table or a figure would otherwise print silently: the same log
-given twice, a validation that cannot be ImageNet's, a batch size the log does not hold, a run
-restarted inside the file, a cut-off last line.
-
-`warnings_of(logs)` gives one list of one-line warnings per log; `report` and `plot` show them.
-"""
+"""Defects of training logs that a table or figure would otherwise hide (a log given twice, an
+impossible validation, an unknown batch, a restart, a cut-off line), as one-line warnings."""
 import json
 
 from gluon_tricks.figures.tricks import batch_of
@@ -57,8 +53,7 @@ def _duplicates(logs, found):
 
 
 def classes_of(log):
-    """The number of classes of a run: logged by this project, 1000 for GluonCV's ImageNet
-    scripts, None when unknown."""
+    """The run's logged number of classes, 1000 for GluonCV's ImageNet scripts, else None."""
     for key in ("classes", "num_classes"):
         classes = flag_number(log.config.get(key), 0)
         if classes > 0:
@@ -67,9 +62,8 @@ def classes_of(log):
 
 
 def validation_warnings(log):
-    """Validation numbers that cannot be right: top-1 equal to top-5 across epochs, top-1 above
-    95% on 1000 classes, a jump between epochs that neither a step decay nor the end of mixup
-    explains."""
+    """Impossible validation: top-1 equal to top-5, top-1 above 95% on 1000 classes, a jump that
+    neither a step decay nor the end of mixup explains."""
     records = log.validated()
     warnings = []
     both = [r for r in records if r.top5 is not None]
@@ -96,8 +90,7 @@ def validation_warnings(log):
 
 
 def _step_epochs(config):
-    """The epochs that start with a lower step-decayed learning rate (rises of accuracy there
-    are expected); empty for the other schedules."""
+    """The epochs where a step decay starts (accuracy may rise there)."""
     if str(config.get("lr_mode", "step")) != "step":
         return set()
     period = int(flag_number(config.get("lr_decay_period"), 0))
@@ -109,8 +102,7 @@ def _step_epochs(config):
 
 
 def _mixup_off_epochs(config):
-    """The epoch from which `--mixup-off-epoch N` trains on clean images (validation rises
-    there); empty without mixup."""
+    """The epoch from which `--mixup-off-epoch` trains on clean images (accuracy may rise)."""
     epochs = int(flag_number(config.get("num_epochs"), 0))
     off = int(flag_number(config.get("mixup_off_epoch"), 0))
     return {epochs - off} if flag_is_set(config.get("mixup")) and 0 < off < epochs else set()

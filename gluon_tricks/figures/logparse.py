@@ -1,35 +1,9 @@
-"""One parser for training logs: this project's own are read from their JSON-lines twin (the
-`.log.jsonl` that `gluon-tricks train` writes beside its text log), GluonCV's from their text with
-the regular expressions below, messy ones included.
+"""One parser for training logs: this project's from their JSON-lines twin (`LOG.jsonl`), GluonCV's
+train_imagenet.py (all versions since 2018) and train_horovod.py logs from their text.
 
-GluonCV's line formats, by the version of its scripts that wrote them (the message may follow any
-prefix: `INFO:root:`, a timestamp, a rank tag):
-- train_imagenet.py of GluonCV 0.1 (April to June 2018), "gluoncv-2018":
-  `Epoch[0] Batch [49]\tSpeed: %f samples/sec\ttop1-err=%f\ttop5-err=%f`,
-  `[Epoch 0] training: err-top1=%f err-top5=%f loss=%f`, `[Epoch 0] time cost: %f`;
-- train_imagenet.py of GluonCV 0.2 (June to 13 August 2018, commits df2d4ff7..863f19bc),
-  "gluoncv-2018": `...Speed: %f samples/sec\ttop1-err=%f\tlr=%f`, `[Epoch 0] training:
-  err-top1=%f`, `[Epoch 0] speed: %d samples/sec\ttime cost: %f`; written through the root logger
-  (`INFO:root:` before each line), its Namespace has `logging_dir` and no `logging_file`;
-  GluonCV's published resnet18/34_v1(b) and resnet101_v1 logs (uploaded 18 June 2018, from the
-  pull request #161 that brought this format before it was merged) are in it;
-- train_imagenet.py from 13 August 2018 (commit 863f19bc, released in GluonCV 0.3) to its last
-  version (0.10), "gluoncv": `Epoch[0] Batch [49]\tSpeed: 1036.6 samples/sec\taccuracy=0.001016
-  \tlr=0.004000` (`rmse=` with mixup), `[Epoch 0] training: accuracy=0.0135`,
-  `[Epoch 0] speed: 1056 samples/sec\ttime cost: 1228.7`; the Namespace gains `crop_ratio` from
-  8 October 2018 (fd947a9b), `teacher`/`hard_weight` from March 2019 (0.4). `gluon-tricks train`
-  writes this format too;
-- all versions of train_imagenet.py: `[Epoch 0] validation: err-top1=0.938760 err-top5=0.838940`;
-- train_horovod.py (from April 2020, GluonCV 0.7), "horovod": `Epoch[0] Rank[0] Batch[40]\t
-  accuracy=%f\tlr=%f`, `Epoch[0] Batch[40]\tSpeed: %.2f samples/sec`, `Epoch[0] Batch[40]
-  Loss[%.3f]`, `Epoch[0] Rank[0] Batch[5004]\tTime cost=%.2f\tTrain-metric=%f`,
-  `Epoch[0]\tSpeed: %.2f samples/sec`, `Epoch[0] Rank[0]\tValidation-accuracy=%f\t
-  Validation-top_k_accuracy_5=%f` (accuracies). Its Namespace has no `num_gpus` and no world
-  size: the batch of one step cannot be known from the log.
-Defects handled: a last line cut off (no final newline: dropped), restarts that repeat epochs (the
-later run's records replace the earlier ones from the repeated epoch on) or that append a second
-configuration line after the first run's records (a resume), foreign lines (ignored), lines of
-other Horovod ranks (ignored), epochs without validation (top-1/top-5 None).
+Handled: a last line cut off (dropped), restarts that repeat epochs (the later run wins from the
+repeated epoch on) or append a second configuration (a resume), foreign lines and other ranks'
+lines (ignored), epochs without validation (top-1/top-5 None).
 """
 import hashlib
 import json
@@ -100,8 +74,7 @@ class TrainingLog:
 
     @property
     def format(self):
-        """'gluon-tricks' (a JSON-lines twin), 'horovod', 'gluoncv-2018' (error-based metrics) or
-        'gluoncv' (current format)."""
+        """'gluon-tricks', 'horovod', 'gluoncv-2018' (error-based metrics) or 'gluoncv'."""
         for name in ("gluon-tricks", "horovod", "gluoncv-2018", "gluoncv"):
             if name in self.formats:
                 return name
@@ -114,8 +87,7 @@ class TrainingLog:
 
 
 class _Parser:
-    """Line-by-line state: the records so far and the last position of each kind of record,
-    so that a position that goes backwards is seen as a restart."""
+    """Line-by-line state; a position that goes backwards is a restart."""
 
     def __init__(self, path):
         self.log = TrainingLog(path=path)
@@ -125,15 +97,15 @@ class _Parser:
 
     # -- restarts -------------------------------------------------------------------------
     def _config(self, config):
-        """A configuration line; after records it starts a second run (a resume) in the file.
-        Repeated lines before any record (GluonCV's doubled log handlers) are one run."""
+        """A configuration line; after records it starts a resume (repeats before any record,
+        from GluonCV's doubled log handlers, are one run)."""
         if (self.log.epochs or self.log.batches) and not self.resuming:
             self.log.restarts += 1
             self.resuming = True
         self.log.config.update(config)
 
     def _started(self, epoch):
-        """A record of `epoch` arrived: the first one after a resume says where it started."""
+        """The first record after a resume says where it started."""
         if self.resuming:
             self.log.restart_epochs.append(epoch)
             self.resuming = False
@@ -150,8 +122,8 @@ class _Parser:
         self.last_epoch_of = {k: min(v, epoch - 1) for k, v in self.last_epoch_of.items()}
 
     def _epoch_record(self, epoch, kind):
-        """The record of `epoch` about to receive a `kind` value (restarting if it repeats)."""
-        # The same epoch again only overwrites (Horovod evaluates its last epoch twice).
+        """The record of `epoch` for a `kind` value; an earlier epoch means a restart (the same
+        one only overwrites: Horovod evaluates its last epoch twice)."""
         if self.last_epoch_of.get(kind, -1) > epoch:
             self._restart_at(epoch)
         self._started(epoch)
@@ -353,18 +325,10 @@ def _decode(data):
     return data.replace(b"\x00", b"").decode("utf-8", errors="replace")
 
 
-def read_text(path):
-    """The file's text (see read_bytes for the errors)."""
-    text = _decode(read_bytes(path))
-    if not text.strip():
-        raise UserError("%s: empty file" % path)
-    return text
-
-
 def parse_text(text, path="<log>"):
     """A TrainingLog from a log's text (never raises on messy content)."""
     parser = _Parser(path)
-    for line in _lines(text, parser.log):  # written line by line: a last line may be cut off
+    for line in _lines(text, parser.log):
         if line.strip() and not parser.feed(line):
             parser.log.ignored_lines += 1
     return parser.log
@@ -401,9 +365,7 @@ def twin_of(path):
 
 
 def parse_log(path):
-    """Parse one log file: a project log through its JSON-lines twin when it has one (or when
-    given the twin itself), any other with the text parser. A file with no recognisable line is
-    a UserError naming it."""
+    """Parse one log file, through its JSON-lines twin when it has one; UserError if unknown."""
     source = twin_of(path) or path
     data = read_bytes(source)
     text = _decode(data)
@@ -419,8 +381,8 @@ def parse_log(path):
 
 
 def expand_log_paths(paths):
-    """Files as given; a directory stands for the .log/.txt files under it (recursively) and
-    the .jsonl files among them that are not the twin of a text log there."""
+    """Files as given; a directory stands for its .log/.txt files (recursively) and its .jsonl
+    files that are not a text log's twin."""
     files = []
     for path in paths:
         if os.path.isdir(path):
@@ -440,8 +402,7 @@ def expand_log_paths(paths):
 
 
 def load_logs(paths, warn):
-    """Parse every log; an unreadable one is reported through `warn(message)` and skipped.
-    When none can be read, the (single) error becomes a UserError."""
+    """Parse every log; an unreadable one is `warn`ed and skipped; none readable: UserError."""
     if not paths:
         raise UserError("no log file given")
     files = expand_log_paths(paths)

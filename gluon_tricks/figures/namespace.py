@@ -1,10 +1,6 @@
-"""Read back a run's configuration from the first line of its log: the repr of argparse's
-`Namespace(...)` (GluonCV's `logger.info(opt)`), or a JSON/dict `{...}` config line.
-
-The repr is not Python source one can trust (`<function ...>`, `cpu(0)`, a path with commas in
-quotes, a line cut off), so it is split by hand at top-level commas and each value is read with
-`ast.literal_eval` where it is a literal, kept as its text where it is not.
-"""
+"""A run's configuration from its log: argparse's `Namespace(...)` repr or a `{...}` config line.
+The repr is not trustworthy source (`<function ...>`, `cpu(0)`, cut-off lines), so it is split at
+top-level commas and each value read with `ast.literal_eval` where it is a literal, else kept."""
 import ast
 import json
 
@@ -13,8 +9,7 @@ _CLOSE = {v: k for k, v in _OPEN.items()}
 
 
 def split_top_level(text):
-    """Split `text` at the commas that are outside quotes and brackets; also returns whether the
-    text ended inside a quote or bracket (a truncated line)."""
+    """`text` split at commas outside quotes and brackets, and whether it ended inside one."""
     parts, current, stack, quote, escaped = [], [], [], None, False
     for char in text:
         if quote:
@@ -50,10 +45,7 @@ def literal_or_text(text):
 
 
 def parse_namespace(text):
-    """The dict of a `Namespace(key=value, ...)` repr found anywhere in `text`, or None.
-
-    A line cut off inside the repr yields the complete items before the cut.
-    """
+    """The dict of a `Namespace(...)` repr in `text` (its complete items if cut off), or None."""
     start = text.find("Namespace(")
     if start < 0:
         return None
@@ -74,8 +66,7 @@ def parse_namespace(text):
 
 
 def parse_config_object(text):
-    """The dict of a `{...}` config line (JSON or a Python dict repr) that names a model, or
-    None: this project's or another tool's config line, as an alternative to the Namespace."""
+    """The dict of a `{...}` config line (JSON or a dict repr) that names a model, or None."""
     start = text.find("{")
     if start < 0 or not text.rstrip().endswith("}"):
         return None

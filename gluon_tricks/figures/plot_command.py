@@ -28,9 +28,8 @@ def _output_arguments(parser, default_stem):
 
 
 def output_path(output, fmt, default_stem):
-    """(path, format) from `-o` and `--format`: the extension decides when --format is absent;
-    an extension that names another image type, or contradicts --format, is an error; a folder
-    gets the figure's default name inside it."""
+    """(path, format) from `-o` and `--format` (else the extension); a folder gets the default
+    name."""
     if not output or output.endswith(os.sep) or os.path.isdir(output):
         fmt = fmt or "png"
         return os.path.join(output or "", "%s.%s" % (default_stem, fmt)), fmt
@@ -116,8 +115,7 @@ def run(args):
 
 
 def _labels(given, defaults, what, sources):
-    """Legend labels: the user's (one per item) or the defaults, where two are the same told
-    apart by their item's file (`sources`, one per item)."""
+    """The user's labels, or the defaults told apart by their file (`sources`) where equal."""
     if given:
         if len(given) != len(defaults):
             raise UserError("%d --label for %d %s" % (len(given), len(defaults), what))
@@ -127,12 +125,10 @@ def _labels(given, defaults, what, sources):
 
 
 def legend_labels(logs, groups, given=None):
-    """A label per group of logs (lists of indices): `given`, else its model and tricks (and
-    seeds), marked with the number of its logs' warnings, which go to stderr: a figure shows a
-    defective log, it does not hide it."""
+    """A label per group of log indices: `given`, else model and tricks (and seeds), marked with
+    its logs' warning count (the warnings go to stderr: a figure shows a defective log)."""
     counts = []
     for log, warnings in zip(logs, log_checks.warnings_of(logs)):
-        # a log without the figure's data is reported by the figure itself
         warnings = [w for w in warnings if w != "no validation lines"]
         for message in warnings:
             warn("%s: %s" % (log.path, message))
@@ -185,8 +181,8 @@ def _learning_rate(args):
 
 
 def _learning_rate_from_logs(paths):
-    """The lr= of every batch line, at epoch + fraction of the epoch done; the epoch's length
-    is the logged `iters_per_epoch` (gluon-tricks train), else the largest batch position."""
+    """The lr= of every batch line, at epoch + fraction done (of the logged `iters_per_epoch`,
+    else of the largest batch position)."""
     logs = logparse.load_logs(paths, warn)
     series, missing = [], []
     for label, log in zip(legend_labels(logs, [[i] for i in range(len(logs))]), logs):
@@ -203,10 +199,8 @@ def _learning_rate_from_logs(paths):
 
 
 def _logged_lr_line(config, points, per_epoch):
-    """The line through a log's lr= points, (epochs, lrs). Step decay changes the lr only where
-    an epoch starts: a change between points of adjacent epochs after the warmup is drawn as a
-    step at that epoch's start. Warmup and the other modes change it every iteration: their
-    points are joined by straight lines, as are points further apart than one boundary."""
+    """(epochs, lrs) through a log's lr= points; step decay after warmup is drawn as a step at
+    the epoch's start, everything else as straight lines between points."""
     stepwise = config.get("lr_mode", "step") == "step"
     warmup = flag_number(config.get("warmup_epochs"), 0)
     xs, ys = [], []
@@ -226,9 +220,8 @@ def _logged_lr_line(config, points, per_epoch):
 
 
 def _curves(args):
-    """Figure 3(b): validation top-1 per epoch, one line per log, or with --group-seeds per
-    configuration: the mean over its seeds and a band from their minimum to their maximum.
-    Detection or segmentation logs: their mAP or mIoU per epoch instead (transfer_logs)."""
+    """Figure 3(b): validation top-1 per epoch per log, or per configuration (mean, min-max band);
+    detection or segmentation logs: mAP or mIoU instead."""
     if not args.logs:
         raise UserError("no log file given")
     paths, transfer = transfer_logs.split_paths(args.logs, logparse.expand_log_paths)
@@ -257,8 +250,7 @@ def _curves(args):
 
 
 def _validated_in_every_seed(logs):
-    """The epochs (1-based) validated in every log, and top-1 in % (logs x epochs); an epoch
-    missing from some is left out, with a warning."""
+    """The epochs (1-based) validated in every log, and top-1 in % (logs x epochs)."""
     validated = [{r.epoch + 1: 100 * r.top1 for r in log.validated()} for log in logs]
     common = sorted(set.intersection(*(set(v) for v in validated)))
     for log, values in zip(logs, validated):
@@ -270,8 +262,7 @@ def _validated_in_every_seed(logs):
 
 
 def _gap_theory(args):
-    """Figure 4(a): log((K-1)(1-eps)/eps) against eps, for the K of the logits files (those of
-    Figure 4(b)) and of --classes, else the paper's K = 1000; the mark at the data's K."""
+    """Figure 4(a): log((K-1)(1-eps)/eps) against eps for the logits' K and --classes, else 1000."""
     if any(k < 2 for k in args.classes):
         raise UserError("--classes must be at least 2")
     _check_eps(args.eps)
@@ -320,7 +311,7 @@ def _gap(args):
 
 
 def _gap_label(item):
-    """The model and the label smoothing it was trained with (when its logits file says)."""
+    """The model and the label smoothing it was trained with."""
     if item.eps is None:
         return item.name
     return "%s, %s" % (item.model or item.name, "label smoothing eps=%g" % item.eps
@@ -328,8 +319,7 @@ def _gap_label(item):
 
 
 def _marked_eps(given, items):
-    """The eps whose optimum is marked: --eps, else the one eps > 0 the models were trained with
-    (saved with their logits), else the paper's 0.1."""
+    """--eps, else the one eps > 0 the models were trained with, else the paper's 0.1."""
     if given is not None:
         return given
     trained = sorted({item.eps for item in items if item.eps})

@@ -1,8 +1,5 @@
-"""Drawing the paper's figures with matplotlib, from data already read (no file parsing here).
-
-Figures are drawn on a `Figure` with an explicit Agg canvas: no pyplot, no global backend or
-figure state, nothing at import time. `save` writes PNG, SVG or PDF.
-"""
+"""Drawing the paper's figures with matplotlib from data already read: on a `Figure` with an
+explicit Agg canvas (no pyplot, no global state); `save` writes PNG, SVG or PDF."""
 import functools
 import os
 import textwrap
@@ -77,8 +74,8 @@ def lr_figure(series, title):
 
 @_styled
 def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
-    """Figure 3(b): validation top-1 accuracy (%) against epoch; `series` is [(label, epochs,
-    top-1 %)] or [(label, epochs, top-1 %, band)], band (low, high) shaded around the line."""
+    """Figure 3(b): top-1 (%) against epoch; `series` is [(label, epochs, top-1 %[, (low, high)
+    band])]."""
     below = len(series) > 4  # a long legend goes under the axes, not over the curves
     figure, axes = _axes(height=4.4 + 0.2 * len(series) * below)
     for index, (label, epochs, top1, *band) in enumerate(series):
@@ -102,8 +99,7 @@ def curves_figure(series, title="Figure 3(b): validation top-1 accuracy"):
 
 @_styled
 def gap_theory_figure(curves, mark):
-    """Figure 4(a): the optimal gap against eps; `curves` is [(K, eps array, gap array)],
-    `mark` is (K, eps, gap) for the point to annotate."""
+    """Figure 4(a): the optimal gap against eps, `curves` [(K, eps, gap)], `mark` (K, eps, gap)."""
     figure, axes = _axes()
     for classes, eps, gap in curves:
         axes.plot(eps, gap, linewidth=1.6, label="K = %d classes" % classes)
@@ -122,8 +118,7 @@ def gap_theory_figure(curves, mark):
 
 @_styled
 def gap_figure(items, marks, eps):
-    """Figure 4(b): the distribution of the empirical gap per model; `items` is
-    [(label, gaps)], `marks` is [(K, optimal gap)] drawn as dashed lines."""
+    """Figure 4(b): the empirical gap per model, [(label, gaps)], and optima [(K, gap)] as lines."""
     figure, axes = _axes()
     values = np.concatenate([gaps for _, gaps in items] + [np.array([g for _, g in marks])])
     low, high = float(np.min(values)), float(np.max(values))
@@ -175,8 +170,7 @@ def depth_figure(series, paper_points):
 
 @_styled
 def panels_figure(panels):
-    """Several small validation-curve plots side by side; `panels` is
-    [(title, note, [(label, epochs, top-1 %)])]; an empty series is listed, not drawn."""
+    """Small validation-curve plots, [(title, note, [(label, epochs, top-1 %)])], side by side."""
     columns = min(3, len(panels))
     rows = (len(panels) + columns - 1) // columns
     figure = _figure(4.2 * columns, 3.4 * rows)
@@ -198,9 +192,9 @@ def panels_figure(panels):
 
 
 @_styled
-def lr_agreement_figure(logged, schedule, difference_x, difference_y, title):
-    """The lr= values of a log (dots) over a schedule (line), and their difference below;
-    `logged` and `schedule` are (epochs, lrs)."""
+def lr_agreement_figure(logged, schedule, difference, title):
+    """A log's lr= values (dots) over a schedule (line), both (epochs, lrs), and below the
+    difference at the logged epochs."""
     figure = _figure(7.5, 5.6)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
     for axes in (top, bottom):
@@ -212,8 +206,7 @@ def lr_agreement_figure(logged, schedule, difference_x, difference_y, title):
     top.set_ylim(bottom=0)
     top.set_title(textwrap.fill(title, 80), fontsize=9.5)
     top.legend(frameon=False, loc="upper right")
-    bottom.plot(difference_x, difference_y, linestyle="none", marker=".", markersize=2,
-                color="C3")
+    bottom.plot(logged[0], difference, linestyle="none", marker=".", markersize=2, color="C3")
     bottom.axhline(0, color="grey", linewidth=0.8)
     bottom.set_xlabel("epoch")
     bottom.set_ylabel("log − trainer")

@@ -1,11 +1,6 @@
-"""What the reference implementation achieved on ImageNet: the paper's Table 5 across depths, the
-validation curves of ResNet-50-A/B/C/D, mixup against no mixup, and the learning rate GluonCV's
-runs used against the trainer's own schedule, all read from GluonCV's published logs
-(logs/gluoncv/). `gluon-tricks plot reference LOGS -o FOLDER` writes the figures and tables.
-
-The data functions here read parsed logs only (no MXNet, no matplotlib); the drawings are in
-plots.py, the multiply-adds come from `gluon-tricks models` (MXNet, only when drawing).
-"""
+"""`gluon-tricks plot reference`: GluonCV's published ImageNet logs (logs/gluoncv/) as Table 5
+across depths, ResNet-50-A/B/C/D curves, mixup vs not, and their lr against the trainer's schedule.
+The data functions read parsed logs only (no MXNet, no matplotlib)."""
 import math
 import os
 import re
@@ -36,16 +31,7 @@ class Run:
         records = log.validated()
         self.final = 100 * records[-1].top1 if records else None
         self.epochs = max(log.epochs) + 1 if log.epochs else 0
-
-    @property
-    def name(self):
-        return os.path.basename(self.log.path)
-
-    def note(self):
-        """Why this run's numbers are not shown, or ''."""
-        if self.broken:
-            return "broken validation"
-        return ""
+        self.name = os.path.basename(log.path)
 
 
 def load_runs(paths):
@@ -73,8 +59,7 @@ def depth_grid(runs):
 
 
 def depth_table(runs):
-    """Markdown: final top-1 of ResNet-A/B/C/D at each depth, the paper's Table 5 beside
-    ResNet-50, and the recipe of each depth (they differ)."""
+    """Markdown: final top-1 of ResNet-A/B/C/D per depth and its recipe, with Table 5 at 50."""
     grid = depth_grid(runs)
     lines = ["| depth | " + " | ".join("ResNet-%s (`_%s`)" % (letter, variant)
                                        for variant, letter in VARIANTS)
@@ -86,8 +71,8 @@ def depth_table(runs):
             run = grid.get((depth, variant))
             if run is None:
                 cells.append("-")
-            elif run.note():
-                cells.append("(%s)" % run.note())
+            elif run.broken:
+                cells.append("(broken validation)")
             else:
                 cells.append("%.2f" % run.final)
         lines.append("| %d | %s | %s |" % (depth, " | ".join(cells), _recipes(grid, depth)))
@@ -129,7 +114,7 @@ def depth_series(runs, macs):
     for variant, letter in VARIANTS:
         points = [(macs["resnet%d_%s" % (depth, variant)] / 1e9, grid[(depth, variant)].final,
                    depth) for depth in DEPTHS
-                  if (depth, variant) in grid and not grid[(depth, variant)].note()]
+                  if (depth, variant) in grid and not grid[(depth, variant)].broken]
         if points:
             series.append(("ResNet-%s (GluonCV)" % letter, points))
     return series
@@ -141,8 +126,8 @@ MIXUP_MODELS = ("resnet50_v1d", "resnet101_v1d", "resnet152_v1d", "inceptionv3",
 
 
 def mixup_pairs(runs):
-    """[(model, run without mixup or None, run with mixup or None, note)]: one distinct run of
-    each kind; a copy of a log (the same bytes) is not a second run."""
+    """[(model, run without mixup or None, run with mixup or None, note)]; a byte copy of a log
+    is not a second run."""
     pairs = []
     for model in MIXUP_MODELS:
         mine = sorted((run for run in runs if run.model == model), key=lambda run: run.name)
@@ -199,8 +184,8 @@ def trainer_schedule(config, log_format=None):
 
 
 def lr_agreement(log):
-    """[(global batch index from 0, epoch position, logged lr, trainer's lr)] for each lr= of
-    the log. The trainer trains batch t (from 0) at schedule(t + 1), MXNet's num_update."""
+    """[(batch index from 0, epoch position, logged lr, trainer's lr)] per lr= of the log; batch
+    t is trained at schedule(t + 1), MXNet's num_update."""
     schedule = trainer_schedule(log.config, log.format)
     iters = iters_per_epoch(log.config, log.format)
     points = []
@@ -213,10 +198,9 @@ def lr_agreement(log):
 
 
 def lr_tolerance(config, log_format=None):
-    """How far the trainer's schedule may be from GluonCV's 2018 one, per phase: two warmup
-    increments during warmup (its LRScheduler counts batches from 0 and divides by m; the
-    GluonCV LRScheduler the trainer uses counts from 1 and divides by m - 1), then the change of a
-    cosine over pi batches (the same offset), plus the %f rounding of the log."""
+    """How far the trainer's lr may be from GluonCV 2018's (which counts batches from 0 and
+    divides by m): two warmup increments, then a cosine's change over pi batches, plus the log's
+    %f rounding."""
     iters = iters_per_epoch(config, log_format)
     lr = float(config["lr"])
     warmup = int(config.get("warmup_epochs", 0)) * iters
@@ -349,7 +333,7 @@ def _lr_figure(log):
                         iters_per_epoch(log.config, log.format))
     return plots.lr_agreement_figure(
         ([p[1] for p in points], [p[2] for p in points]), tuple(zip(*line)),
-        [p[1] for p in points], [p[2] - p[3] for p in points],
+        [p[2] - p[3] for p in points],
         "%s: lr= of GluonCV's log over the trainer's schedule (lr %g, %s, %d warmup epochs, "
         "batch %d)" % (os.path.basename(log.path), float(log.config["lr"]),
                        log.config.get("lr_mode"), int(log.config.get("warmup_epochs", 0)),

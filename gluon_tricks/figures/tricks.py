@@ -1,9 +1,5 @@
-"""What a logged run was: its model, the paper's tricks it used and its batch size, read from the
-configuration dict of its log (GluonCV's flags, which `gluon-tricks train` shares).
-
-The mapping from flags to the paper's trick names lives in gluon_tricks.paper (training uses it
-too); this module adds what only logs need: the model from a file name, the batch of a log.
-"""
+"""What a logged run was: its model, tricks (gluon_tricks.paper's mapping) and batch size, from
+its log's configuration."""
 import os
 import re
 
@@ -33,11 +29,8 @@ def model_of(config, path=""):
 
 
 def batch_of(config, log_format=None):
-    """The batch of one optimiser step, or None when the log cannot tell: `gluon-tricks train`'s
-    `global_batch_size`, else GluonCV train_imagenet.py's per-device `--batch-size` times
-    `--num-gpus` (one process drives every GPU). A Horovod log (`log_format` 'horovod') holds
-    neither its world size nor a global batch, and a log without `num_gpus` no device count: None,
-    never a guess, so the paper's BS=256/1024 columns are not matched by accident."""
+    """The batch of one optimiser step: `global_batch_size`, else `batch_size` x `num_gpus`;
+    None (never a guess) for a Horovod log or one without `num_gpus`."""
     batch = flag_number(config.get("global_batch_size"), 0)
     if batch > 0:
         return int(batch)

@@ -14,9 +14,8 @@ def count_parameters(net, input_shape=(1, 3, 224, 224)):
 
 
 def count_multiply_adds(net, input_shape=(1, 3, 224, 224)):
-    """Multiply-adds of the Convolution and FullyConnected layers for one input image: for a
-    conv, output elements x (input channels / groups) x kernel area; for a dense layer, its weight
-    count. Pooling, BN and activations are not counted, as in the paper's Table 5."""
+    """Multiply-adds of the Convolution and FullyConnected layers for one image (not pooling,
+    BN, activations), as the paper's Table 5 counts them."""
     symbol = net(mx.sym.var("data"))
     internals = symbol.get_internals()
     _, out_shapes, _ = internals.infer_shape(data=input_shape)

@@ -1,15 +1,5 @@
-"""Convert the weights of MXNet's / GluonCV's `resnet*_v1` (the paper's ResNet-A baseline) into
-this project's `resnet*_v1`.
-
-The two networks have the same layers; only the names differ. MXNet's model zoo keeps the stem and
-stages in one `features` sequence and each block's layers in a `body` sequence:
-
-    features.0 / features.1          -> conv1 / bn1                (7x7 stem)
-    features.{4+s}.{b}.body.{i}      -> layer{s+1}.{b}.{conv,bn}{k}
-                                        (i = 0,1 / 3,4 / 6,7 -> k = 1/2/3)
-    features.{4+s}.{b}.downsample.j  -> layer{s+1}.{b}.downsample.j
-    output                           -> fc
-"""
+"""Convert the weights of GluonCV's `resnet*_v1` (the paper's ResNet-A) into this project's: the
+same layers, renamed from `features.{4+s}.{b}.body.{i}` etc. to `layer{s+1}.{b}.conv{k}`."""
 import re
 
 _BODY_TO_BLOCK = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
@@ -36,9 +26,7 @@ def convert_name(name):
 
 
 def convert_resnet_v1_params(src_params, dst_path):
-    """Save a dict {MXNet resnet_v1 structural name: NDArray} (for instance
-    `mx.nd.load('resnet50_v1-xxxx.params')`) as a .params file that
-    `get_model('resnet50_v1').load_parameters(dst_path)` reads."""
+    """Save {MXNet resnet_v1 structural name: NDArray} as .params our resnet*_v1 loads."""
     import mxnet as mx
     mx.nd.save(dst_path, {convert_name(name): value for name, value in src_params.items()})
     return dst_path

@@ -1,7 +1,5 @@
-"""The one reader of .params files (eval, export, predict, resume, fine-tuning), with one set of
-one-line errors: no such file, not a .params file, an optimizer state, another network or class
-count, NaN weights. MXNet's layouts all load: structural names (save_parameters), `arg:`/`aux:`
-full names (export), full names less a network's prefix (the older save_params)."""
+"""The one reader of .params files, with one set of one-line errors; every MXNet layout loads
+(structural names, `arg:`/`aux:` full names, full names less a network's prefix)."""
 import os
 
 import mxnet as mx
@@ -15,8 +13,7 @@ NDARRAY_MAGIC = b"\x12\x01\x00\x00\x00\x00\x00\x00"  # the first 8 bytes of an N
 
 
 def file_kind(path):
-    """What a file is, from its first bytes: "ndarray" (an MXNet NDArray file: .params, or
-    optimizer_state's states), "pickle" (GluonCV's .states), or "other"."""
+    """"ndarray" (an MXNet NDArray file), "pickle" (GluonCV's .states) or "other"."""
     with open(path, "rb") as f:
         head = f.read(8)
     return "ndarray" if head == NDARRAY_MAGIC else "pickle" if head[:1] == b"\x80" else "other"
@@ -28,8 +25,7 @@ def non_finite(arrays):
 
 
 def read_arrays(path, flag="--params", what="weights"):
-    """{name: NDArray} of a .params file, `arg:`/`aux:` dropped; `flag` and `what` (e.g.
-    "resnet50_v1d weights") name it in the errors."""
+    """{name: NDArray} of a .params file (`arg:`/`aux:` dropped); `flag`, `what` for errors."""
     path = os.path.expanduser(str(path))
     if not os.path.isfile(path):
         raise UserError("%s: no such file: %s" % (flag, path))
@@ -53,8 +49,7 @@ def read_arrays(path, flag="--params", what="weights"):
 
 
 def by_structural_names(net, loaded):
-    """The loaded arrays keyed by `net`'s structural names: full names (export, save_params) are
-    mapped through the network's own, whatever prefix the saving network had."""
+    """The loaded arrays keyed by `net`'s structural names, whatever prefix the saver had."""
     own = net._collect_params_with_prefix()
     if set(loaded) & set(own):
         return loaded
@@ -94,8 +89,7 @@ def params_classes(model, path, flag="--params"):
 
 
 def load_into(net, path, ctx, flag="--params", what=None):
-    """Set every parameter of `net` from `path` on the devices `ctx`: all there, of the
-    network's shapes, nothing more, finite."""
+    """Set every parameter of `net` from `path` on `ctx`: all there, of its shapes, finite."""
     what = what or "the weights of this network (%s)" % net.name
     loaded = by_structural_names(net, read_arrays(path, flag, what))
     own = net._collect_params_with_prefix()

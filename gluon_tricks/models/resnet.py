@@ -1,19 +1,11 @@
 """One parameterised ResNet for the paper's ResNet-A/B/C/D (Figure 2), with a table of variants.
-
-Parameter names and shapes follow GluonCV's `ResNetV1b` (conv1, bn1, layer1..4, fc; blocks with
-conv1..3, bn1..3, downsample), so `.params` files move between GluonCV's `resnet*_v1b/c/d` and these
-networks with a plain `load_parameters`, in both directions.
-
-`dilated=True` gives the output-stride-8 network of GluonCV's `resnet*_v1b/c/d(dilated=True)` for
-segmentation: stages 3 and 4 keep their resolution and dilate their 3x3 convs by 2 and 4 (the
-weights are the classifier's, only the convs' dilation and stride change).
-"""
+Parameter names and shapes follow GluonCV's `ResNetV1b`, so `.params` files load both ways;
+`dilated=True` is its output-stride-8 network for segmentation (same weights)."""
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-# The paper's Figure 2 as a table. ResNet-A is MXNet's/GluonCV's `resnet*_v1`, the baseline the
-# paper trained: its bottleneck 1x1 convs carry a bias (a quirk of that model zoo, kept so that its
-# weights convert one to one, see models/convert.py).
+# The paper's Figure 2. ResNet-A is GluonCV's `resnet*_v1`, whose bottleneck 1x1 convs carry a bias
+# (kept so that its weights convert one to one, models/convert.py).
 VARIANTS = {
     "v1": dict(stride_in_3x3=False, deep_stem=False, avg_down=False, bottleneck_bias=True),   # A
     "v1b": dict(stride_in_3x3=True, deep_stem=False, avg_down=False, bottleneck_bias=False),  # B
@@ -35,9 +27,7 @@ DEEP_STEM_WIDTH = 32
 
 
 def _batch_norm(channels, zero_gamma=False, use_global_stats=False):
-    """BatchNorm whose gamma starts at 0 when `zero_gamma` (the paper's zero-gamma trick);
-    `use_global_stats` keeps the running statistics in training too (frozen BN, as detectors
-    fine-tune a backbone)."""
+    """BatchNorm, gamma starting at 0 with `zero_gamma`; `use_global_stats`: frozen BN."""
     return nn.BatchNorm(in_channels=channels, gamma_initializer="zeros" if zero_gamma else "ones",
                         use_global_stats=use_global_stats)
 
@@ -49,10 +39,8 @@ def _conv3x3(channels, strides, dilation):
 
 
 class BasicBlock(HybridBlock):
-    """Two 3x3 convs (ResNet-18/34). The stride sits in the first 3x3 conv in every variant.
-
-    dilation: of the first 3x3 conv; stage_dilation: of the second, which has its stage's
-    dilation even in the stage's first block (GluonCV's BasicBlockV1b `previous_dilation`)."""
+    """Two 3x3 convs (ResNet-18/34), strided in the first; `dilation` is the first's,
+    `stage_dilation` the second's (GluonCV's `previous_dilation`)."""
     expansion = 1
 
     def __init__(self, planes, strides=1, downsample=None, last_gamma=False, dilation=1,
@@ -73,9 +61,8 @@ class BasicBlock(HybridBlock):
 
 
 class Bottleneck(HybridBlock):
-    """1x1 -> 3x3 -> 1x1 (ResNet-50/101/152). ResNet-A strides in the first 1x1 conv, which
-    skips three quarters of the input; ResNet-B and later stride in the 3x3 conv (Figure 2a).
-    Only the 3x3 conv is dilated (`dilation`); `stage_dilation` does not apply here."""
+    """1x1 -> 3x3 -> 1x1 (ResNet-50/101/152): ResNet-A strides in the first 1x1 conv, B and
+    later in the 3x3 (Figure 2a), which alone is dilated."""
     expansion = 4
 
     def __init__(self, planes, strides=1, downsample=None, last_gamma=False,
@@ -108,11 +95,8 @@ DILATED_STAGES = {3: (1, 2), 4: (1, 4)}
 
 
 class ResNet(HybridBlock):
-    """ResNet-A/B/C/D of the paper, chosen by `variant` (a key of VARIANTS) and `depth`.
-
-    last_gamma: zero-initialise the gamma of the last BN of every residual block (section 3.1).
-    dilated: output stride 8 for dense prediction (DILATED_STAGES), the same parameters.
-    use_global_stats: every BN uses its running statistics, also in training (frozen BN).
+    """ResNet-A/B/C/D by `variant` (a key of VARIANTS) and `depth`; `last_gamma`: zero gamma in
+    each block's last BN (section 3.1); `dilated`: output stride 8; `use_global_stats`: frozen BN.
     """
 
     def __init__(self, depth=50, variant="v1d", classes=1000, last_gamma=False, dilated=False,
@@ -164,17 +148,15 @@ class ResNet(HybridBlock):
             downsample = nn.HybridSequential(prefix="down%d_" % index)
             with downsample.name_scope():
                 if options["avg_down"]:
-                    # ResNet-D: a 2x2 average pool does the striding, the 1x1 conv sees every
-                    # input. Stage 1 (and a dilated stage) keeps a 1x1 (identity) pool so that
-                    # the names match GluonCV's.
+                    # ResNet-D: a 2x2 average pool strides; stage 1 and dilated stages keep an
+                    # identity pool so that the names match GluonCV's
                     downsample.add(nn.AvgPool2D(pool_size=strides, strides=strides,
                                                 ceil_mode=True, count_include_pad=False))
                     downsample.add(nn.Conv2D(out_channels, 1, strides=1, use_bias=False))
                 else:
                     downsample.add(nn.Conv2D(out_channels, 1, strides=strides, use_bias=False))
                 downsample.add(_batch_norm(out_channels, use_global_stats=use_global_stats))
-        # GluonCV's dilation schedule: a dilated stage's first block has half the dilation
-        # (1 for a stage dilated by 2, 2 for one dilated by 4), the other blocks the full one.
+        # GluonCV's: a dilated stage's first block has half its dilation
         first_dilation = max(1, dilation // 2)
         stage = nn.HybridSequential(prefix="layers%d_" % index)
         with stage.name_scope():

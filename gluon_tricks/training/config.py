@@ -1,14 +1,11 @@
-"""The flags of `gluon-tricks train`: GluonCV's train_imagenet.py flags with the same names and
-meaning (so its command lines run unchanged), plus image folders, --seed and --teacher-params.
-
-Defaults are the paper's baseline (section 2.1: 120 epochs, step decay at 30/60/90, NAG with
-momentum 0.9, wd 1e-4); `--lr` defaults to the linear scaling rule, 0.1 x global batch / 256.
-"""
+"""The flags of `gluon-tricks train`: GluonCV's train_imagenet.py flags (its command lines run
+unchanged) plus our own; defaults are the paper's baseline (section 2.1), `--lr` 0.1 x batch/256."""
 import os
 
 from gluon_tricks import paper
 from gluon_tricks.data.flags import add_data_arguments
 from gluon_tricks.errors import UserError
+from gluon_tricks.training.loss_scale import check_precision
 
 
 def add_arguments(parser):
@@ -110,8 +107,7 @@ def add_arguments(parser):
 
 
 def tricks_of(config):
-    """The paper's tricks a run uses, in the order of Tables 4-6 (for logs and reports): the same
-    reading the figures give a logged configuration, so a run and its log never disagree."""
+    """The paper's tricks a run uses, read as the figures read its logged configuration."""
     return paper.tricks_of(vars(config))
 
 
@@ -176,16 +172,12 @@ def check_flags(config):
     from gluon_tricks.training.finetune import check_finetune_flags
     check_finetune_flags(config)
     check_devices(config)
-    from gluon_tricks.devices import uses_gpus
-    from gluon_tricks.training.loss_scale import check_precision
-    check_precision(config.dtype, config.loss_scale, config.amp, uses_gpus(config.num_gpus))
     need(config.loss_scale_window >= 1, "--loss-scale-window must be >= 1")
     need(config.gradient_predivide_factor > 0, "--gradient-predivide-factor must be positive")
 
 
 def check_ranges(config, need):
-    """Schedule and optimiser values that train on nonsense (a negative learning rate or weight
-    decay, a momentum that diverges)."""
+    """Schedule and optimiser values that would train on nonsense."""
     need(config.warmup_lr >= 0, "--warmup-lr must be >= 0, not %g" % config.warmup_lr)
     need(0 < config.lr_decay <= 1, "--lr-decay must be in (0, 1] (the factor the learning rate "
          "is multiplied by at each step), not %g" % config.lr_decay)
@@ -231,10 +223,11 @@ def check_index_files(config):
 
 
 def check_devices(config):
-    """GPUs and FP16 only where this MXNet build and machine have them."""
-    need_gpus = config.num_gpus
+    """GPUs, FP16, loss scaling and AMP only where this MXNet build and machine have them."""
     from gluon_tricks.devices import require_gpus, uses_gpus
-    require_gpus(need_gpus)  # GLUON_TRICKS_DEVICES stands in for GPUs
-    if config.dtype == "float16" and not uses_gpus(need_gpus):
+    require_gpus(config.num_gpus)  # GLUON_TRICKS_DEVICES stands in for GPUs
+    on_gpu = uses_gpus(config.num_gpus)
+    if config.dtype == "float16" and not on_gpu:
         raise UserError("--dtype float16 needs GPUs (--num-gpus N): MXNet's CPU has no FP16 "
                         "matrix products; train in float32 on the CPU")
+    check_precision(config.dtype, config.loss_scale, config.amp, on_gpu)

@@ -1,8 +1,5 @@
-"""The distributed environment, passed explicitly: one process, or one of N Horovod ranks.
-
-Horovod is imported and initialised only when the process was started by horovodrun (or mpirun),
-so a plain `gluon-tricks train` needs no Horovod at all.
-"""
+"""The distributed environment, passed explicitly: one process, or one of N Horovod ranks
+(Horovod is imported only under horovodrun or mpirun)."""
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +36,7 @@ class World:
             self.hvd.broadcast_parameters(net.collect_params(), root_rank=0)
 
     def average_batch_norm_statistics(self, net):
-        """Average the BN running mean/var over ranks (each rank saw only its shard), so that every
-        rank validates and saves the same network: the one a single process would evaluate."""
+        """Average the BN running statistics over ranks, so all validate and save one network."""
         if self.size == 1:
             return
         for name, param in sorted(net.collect_params().items()):
@@ -49,8 +45,7 @@ class World:
                 data[:] = self.hvd.allreduce(data, average=True, name="bn_stats." + name)
 
     def finish(self):
-        """Wait for every rank, then shut Horovod down together: a rank that exits while another
-        still works (rank 0 writing a checkpoint) resets the other's Gloo connections."""
+        """Shut Horovod down together (a rank exiting early resets the others' Gloo links)."""
         if self.size > 1:
             self.sum([0.0], name="finish")
             self.hvd.shutdown()

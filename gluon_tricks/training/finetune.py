@@ -1,15 +1,12 @@
-"""Fine-tuning: start from trained weights (ours or GluonCV's model zoo, same architecture),
-re-initialise the classifier when the class count differs, give it a larger learning rate, and
-freeze the stem and the first K stages (BN included: frozen BN normalises with its running
-statistics and does not update them).
-
-The classifier is the network's last Dense layer (`fc` in the ResNets, `output` in GluonCV's
-Inception-V3 and MobileNet); parameters are matched by their structural names
-(`layer1.0.conv1.weight`), which `save_parameters` writes for us and for GluonCV alike.
-"""
+"""Fine-tuning: start from trained weights (ours or GluonCV's, matched by structural names),
+re-initialise the classifier (the last Dense layer) when the class count differs, give it a larger
+learning rate, freeze the stem and the first K stages (BN included)."""
 import os
 
+from mxnet.gluon import nn
+
 from gluon_tricks.errors import UserError
+from gluon_tricks.models import parse_resnet_name
 from gluon_tricks.models.params import by_structural_names, classifier_prefix, read_arrays
 
 # The stem of our ResNets (and GluonCV's ResNetV1b): the parameters before `layer1`.
@@ -25,11 +22,8 @@ def classifier_names(net):
 
 def load_pretrained(net, path, model, reset_classifier=False):
     """Copy the weights of `path` into the initialised `net`; returns a sentence for the log.
-
-    Every parameter must be present with the same shape, except the classifier: when its shape
-    differs (another class count), or with `reset_classifier` (other classes, as many), it keeps
-    its fresh initialisation. Anything else that does not fit (another architecture) is a
-    one-line UserError."""
+    The classifier keeps its initialisation when its shape differs or with `reset_classifier`;
+    anything else that does not fit is a UserError."""
     loaded = by_structural_names(net, read_arrays(path, "--pretrained-params"))
     own = net._collect_params_with_prefix()
     head = classifier_names(net)
@@ -66,8 +60,7 @@ def load_pretrained(net, path, model, reset_classifier=False):
 
 
 def set_classifier_lr_mult(net, mult):
-    """The output layer learns `mult` times faster (GluonCV's fine-tuning recipe uses 10):
-    gluon.Trainer and Horovod's DistributedTrainer read Parameter.lr_mult."""
+    """The output layer learns `mult` times faster (Parameter.lr_mult; GluonCV's recipe: 10)."""
     params = net._collect_params_with_prefix()
     for name in classifier_names(net):
         params[name].lr_mult = mult
@@ -83,18 +76,21 @@ def frozen_prefixes(stages):
     return RESNET_STEM + tuple("layer%d" % i for i in range(1, stages + 1))
 
 
-def freeze_stages(net, model, stages):
-    """Freeze the stem and the first `stages` stages of a ResNet: no gradient for their weights,
-    and their BatchNorm layers use (and keep) their running statistics. Call before the network
-    is hybridized and before the trainer is made. Returns the frozen parameters' names."""
-    from mxnet.gluon import nn
-    from gluon_tricks.models import parse_resnet_name
+def _freezable(model, stages):
+    """frozen_prefixes(stages), refused for a network that is not a ResNet."""
     prefixes = frozen_prefixes(stages)
-    if not prefixes:
-        return []
-    if parse_resnet_name(model) is None:
+    if prefixes and parse_resnet_name(model) is None:
         raise UserError("--freeze-stages applies to the ResNets (stem + layer1..4); %s has no "
                         "such stages" % model)
+    return prefixes
+
+
+def freeze_stages(net, model, stages):
+    """Freeze the stem and first `stages` stages of a ResNet (no gradient, BN on its running
+    statistics), before hybridizing and making the trainer; returns the frozen names."""
+    prefixes = _freezable(model, stages)
+    if not prefixes:
+        return []
 
     def walk(block, prefix):
         if isinstance(block, nn.BatchNorm) and prefix.split(".")[0] in prefixes:
@@ -131,22 +127,17 @@ def add_finetune_arguments(parser):
 
 def check_finetune_flags(flags):
     """One line for each fine-tuning flag that cannot work, before anything is built."""
-    from gluon_tricks.models import parse_resnet_name
     if flags.reset_classifier and not flags.pretrained_params:
         raise UserError("--reset-classifier needs --pretrained-params FILE")
     if flags.pretrained_params and not os.path.isfile(os.path.expanduser(flags.pretrained_params)):
         raise UserError("--pretrained-params: no such file: %s" % flags.pretrained_params)
     if not flags.lr_mult_classifier > 0:
         raise UserError("--lr-mult-classifier must be positive")
-    frozen_prefixes(flags.freeze_stages)
-    if flags.freeze_stages and parse_resnet_name(flags.model) is None:
-        raise UserError("--freeze-stages applies to the ResNets (stem + layer1..4); %s has no "
-                        "such stages" % flags.model)
+    _freezable(flags.model, flags.freeze_stages)
 
 
 def prepare_fine_tuning(net, run):
-    """Apply a run's fine-tuning flags to its freshly initialised network, before it is
-    hybridized and its trainer made; returns the sentences to log (none when not fine-tuning)."""
+    """Apply a run's fine-tuning flags to its fresh network; returns the sentences to log."""
     notes = []
     if run.pretrained_params:
         notes.append("fine-tuning: " + load_pretrained(net, run.pretrained_params, run.model,

@@ -1,9 +1,6 @@
 """The training loop, one for a single process and for N Horovod ranks: `train(flags, world)`.
-
-A run is: resolve its configuration (a RunConfig, once) -> build data, network, trainer ->
-(resume) -> for each epoch `train_one_epoch` then `validate` -> log on rank 0, and checkpoint
-through the RunGuard (which also writes the mid-epoch checkpoints).
-"""
+Resolve the RunConfig -> data, network, trainer -> (resume) -> per epoch train, validate, log on
+rank 0, checkpoint through the RunGuard."""
 import os
 import shutil
 import time
@@ -42,8 +39,7 @@ Diverged = step_module.Diverged  # the loss, gradients or weights became NaN or 
 
 @dataclass
 class TrainState:
-    """What the epochs update and read: the network, the trainer, this process's devices and
-    the step that drives them."""
+    """What the epochs update and read: network, trainer, devices and the step driving them."""
     net: Any
     trainer: Any
     ctx: List[Any]
@@ -106,11 +102,11 @@ def build_state(run, ctx, world):
 
 def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch=0,
                     log_first=False):
-    """One epoch of updates (from batch `first_batch` on, when resumed mid-epoch); returns
-    (training accuracy on hard labels, mean training loss, samples/s, seconds). A batch line
-    every --log-interval batches, and after the first batch too with `log_first`."""
-    totals = step_module.EpochTotals()  # correct counts and loss, read every --log-interval
+    """One epoch of updates from batch `first_batch`; returns (accuracy on hard labels, mean
+    loss, samples/s, seconds). A batch line every --log-interval (and first, with `log_first`)."""
+    totals = step_module.EpochTotals()
     mixup_on = run.mixup and epoch < run.num_epochs - run.mixup_off_epoch
+    scaled = state.step.scaler.active
     trainer = state.trainer
     batches = loader.epoch(epoch, first_batch)
     if state.control is not None:  # every rank agrees before each step: save, stop, go on
@@ -121,7 +117,6 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     for i, (data, label) in enumerate(batches, first_batch):
         step = epoch * run.iters_per_epoch + i + 1  # the batch being trained, counted from 1
         trainer.set_learning_rate(schedule(step))
-        # Targets: (smoothed) one-hot distributions; mixup mixes images and targets alike.
         target = smooth_one_hot(label, run.classes, run.eps)
         hard = label
         if mixup_on:
@@ -133,7 +128,6 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
         last = i
         if run.log_interval and ((i + 1) % run.log_interval == 0
                                  or (log_first and i == first_batch)):
-            # The one read of the device per interval: loss, correct counts, finiteness.
             stats = totals.add(state.step.read(world), epoch, first, i)
             now = time.time()
             speed = (i + 1 - first) * data.shape[0] * world.size / (now - interval_tic)
@@ -146,7 +140,7 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
                                                 state.validation_seconds))
             if state.tensorboard is not None:
                 state.tensorboard.batch(step, loss, totals.accuracy, trainer.learning_rate, speed,
-                                        stats.loss_scale if state.step.scaler.active else None)
+                                        stats.loss_scale if scaled else None)
             interval_tic = now
     # The epoch's last batches, and the weights, checked before validation and any checkpoint.
     totals.add(state.step.read(world), epoch, first, last)
@@ -155,19 +149,18 @@ def train_one_epoch(epoch, run, state, loader, schedule, world, log, first_batch
     if state.tensorboard is not None:
         state.tensorboard.epoch_train((epoch + 1) * run.iters_per_epoch, loss, totals.accuracy,
                                       seen * world.size / max(seconds, 1e-9),
-                                      state.step.scaler.scale if state.step.scaler.active else None)
+                                      state.step.scaler.scale if scaled else None)
     skipped = int(world.sum([loader.skipped], name="skipped_images")[0])  # of every rank
     if skipped and log.enabled:
         log.info("[Epoch %d] skipped %d corrupt training images" % (epoch, skipped))
-    if state.step.scaler.active and log.enabled:
+    if scaled and log.enabled:
         log.info("[Epoch %d] %s" % (epoch, state.step.scaler.describe()))
     return totals.accuracy, loss, seen * world.size / max(seconds, 1e-9), seconds
 
 
 def make_loaders(run, train_source, val_source, world, stop_requested=None):
-    """This rank's training and validation loaders, as `run` says. A wait for one batch ends
-    after --data-timeout seconds (its stuck worker replaced), or with DataWaitStopped as soon as
-    `stop_requested()` (a stop signal arrived)."""
+    """This rank's training and validation loaders; a wait for data ends with DataWaitStopped
+    as soon as `stop_requested()`."""
     train_loader = TrainLoader(train_source, run.process_batch_size, input_size=run.input_size,
                                flavour=run.augmentation, num_workers=run.num_workers,
                                rank=world.rank, num_ranks=world.size, seed=run.seed,
@@ -175,9 +168,8 @@ def make_loaders(run, train_source, val_source, world, stop_requested=None):
                                data_timeout=run.data_timeout or None,
                                stop_requested=stop_requested)
     assert len(train_loader) == run.iters_per_epoch, "resolve() and the loader disagree"
-    # Ranks cannot agree inside validation (one may be in its final sum already): there a stop
-    # waits for the validation's end (at most --data-timeout for a stuck worker); one process
-    # can stop at once and save the epoch's trained weights.
+    # Ranks cannot agree inside validation (one may be in its final sum): there a stop waits for
+    # its end, except in a single process.
     val_loader = ValLoader(val_source, run.process_batch_size, input_size=run.input_size,
                            crop_ratio=run.crop_ratio, num_workers=run.num_workers,
                            rank=world.rank, num_ranks=world.size,
@@ -188,8 +180,7 @@ def make_loaders(run, train_source, val_source, world, stop_requested=None):
 
 
 def log_worker_deaths_of_other_ranks(world, log, loaders):
-    """The data workers replaced on every rank since the last call, into the log only rank 0
-    writes (rank 0's own reach it through the data logger). Every rank calls it."""
+    """Log the data workers other ranks replaced since the last call (every rank calls it)."""
     lines = [line for loader in loaders for line in loader.worker_reports()]
     if world.size == 1:
         return
@@ -199,11 +190,9 @@ def log_worker_deaths_of_other_ranks(world, log, loaders):
 
 
 def train(flags, world, signals=None):
-    """Train as `flags` (the parsed and checked flags) say; returns the final checkpoint's
-    JSON path (rank 0) and the final validation errors (None: nothing was left to train).
-    Everything that can refuse the run (data, network, teacher, lock, checkpoint to continue)
-    comes before a log line is written; a refused run removes the save dir it created.
-    `signals`: the StopSignals caught since the command started (else from now on)."""
+    """Train as the checked `flags` say; returns the final checkpoint's JSON path (rank 0) and
+    validation errors (None: nothing left to train). All that can refuse the run comes before
+    the log's first line; a refused run removes the save dir it made. `signals`: StopSignals."""
     ctx = process_devices(flags.num_gpus, world.local_rank, world.size)
     train_source, val_source = data_sources(flags, train=True)
     run = resolve(flags, world, ctx, train_source)

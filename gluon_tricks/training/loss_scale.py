@@ -1,18 +1,6 @@
-"""Loss scaling for FP16 training (paper section 3.2): the loss is multiplied by a scale S before
-backward and the gradients divided by S in the update, which lifts small gradients into FP16's
-range. S is static (`--loss-scale 1024`) or dynamic (`--loss-scale dynamic`, the scheme of
-NVIDIA's and MXNet's AMP): start at 2^16; on an inf/NaN gradient skip the update and halve S;
-double S after `window` clean steps in a row.
-
-What a skipped step leaves untouched: the weights and the whole optimiser state (momentum and
-the optimiser's update counter; the update is simply not issued). BatchNorm's running statistics
-are not optimiser state: the skipped batch's forward pass has updated them, as under AMP. The
-learning-rate schedule counts batches, not updates, so the schedule, the data order and the
-epochs stay aligned (and a resume stays exact); once S has settled, few batches are skipped.
-
-This module is pure Python (no MXNet): the training step asks it for the scale and reports
-whether the gradients were finite.
-"""
+"""Loss scaling for FP16 training (paper section 3.2), static (`--loss-scale 1024`) or dynamic
+as AMP does (start at 2^16, skip the update and halve on inf/NaN gradients, double after `window`
+clean steps). Pure Python; docs/performance.md, "Mixed precision", says what a skip leaves."""
 from gluon_tricks.errors import UserError
 
 DYNAMIC_INITIAL_SCALE = 2.0 ** 16  # NVIDIA's and MXNet AMP's starting scale
@@ -37,8 +25,7 @@ def parse_loss_scale(text):
 
 
 class LossScaler:
-    """The loss scale of a run and its history: `scale` to multiply the loss by; `record(finite)`
-    after each step's gradients are known says whether to apply the update."""
+    """A run's loss `scale`; `record(finite)` after each step says whether to apply the update."""
 
     def __init__(self, scale=1.0, dynamic=False, window=DEFAULT_WINDOW):
         if window < 1:
@@ -61,11 +48,8 @@ class LossScaler:
         return self.dynamic or self.scale != 1.0
 
     def record(self, finite):
-        """Account for one step whose (reduced) gradients were `finite`; True: apply the update.
-
-        Static scaling always applies it (non-finite values are the divergence check's business);
-        dynamic scaling skips it and halves the scale, or doubles the scale after `window` clean
-        steps."""
+        """Account for one step whose reduced gradients were `finite`; True: apply the update
+        (always when static: divergence is checked elsewhere)."""
         if not self.dynamic:
             return True
         if finite:
@@ -82,13 +66,12 @@ class LossScaler:
         return False
 
     def state(self):
-        """What a checkpoint saves (JSON-safe) so that a resume continues with the same scale."""
+        """What a checkpoint saves (JSON-safe) to resume with the same scale."""
         return {"scale": self.scale, "dynamic": self.dynamic, "window": self.window,
                 "clean_steps": self.clean_steps, "skipped": self.skipped}
 
     def load_state(self, state):
-        """Continue from a checkpoint's `state()`; a static scale comes from the flags, so only a
-        dynamic run restores the scale it had reached."""
+        """Continue from a checkpoint's `state()` (dynamic runs only: a static scale is a flag)."""
         if not state or not self.dynamic or not state.get("dynamic"):
             return
         self.scale = float(state["scale"])
@@ -96,8 +79,7 @@ class LossScaler:
         self.skipped = int(state.get("skipped", 0))
 
     def describe(self):
-        """One phrase for the log: 'dynamic loss scale 65536 (3 updates skipped)' or 'loss
-        scale 1024'."""
+        """One phrase for the log, e.g. 'dynamic loss scale 65536 (3 updates skipped)'."""
         if self.dynamic:
             return "dynamic loss scale %g (%d updates skipped)" % (self.scale, self.skipped)
         return "loss scale %g" % self.scale

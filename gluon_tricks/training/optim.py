@@ -6,8 +6,7 @@ NO_DECAY_PATTERN = ".*beta|.*gamma|.*bias"
 
 
 def apply_no_bias_decay(net):
-    """Weight decay only on conv and dense weights: wd_mult = 0 for every bias and BN gamma/beta.
-    Returns the names that were exempted."""
+    """wd_mult = 0 for every bias and BN gamma/beta; returns their names."""
     exempted = net.collect_params(NO_DECAY_PATTERN)
     for param in exempted.values():
         param.wd_mult = 0.0
@@ -24,10 +23,8 @@ def optimizer_settings(momentum, wd, dtype):
 
 def make_trainer(net, momentum, wd, dtype, world, num_devices=1, fp16_allreduce=False,
                  gradient_predivide_factor=1.0):
-    """A gluon.Trainer (several devices of one process share gradients through the 'device'
-    kvstore, each device updating its copy: the step checks the reduced gradients before the
-    update), or Horovod's DistributedTrainer (gradients averaged over ranks; optionally sent as
-    FP16 and divided by F before the sum and by size / F after it)."""
+    """A gluon.Trainer (devices reduce through the 'device' kvstore and update their own copies,
+    so the step can check the reduced gradients first), or Horovod's DistributedTrainer."""
     settings = optimizer_settings(momentum, wd, dtype)
     if world.size > 1:
         compression = (world.hvd.Compression.fp16 if fp16_allreduce

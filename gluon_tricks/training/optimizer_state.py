@@ -1,17 +1,10 @@
-"""The optimiser's state in a file that cannot run code: MXNet's NDArray file (what .params files
-are), never a pickle.
-
-gluon.Trainer.save_states pickles the updater's states together with the optimiser object, and
-load_states unpickles whatever the file holds: a crafted file runs code. Here the file holds the
-state arrays (NAG: the momentum of each weight; under FP16 also the FP32 master weight) under
-plain keys, plus one uint8 array with a JSON layout: which array belongs to which weight, the
-update counts (`num_update`, per-weight counts, what MXNet's schedulers read) and the optimiser's
-settings, for a check against the flags. Loading reads arrays and JSON only. A GluonCV `.states`
-pickle is loaded only when the caller says it trusts the file.
-"""
+"""The optimiser's state as an NDArray file, never a pickle (gluon.Trainer.load_states unpickles
+whatever the file holds: a crafted file runs code): the state arrays under plain keys, plus a
+uint8 array with a JSON layout (which array is whose, update counts, settings)."""
 import json
 import pickle
 
+import mxnet as mx
 import numpy as np
 
 from gluon_tricks.errors import UserError
@@ -58,9 +51,7 @@ def _decode(layout, arrays, path):
 
 
 def save_states(trainer, path):
-    """Write the trainer's optimiser state (of its first device: all devices hold the same) to
-    `path` as an NDArray file."""
-    import mxnet as mx
+    """Write the trainer's optimiser state (its first device's: all hold the same) to `path`."""
     _ready(trainer)
     updater = _updaters(trainer)[0]
     optimizer = trainer._optimizer
@@ -84,7 +75,6 @@ def save_states(trainer, path):
 
 def read_layout(path):
     """(layout dict, arrays) of a states file written by save_states; UserError otherwise."""
-    import mxnet as mx
     kind = file_kind(path)
     if kind == "pickle":
         raise UserError("%s is a pickled optimizer state (GluonCV's .states), not this project's "
@@ -109,8 +99,8 @@ def read_layout(path):
 
 
 def load_states(trainer, path, momentum=None, wd=None):
-    """Load a state written by save_states into every updater of `trainer`; the arrays must fit
-    the trainer's parameters one by one (else: this is the state of another network)."""
+    """Load a state written by save_states into every updater of `trainer`, refusing one that
+    does not fit its parameters one by one."""
     layout, arrays = read_layout(path)
     _ready(trainer)
     saved = layout["params"]
@@ -120,7 +110,7 @@ def load_states(trainer, path, momentum=None, wd=None):
                         "the state of another model?" % (path, len(saved), len(ours)))
     for index, state in layout["states"].items():
         expected = ours[int(index)][1]
-        for key in _keys(state):
+        for key in _arrays(state):
             if list(arrays[key].shape) != expected:
                 raise UserError("%s: the state of parameter %d (%s) has shape %s, this network's "
                                 "%s has %s: the state of another model?"
@@ -143,20 +133,13 @@ def load_states(trainer, path, momentum=None, wd=None):
     return layout
 
 
-def _keys(layout):
-    if layout is None:
+def _arrays(tree):
+    """The arrays (or layout keys) of a nested state, Nones left out."""
+    if tree is None:
         return []
-    if isinstance(layout, list):
-        return [key for part in layout for key in _keys(part)]
-    return [layout]
-
-
-def _arrays(state):
-    if state is None:
-        return []
-    if isinstance(state, (tuple, list)):
-        return [array for part in state for array in _arrays(part)]
-    return [state]
+    if isinstance(tree, (tuple, list)):
+        return [leaf for part in tree for leaf in _arrays(part)]
+    return [tree]
 
 
 def _copy(state):
@@ -177,9 +160,8 @@ def _check_settings(layout, path, momentum, wd):
 
 
 def load_pickled_states(trainer, path, momentum, wd, warn):
-    """GluonCV's pickled .states (trainer.save_states), for --resume-states: unpickling can run
-    code, so the caller asks only on the user's explicit word, and `warn` says so. The optimiser
-    the pickle brings must agree with the flags on momentum and weight decay."""
+    """GluonCV's pickled .states for --resume-states, only on the user's explicit word (a pickle
+    can run code; `warn` says so); its momentum and wd must agree with the flags."""
     warn("loading the pickled optimizer state %s: a pickle can run code; load only files you "
          "trust" % path)
     try:

@@ -1,15 +1,7 @@
-"""The learning-rate schedule: linear warmup, then step or cosine decay, per iteration (paper
-sections 3.1 and 5.1), built from GluonCV's own `LRScheduler`/`LRSequential`.
-
-The loop asks for `schedule(step)` with `step` = number of the batch about to be trained,
-counted from 1 (as MXNet's optimizer counts `num_update`), so:
-- warmup over m = warmup_epochs x iters batches: lr_i = warmup_lr + (lr - warmup_lr) * i / (m - 1),
-  reaching lr at batch m - 1 (the paper writes i * lr / m: the same line, one batch sooner);
-- cosine: lr_t = lr * (1 + cos(pi * t / (T - 1))) / 2 with t counted from the end of warmup and
-  T the batches after warmup (the paper writes t / T), reaching 0 at the very last batch;
-- step: lr x lr_decay^k after the k-th epoch of `lr_decay_epoch`, epochs counted from the start of
-  training (warmup included), as the paper and GluonCV's train_imagenet.py do.
-"""
+"""The learning-rate schedule per iteration (paper sections 3.1, 5.1) from GluonCV's LRScheduler:
+`schedule(step)`, step counted from 1 as MXNet's num_update. Warmup reaches lr at batch m - 1 and
+cosine 0 at the last batch (the paper's i/m, t/T: one batch sooner); step decay epochs count from
+the start of training."""
 from gluoncv.utils import LRScheduler, LRSequential
 
 

@@ -1,14 +1,6 @@
-"""One training step on the devices of this process, shared by the training loop and `bench
-train`: forward, (scaled) backward, gradient reduction, finiteness check, update.
-
-The step never waits for the device: the sum of the losses and the correct counts
-accumulate in small arrays on the first device, and `read()` checks the gradient norm and the
-weights there too and brings it all to the host every --log-interval batches and at the end of an
-epoch (one small allreduce under Horovod). The host can thus queue the next step while the device
-computes. Two exceptions: dynamic loss scaling must know before the update whether the gradients
-were finite (MXNet's and NVIDIA's AMP read that flag every step as well), and on CPU contexts the
-step waits for its backward pass (`settle_gradients`).
-"""
+"""One training step on this process's devices, for the loop and `bench train`: forward, (scaled)
+backward, gradient reduction, update. Statistics stay on the device until `read()`, so the host
+runs ahead (the waits that remain: docs/performance.md, "The training step")."""
 import time
 from dataclasses import dataclass
 
@@ -23,9 +15,8 @@ _CHUNK = 200  # arrays per multi_sum_sq call (its kernel takes a bounded list)
 
 
 def squared_norm(arrays, ctx):
-    """A 1-element float32 array on `ctx`: the sum of squares of every element of `arrays`
-    (one fused kernel per 200 arrays). It is finite exactly when every element is finite (or,
-    for values beyond 1e19, overflows: far past any divergence)."""
+    """The sum of squares of every element of `arrays`, a 1-element float32 array on `ctx`:
+    finite exactly when every element is (or above 1e19, far past any divergence)."""
     arrays = [a if a.context == ctx else a.as_in_context(ctx) for a in arrays]
     parts = [mx.nd.multi_sum_sq(*arrays[i:i + _CHUNK], num_arrays=len(arrays[i:i + _CHUNK]))
              .astype("float32").sum() for i in range(0, len(arrays), _CHUNK)]
@@ -39,8 +30,7 @@ def all_finite(arrays, ctx):
 
 @dataclass
 class StepStats:
-    """What `TrainStep.read()` returns: sums over the batches since the previous read, the finite
-    flags agreed by every rank, and the loss scale now."""
+    """Sums since the previous `read()`, finite flags agreed by every rank, the loss scale now."""
     batches: int
     samples: int
     loss_sum: float
@@ -56,7 +46,7 @@ class StepStats:
         return self.loss_finite and self.grads_finite and self.weights_finite
 
     def what_diverged(self):
-        """'the gradients and the weights' etc.: the quantities that were not finite."""
+        """The quantities that were not finite, e.g. 'the gradients and the weights'."""
         names = [name for name, ok in (("the loss", self.loss_finite),
                                        ("the gradients", self.grads_finite),
                                        ("the weights", self.weights_finite)) if not ok]
@@ -66,19 +56,12 @@ class StepStats:
 
 
 class TrainStep:
-    """Issues training steps on `ctx` (one or more devices of this process) and keeps their
-    statistics on the device until `read()`.
+    """Training steps on `ctx`, statistics kept on the device until `read()`.
 
-    `scaler` is a LossScaler (static scale 1 when None); `amp=True` uses mxnet.contrib.amp's own
-    dynamic loss scaling instead (GPUs only; amp.init() and amp.init_trainer() already called).
-    Under dynamic scaling the trainer must allow `allreduce_grads()`/`update()` (no update on
-    the kvstore: make_trainer sees to it).
-
-    `settle_gradients`: wait for the backward pass before the gradients are reduced (the loop
-    does on CPU contexts): oneDNN splits its reductions by the threads free at the moment, so a
-    host running ahead changes the arithmetic and a resume or two Horovod ranks stop being
-    bitwise exact. It costs about 1% on a CPU. `settle_seconds` sums the time waited (what
-    `bench train` leaves out of the host's time)."""
+    `scaler`: a LossScaler (static 1 when None); `amp=True`: mxnet.contrib.amp's dynamic scaling
+    instead (amp.init_trainer() already called). `settle_gradients` waits for the backward pass
+    (on CPUs: a host running ahead changes oneDNN's arithmetic, breaking bitwise resumes);
+    `settle_seconds` sums the time waited."""
 
     def __init__(self, net, trainer, loss_fn, ctx, dtype="float32", scaler=None, teacher=None,
                  temperature=1.0, amp=False, settle_gradients=False):
@@ -102,8 +85,8 @@ class TrainStep:
         self._skipped_before = self.scaler.skipped
 
     def __call__(self, data, target, hard):
-        """One step on a batch: `data` (B, 3, H, W), `target` (B, K) distributions, `hard` (B,)
-        labels the accuracy is counted against; all on the host, split over the devices here."""
+        """One step: `data` (B, 3, H, W), `target` (B, K) distributions, `hard` (B,) labels for
+        the accuracy; on the host, split over the devices here."""
         ctx, batch = self.ctx, data.shape[0]
         data_parts = gluon.utils.split_and_load(data, ctx, even_split=False)
         target_parts = gluon.utils.split_and_load(target, ctx, even_split=False)
@@ -132,14 +115,12 @@ class TrainStep:
                 param.grad(ctx[0]).wait_to_read()
             self.settle_seconds += time.perf_counter() - start
         if not self.scaler.dynamic:
-            # AMP checks the gradients and skips the update itself; a static scale S divides
-            # them by S through the batch size. The gradient norm is checked at each read.
+            # AMP skips bad updates itself; a static scale S divides by S through the batch size
             self._accumulate(outputs, losses, hard_parts, count_loss=True)
             self.trainer.step(batch if self.amp else batch * scale)
             return
         self.trainer.allreduce_grads()
-        # After the reduction every device (and rank) holds the same gradients: one check, read
-        # now (AMP's per-step read) to decide whether to update.
+        # every device and rank now holds the same gradients: one check, read now (as AMP does)
         grads_finite = self.grads_finite()
         apply = self.scaler.record(bool(grads_finite.asscalar()))
         if not apply and self.scaler.exhausted:
@@ -150,8 +131,7 @@ class TrainStep:
             self.trainer.update(batch * scale)  # the gradients divided by the scale
 
     def _accumulate(self, outputs, losses, hard_parts, count_loss):
-        """Correct count, and (when `count_loss`) loss sum of this batch, added on the device
-        (a NaN or infinite loss leaves the sum non-finite: no separate flag needed)."""
+        """Add the batch's correct count and (with `count_loss`) loss sum on the device."""
         home = self.ctx[0]
         with autograd.pause():
             for out, loss, hard in zip(outputs, losses, hard_parts):
@@ -175,12 +155,10 @@ class TrainStep:
                           self.ctx[0])
 
     def read(self, world=None):
-        """The statistics since the previous read, brought to the host (the one sync point), with
-        the weights checked too; the finite flags and loss are summed over ranks in one
-        allreduce, so every rank sees the same verdict. Resets the accumulators."""
+        """The statistics since the previous read, on the host (the one sync point), the weights
+        checked too; flags and loss summed over ranks so all see one verdict. Resets them."""
         if self._batches and not self.scaler.dynamic:
-            # The last step's gradient norm; a non-finite gradient of an earlier step went into
-            # the weights, which are checked next (NaN and inf survive every update).
+            # an earlier step's bad gradient shows in the weights (NaN and inf survive updates)
             self._grads_finite *= self.grads_finite()
         flags = mx.nd.concat(self._loss, self._correct, 1 - mx.nd.contrib.isfinite(self._loss),
                              1 - self._grads_finite, 1 - self.weights_finite(), dim=0)
@@ -202,8 +180,7 @@ class Diverged(UserError):
 
 
 class EpochTotals:
-    """An epoch's running totals over successive `TrainStep.read()`s; a read that is not finite
-    stops training, naming what diverged and the batches since the previous read."""
+    """An epoch's totals over `TrainStep.read()`s; a non-finite read raises Diverged."""
 
     def __init__(self):
         self.correct = self.samples = self.skipped = 0
@@ -223,15 +200,13 @@ class EpochTotals:
 
     @property
     def accuracy(self):
-        """Correct / seen on this rank, as mx.metric.Accuracy counts (NaN before any batch)."""
+        """Correct / seen on this rank, as mx.metric.Accuracy counts (NaN before any)."""
         return self.correct / self.samples if self.samples else float("nan")
 
 
 def average_batch_norm_over_devices(net):
-    """Set every device's copy of the BatchNorm running statistics to their mean. Each device of
-    a process normalises its own share of the batch, so the copies drift apart; save_parameters
-    writes their mean, so validating after this measures exactly the network a checkpoint holds
-    (and `eval` of it). Computed as MXNet's save does: summed on the CPU, divided by the count."""
+    """Set every device's BatchNorm running statistics to their mean, as save_parameters writes
+    them (summed on the CPU, divided), so validation measures the network a checkpoint holds."""
     for param in net.collect_params().values():
         copies = param.list_data() if param.grad_req == "null" else []
         if len(copies) > 1:

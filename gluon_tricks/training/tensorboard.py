@@ -1,36 +1,11 @@
-"""TensorBoard scalars of a training run (`gluon-tricks train --tensorboard-dir DIR`), and a
-reader of the event files they land in.
-
-Written through tensorboardX, not MXNet's mxboard: both write TensorBoard's event files without
-TensorFlow, but mxboard's last release is from 2019 while tensorboardX is maintained. The text
-log and its JSONL twin stay the source of the project's figures; these scalars are for watching
-a run. Only rank 0 writes: other ranks get a writer that does nothing.
-
-Every scalar is indexed by the global step (batches trained so far), so per-interval and
-per-epoch curves share one x axis.
-"""
+"""TensorBoard scalars of a training run (`--tensorboard-dir`, rank 0 only), indexed by the global
+step, and a reader of their event files. Through tensorboardX (maintained; mxboard's last release
+is from 2019); the text log stays the figures' source."""
 import glob
 import os
 import struct
 
 from gluon_tricks.errors import UserError
-
-# tag -> what it shows
-BATCH_TAGS = {
-    "train/loss": "mean training loss over the last log interval",
-    "train/accuracy": "training accuracy so far in the epoch (hard labels)",
-    "train/lr": "learning rate",
-    "train/images_per_sec": "training throughput over the last log interval, all ranks",
-    "train/loss_scale": "dynamic loss scale (FP16 only)",
-}
-EPOCH_TAGS = {
-    "epoch/train_loss": "mean training loss of the epoch",
-    "epoch/train_accuracy": "training accuracy of the epoch (hard labels)",
-    "epoch/images_per_sec": "training throughput of the epoch, all ranks",
-    "val/top1": "validation top-1 accuracy",
-    "val/top5": "validation top-5 accuracy",
-    "epoch/loss_scale": "dynamic loss scale at the end of the epoch (FP16 only)",
-}
 
 
 class TensorBoardLog:

@@ -1,10 +1,5 @@
-"""Training logs in GluonCV's train_imagenet.py line format (so the project's figures read its own
-logs and GluonCV's published ones alike), with a JSON-lines twin holding the same numbers. The
-lines go to stdout too: on a terminal, in a pipe, under horovodrun or nohup alike, they are the
-progress display (batch i/N, loss, speed and the ETAs of the epoch and the run).
-
-Only rank 0 writes; other ranks get a TrainLog that writes nothing.
-"""
+"""Training logs in GluonCV's train_imagenet.py line format, with a JSON-lines twin holding the
+same numbers; the lines on stdout are the progress display. Only rank 0's TrainLog writes."""
 import json
 import logging
 import os
@@ -37,8 +32,7 @@ def _duration(seconds):
 
 
 def etas(seconds_per_batch, left, epochs_after, batches, validation_seconds):
-    """(seconds left of the epoch, of the run): `left` batches of this epoch, then `epochs_after`
-    epochs of `batches`, and a validation after each epoch."""
+    """(seconds left of the epoch, of the run), a validation after each epoch."""
     epoch = left * seconds_per_batch
     return epoch, (epoch + epochs_after * batches * seconds_per_batch
                    + (epochs_after + 1) * validation_seconds)
@@ -85,8 +79,8 @@ class TrainLog:
                 self._lost(error)
 
     def _reopen_if_gone(self):
-        """A log deleted (or replaced) during the run would take every later line with it, into
-        an unlinked file: reopen both files at their path, and say so in them and on stderr."""
+        """Reopen a log deleted or replaced during the run (else its lines go to an unlinked
+        file), saying so in it and on stderr."""
         if self.jsonl is None or self.file_handler.stream is None:
             return
         try:
@@ -118,8 +112,7 @@ class TrainLog:
             return None
 
     def _lost(self, error):
-        """A log write failed (a full disk): say so once, with the path and the free space, and
-        train on; the checkpoints have their own free-space check."""
+        """A log write failed (a full disk): say so once, with the free space, and train on."""
         if self.write_failed:
             return
         self.write_failed = True
@@ -130,8 +123,7 @@ class TrainLog:
                   os.path.abspath(self.path)))), file=sys.stderr)
 
     def namespace(self, config):
-        """GluonCV's first line: the resolved flags as an argparse Namespace, with the git commit
-        of the code that runs them (`code_version`)."""
+        """GluonCV's first line: the resolved flags as a Namespace, with the `code_version`."""
         config = dict(config, code_version=code_version())
         items = ", ".join("%s=%r" % (k, v) for k, v in sorted(config.items()))
         self._emit("Namespace(%s)" % items, dict(config, event="config"))
@@ -140,8 +132,7 @@ class TrainLog:
         self._emit(message, {"event": "info", "message": message})
 
     def batch(self, epoch, batch, speed, metric, value, lr, loss, batches, eta):
-        """GluonCV's batch line, then the mean training loss since the previous line, the batches
-        done of the epoch's `batches` and `eta` (seconds left of the epoch, of the run)."""
+        """GluonCV's batch line, then the loss since the previous line, progress and `eta`."""
         self._emit("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\t%s=%f\tlr=%f\tloss=%f\t%d/%d "
                    "batches, ETA epoch %s, run %s" % (epoch, batch, speed, metric, value, lr, loss,
                                                       batch + 1, batches, _duration(eta[0]),
