@@ -172,7 +172,8 @@ def _train(args, world, signals):
     train_loader = data.train_loader(net, _dataset(root, train_splits, classes), args.batch_size,
                                      args.num_workers, args.seed, world.rank, world.size,
                                      devices=len(ctx))
-    val_loader = data.val_loader(net, _dataset(root, test_splits, classes), args.num_workers)
+    val_loader = data.val_loader(net, _dataset(root, test_splits, classes), args.num_workers,
+                                 world.rank, world.size)
     if args.backbone_params:  # which weights: compared on resume, and named in the log
         config["backbone_sha256"] = files.digest(os.path.expanduser(args.backbone_params))[1]
     prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)

@@ -12,6 +12,7 @@ import sys
 import time
 
 import mxnet as mx
+import numpy as np
 import pytest
 
 from gluon_tricks.data import demo_scenes
@@ -155,6 +156,57 @@ def test_from_scratch_every_parameter_is_initialised():
                                     again.collect_params().values()):
         first, second = param.list_data()
         assert (first == second).min() and (first == other.data()).min(), name
+
+
+class _Recorder:
+    """A metric that keeps the arguments of each update."""
+
+    def reset(self):
+        self.calls = []
+
+    def update(self, *args):
+        self.calls.append(args)
+
+    def get(self):
+        return ["images"], [len(self.calls)]
+
+
+class _TwoRanks:
+    """A World of 2 ranks whose other rank's gathered object is known in advance."""
+    size = 2
+
+    def __init__(self, rank, other):
+        self.rank, self.other, self.hvd = rank, other, self
+
+    def allgather_object(self, mine, name):
+        return [mine, self.other] if self.rank == 0 else [self.other, mine]
+
+
+def test_validation_shared_by_two_ranks_feeds_the_metric_what_one_process_does(tiny_voc):
+    """Each rank detects every other test image; gathered, the metric takes the same arrays in
+    the same image order as one process's validation (so the same mAP to the bit)."""
+    from gluon_tricks import detect
+    from gluon_tricks.detection import data
+    net = model.build_faster_rcnn("resnet18_v1d", CLASSES, short=64, max_size=96,
+                                  rpn_test_post_nms=10)
+    model.initialise(net, [mx.cpu()])
+    root = data.devkit(str(tiny_voc))
+    dataset = detect._dataset(root, data.TEST_SPLITS, CLASSES)
+    assert len(dataset) == 3
+
+    def calls(rank, ranks, world=None):
+        recorder = _Recorder()
+        loop.validate(net, data.val_loader(net, dataset, 0, rank, ranks), recorder, [mx.cpu()],
+                      world)
+        return recorder.calls
+    one = calls(0, 1)
+    second = calls(1, 2)
+    assert len(second) == 1
+    merged = calls(0, 2, _TwoRanks(0, second))
+    assert len(merged) == len(one) == 3
+    for got, want in zip(merged, one):
+        assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, want))
+    assert not all(np.array_equal(a, b) for a, b in zip(one[0][:3], one[1][:3]))
 
 
 def test_proposal_counts_fit_small_images_and_keep_gluoncvs_at_its_size():
