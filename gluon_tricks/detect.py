@@ -192,7 +192,7 @@ def _train(args, world, signals):
                 print("nothing to train: the checkpoint in %s has finished all %d epochs"
                       % (run.save_dir, config["epochs"]))
             return 0
-        world.broadcast_parameters(net)
+        session.broadcast_parameters()
         guard, log = session.guard, session.log
 
         def end_epoch(epoch, current):
