@@ -4,6 +4,7 @@ twin and on stdout), help texts show defaults, flags are never abbreviated, and 
 mid-epoch checkpoints are written by one owner with the loss-scale state apart from the run's
 configuration."""
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -217,7 +218,7 @@ def test_epoch_and_mid_epoch_checkpoints_hold_one_config_and_the_loss_scale_apar
         assert record["loss_scaler"] == {"scale": 2.0 ** 18, "dynamic": True, "window": 2,
                                          "clean_steps": 0, "skipped": 0}
     from gluon_tricks.training.run_config import RunConfig
-    assert set(records[1]["config"]) == {f for f in RunConfig.__dataclass_fields__}
+    assert set(records[1]["config"]) == {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def test_an_older_checkpoint_keeps_its_loss_scale_in_its_config():
