@@ -1,0 +1,130 @@
+"""The pieces of `segment train`: the rollover batches against MXNet's own rollover sampler and
+across a resume, per-sample augmentation seeds, the FCN on our backbone at any depth, the
+polynomial schedule against its formula, and the validation metric on known predictions."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_tricks.data import demo_scenes
+from gluon_tricks.segmentation import data, loop, model
+
+
+class _Orders:
+    """A sampler yielding RolloverBatches' order of epoch 0, 1, 2, ... on successive passes."""
+
+    def __init__(self, batches):
+        self.batches, self.epoch = batches, 0
+
+    def __iter__(self):
+        order = self.batches.order(self.epoch)
+        self.epoch += 1
+        return iter(int(i) for i in order)
+
+    def __len__(self):
+        return self.batches.size
+
+
+def test_rollover_batches_are_mxnets_and_any_epoch_follows_from_the_seed():
+    """MXNet's BatchSampler(last_batch='rollover'), GluonCV's training loader, over the same
+    orders gives the same batches epoch after epoch; a fresh object set to epoch e (a resumed
+    run) gives epoch e's batches, the images carried over from e-1 included."""
+    size, batch = 10, 4
+    ours = data.RolloverBatches(size, batch, seed=5)
+    theirs = mx.gluon.data.BatchSampler(_Orders(ours), batch, "rollover")
+    lengths = []
+    for epoch in range(5):
+        ours.set_epoch(epoch)
+        got = [[index for index, _ in keys] for keys in ours]
+        assert got == [list(b) for b in theirs], epoch
+        lengths.append(len(ours))
+        resumed = data.RolloverBatches(size, batch, seed=5)
+        resumed.set_epoch(epoch)
+        assert list(resumed) == list(ours)
+    assert lengths == [2, 3, 2, 3, 2]  # 10 images in batches of 4: 2 carried over every 2nd
+
+
+def test_each_sample_draws_its_augmentation_from_its_own_seed(tmp_path):
+    """GluonCV's random crop, scale, mirror and blur of one key are the same whenever and in
+    whatever order it is read; other seeds give other crops."""
+    demo_scenes.write_segmentation_set(str(tmp_path))
+    dataset = data.gluoncv_dataset(str(tmp_path), "train", "train", 48, 32, 10)
+    samples = data.SeededSamples(dataset)
+    first = samples[(3, 11)]
+    samples[(5, 12)]
+    again = samples[(3, 11)]
+    assert first[0].shape == (3, 32, 32) and first[1].shape == (32, 32)
+    assert (first[0] == again[0]).min() == 1 and (first[1] == again[1]).min() == 1
+    others = [samples[(3, seed)][0] for seed in range(4)]
+    assert any((o - first[0]).abs().max().asscalar() > 0 for o in others)
+    assert dataset.num_class == 10 and dataset.images == sorted(dataset.images)
+    assert first[1].min().asscalar() >= -1 and first[1].max().asscalar() <= 9  # 0 is now -1
+
+
+@pytest.mark.parametrize("backbone,channels", [("resnet18_v1b", (256, 512)),
+                                               ("resnet50_v1d", (1024, 2048))])
+def test_the_fcn_takes_our_backbone_at_any_depth(backbone, channels):
+    """Head on stage 4 and auxiliary head on stage 3, with their input channels; heads at 10x
+    the learning rate, the backbone at 1x; outputs at the crop size."""
+    net = model.build_fcn(backbone, 7, None, aux=True, base_size=40, crop_size=32)
+    model.initialise(net, [mx.cpu()])
+    main, aux = net(mx.nd.zeros((1, 3, 32, 32)))
+    assert main.shape == aux.shape == (1, 7, 32, 32)
+    assert net.head.block[0].weight.shape[1] == channels[1]
+    assert net.auxlayer.block[0].weight.shape[1] == channels[0]
+    mults = {name.split(".")[0]: p.lr_mult for name, p in net._collect_params_with_prefix().items()}
+    assert mults["head"] == mults["auxlayer"] == 10 and mults["layer4"] == 1
+    assert net.layer4 is not None and getattr(net.layer4[0], "conv2")._kwargs["dilate"] != (1, 1)
+
+
+def test_the_backbone_weights_come_from_the_classifier_file(tmp_path):
+    from gluon_tricks.models import get_model
+    classifier = get_model("resnet18_v1d", classes=5)
+    classifier.initialize(mx.init.Xavier())
+    classifier(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path / "c.params")
+    classifier.save_parameters(path)
+    net = model.build_fcn("resnet18_v1d", 3, path, aux=False, base_size=40, crop_size=32)
+    model.initialise(net, [mx.cpu()])
+    saved = mx.nd.load(path)
+    own = net._collect_params_with_prefix()
+    stages = [name for name in saved if not name.startswith("fc.")]
+    assert stages and all((own[name].data() == saved[name]).min() == 1 for name in stages)
+
+
+def test_the_schedule_is_polynomial_with_power_0_9():
+    """lr (1 - T / (N - 1)) ** 0.9 at update T of N, after a linear warmup when asked."""
+    scheduler = loop.lr_scheduler(0.01, epochs=3, warmup_epochs=0, iters_per_epoch=5)
+    for t in (0, 3, 7, 14):
+        assert scheduler(t) == pytest.approx(0.01 * (1 - t / 14) ** 0.9)
+    warm = loop.lr_scheduler(0.01, epochs=3, warmup_epochs=1, iters_per_epoch=5)
+    assert warm(0) == 0 and warm(2) == pytest.approx(0.01 * 2 / 4)
+    assert warm(5) == pytest.approx(0.01) and warm(7) == pytest.approx(0.01 * (1 - 2 / 9) ** 0.9)
+
+
+class _Oracle:
+    """A 'model' whose main head scores each pixel's label (from a lookup) as the best class."""
+
+    def __init__(self, targets, nclass, wrong_class=None):
+        self.targets, self.nclass, self.wrong = iter(targets), nclass, wrong_class
+
+    def evaluate(self, x):
+        target = next(self.targets).asnumpy()
+        label = np.where(target < 0, 0, target)
+        if self.wrong is not None:
+            label = np.where(label == self.wrong, (self.wrong + 1) % self.nclass, label)
+        scores = np.eye(self.nclass)[label].transpose(0, 3, 1, 2)
+        return mx.nd.array(scores)
+
+
+def test_validation_counts_pixels_and_ignores_label_minus_one():
+    """Perfect predictions: pixAcc 1 and mIoU 1 (every class present); class 1 always predicted
+    as 2: pixAcc the other pixels' share, IoU 0 for class 1 and |2| / |1 or 2| for class 2."""
+    from gluoncv.utils.metrics import SegmentationMetric
+    target = mx.nd.array([[[0, 1, 2], [2, 2, -1]]], dtype="int32")
+    loader = [(mx.nd.zeros((1, 3, 2, 3)), target)]
+    pix_acc, miou = loop.validate(_Oracle([target], 3), loader, SegmentationMetric(3), mx.cpu())
+    assert (pix_acc, miou) == pytest.approx((1.0, 1.0))
+    pix_acc, miou = loop.validate(_Oracle([target], 3, wrong_class=1), loader,
+                                  SegmentationMetric(3), mx.cpu())
+    assert pix_acc == pytest.approx(4 / 5)
+    assert miou == pytest.approx((1 + 0 + 3 / 4) / 3)
