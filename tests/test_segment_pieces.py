@@ -128,3 +128,41 @@ def test_validation_counts_pixels_and_ignores_label_minus_one():
                                   SegmentationMetric(3), mx.cpu())
     assert pix_acc == pytest.approx(4 / 5)
     assert miou == pytest.approx((1 + 0 + 3 / 4) / 3)
+
+
+class _ConstantClass(mx.gluon.HybridBlock):
+    """A segmentation 'model' that scores class `k` highest at every pixel of any image."""
+
+    def __init__(self, k, nclass, crop_size):
+        super().__init__()
+        self.k, self.nclass, self.base_size, self.crop_size = k, nclass, crop_size, crop_size
+        with self.name_scope():
+            self.unused = self.params.get("unused", shape=(1,), init="zeros")
+        self.initialize()
+
+    def evaluate(self, x):
+        return mx.nd.one_hot(mx.nd.full(x.shape[:1] + x.shape[2:], self.k), self.nclass) \
+            .transpose((0, 3, 1, 2))
+
+
+def test_multi_scale_evaluation_scores_whole_images(tmp_path):
+    """Whole validation images through MultiEvalModel (two scales, flipped) with a model that
+    always says class k: pixAcc = the share of class k among the labelled pixels of the masks,
+    mIoU = that share / classes (IoU 0 elsewhere), counted here from the PNGs."""
+    from PIL import Image
+    from gluoncv.utils.metrics import SegmentationMetric
+    demo_scenes.write_segmentation_set(str(tmp_path))
+    masks = sorted(tmp_path.glob("ADEChallengeData2016/annotations/validation/*.png"))[:6]
+    for extra in sorted(tmp_path.glob("ADEChallengeData2016/*/validation/*"))[6:]:
+        if extra.stem not in {m.stem for m in masks}:
+            extra.unlink()
+    labels = np.concatenate([np.array(Image.open(m)).ravel() for m in masks])
+    k = int(np.bincount(labels[labels > 0]).argmax()) - 1  # mask value k + 1 is class k
+    share = np.sum(labels == k + 1) / np.sum(labels > 0)
+    dataset = data.gluoncv_dataset(str(tmp_path), "val", "testval", 48, 32, 10)
+    assert len(dataset) == 6
+    pix_acc, miou = loop.validate_multi_scale(
+        _ConstantClass(k, 10, 32), data.testval_loader(dataset, 0), SegmentationMetric(10), 10,
+        mx.cpu(), scales=(0.75, 1.5))
+    assert 0 < share < 1 and pix_acc == pytest.approx(share)
+    assert miou == pytest.approx(share / 10)

@@ -50,7 +50,8 @@ def validate(model, loader, metric, ctx):
     metric.reset()
     for data, target in loader:
         output = model.evaluate(data.as_in_context(ctx))
-        metric.update([target.as_in_context(ctx)], [output])
+        # NDArrays, not lists: SegmentationMetric runs a list in threads that swallow errors
+        metric.update(target.as_in_context(ctx), output)
     return metric.get()
 
 
@@ -62,8 +63,10 @@ def validate_multi_scale(model, loader, metric, nclass, ctx, scales, flip=True):
     evaluator = MultiEvalModel(model, nclass, ctx_list=[ctx], flip=flip, scales=list(scales))
     metric.reset()
     for images, targets in loader:
-        predicts = [pred[0] for pred in evaluator.parallel_forward(images)]
-        metric.update([t.as_in_context(ctx) for t in targets], predicts)
+        # One image at a time (test.py's parallel_forward drops the batch axis on one device)
+        for image, target in zip(images, targets):
+            scores = evaluator(image.as_in_context(ctx))
+            metric.update(target.expand_dims(0).as_in_context(ctx), scores)
     return metric.get()
 
 
