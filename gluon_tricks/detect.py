@@ -2,13 +2,12 @@
 backbone from a classifier checkpoint of this project, with the flags of GluonCV's
 train_faster_rcnn.py and its VOC recipe as defaults, logging in its format."""
 import os
-import sys
 
 from gluon_tricks.errors import UserError
 
 # Flags a resumed run may change: they do not change what is computed.
 FREE_ON_RESUME = ("epochs", "num_workers", "log_interval", "save_interval", "fresh_start",
-                  "code_version", "best_map")
+                  "save_interval_minutes", "keep_checkpoints", "dataset_root", "save_prefix")
 
 # train_faster_rcnn.py's defaults for --dataset voc.
 VOC_DEFAULTS = {"epochs": 20, "lr": 0.001, "lr_decay_epoch": "14,20", "lr_warmup": -1,
@@ -61,6 +60,11 @@ def add_arguments(parser):
     train.add_argument("--log-interval", type=int, default=100, help="batches between log lines")
     train.add_argument("--val-interval", type=int, default=1,
                        help="epochs between validations")
+    train.add_argument("--save-interval-minutes", type=float, default=0.0,
+                       help="also checkpoint in the middle of an epoch every this many minutes "
+                            "(0: at epoch ends only; a stop signal always checkpoints)")
+    train.add_argument("--keep-checkpoints", type=int, default=0,
+                       help="keep the newest N mid-epoch checkpoints (0: all)")
     train.add_argument("--fresh-start", action="store_true",
                        help="train from scratch even though the save prefix holds checkpoints "
                             "that fail verification")
@@ -99,85 +103,93 @@ def _dataset(root, splits, classes):
 
 
 def run_train(args):
+    from gluon_tricks.training.preemption import StopSignals
+    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
+    try:
+        from gluon_tricks.training.distributed import World
+        world = World.from_environment()
+        result = _train(args, world, signals)
+    finally:
+        signals.uninstall()
+    world.finish()
+    return result
+
+
+def _train(args, world, signals):
     import mxnet as mx
-    from gluoncv.utils import random as gcv_random
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
     from gluon_tricks.detection import data, loop, model
-    from gluon_tricks.training import checkpoint
-    from gluon_tricks.training.train_log import TrainLog
-    from gluon_tricks.training.distributed import World
+    from gluon_tricks.streams import seed_initialisation
+    from gluon_tricks.training.transfer_run import GuardedRun, TransferRun, TransferState
     config, steps = resolved(args)
-    if World.from_environment().size > 1:
+    if world.size > 1:
         raise UserError("detect train runs as one process for now; start it without horovodrun")
     classes = data.class_names(args.classes)
     root = data.devkit(os.path.expanduser(args.dataset_root))
     train_splits, test_splits = data.checked_sets(root, classes)
-    gcv_random.seed(args.seed)
+    seed_initialisation(args.seed)  # the heads' initial weights
     ctx = [mx.cpu()]
     net = model.build_faster_rcnn(args.network, classes, args.backbone_params, args.short,
                                   args.max_size, per_device_batch_size=args.batch_size,
                                   num_sample=args.rcnn_num_samples,
                                   rpn_test_post_nms=args.rpn_test_post_nms)
     model.initialise(net, ctx)
-    trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum)
+    model.prepare_for_loading(net)
+    trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum, world)
+    train_loader = data.train_loader(net, _dataset(root, train_splits, classes), args.batch_size,
+                                     args.num_workers, args.seed, world.rank, world.size)
+    val_loader = data.val_loader(net, _dataset(root, test_splits, classes), args.num_workers)
     prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)
-    save_dir, name = os.path.dirname(prefix) or ".", os.path.basename(prefix)
-    start_epoch, best = _resume(save_dir, name, config, net, trainer, ctx)
-    train_set = _dataset(root, train_splits, classes)
-    val_set = _dataset(root, test_splits, classes)
-    log = TrainLog(prefix + "_train.log")
+    run = TransferRun(model=os.path.basename(prefix), save_dir=os.path.dirname(prefix) or ".",
+                      logging_file=prefix + "_train.log", config=config,
+                      free_on_resume=FREE_ON_RESUME, iters_per_epoch=len(train_loader),
+                      process_batch_size=args.batch_size, world_size=world.size,
+                      fresh_start=args.fresh_start,
+                      save_interval_minutes=args.save_interval_minutes,
+                      keep_checkpoints=args.keep_checkpoints)
+    state = TransferState(net, trainer, ctx)
+    with GuardedRun(run, world, state, signals, epochs=config["epochs"]) as session:
+        if session.finished:
+            if world.is_root:
+                print("nothing to train: the checkpoint in %s has finished all %d epochs"
+                      % (run.save_dir, config["epochs"]))
+            return 0
+        world.broadcast_parameters(net)
+        guard, log = session.guard, session.log
 
-    def save(epoch, current):
-        current = current or 0.0
-        if current > best[0]:
-            best[0] = current
-            net.save_parameters(prefix + "_best.params")
-            log.info("[Epoch %d] mAP %s higher than current best, saving to %s_best.params"
-                     % (epoch, current, prefix))
-        if args.save_interval and not (epoch + 1) % args.save_interval:
-            path = "%s_%04d_%.4f.params" % (prefix, epoch, current)
-            net.save_parameters(path)
-            log.info("[Epoch %d] Saving parameters to %s" % (epoch, path))
-        checkpoint.save_checkpoint(save_dir, net, trainer, name, epoch + 1,
-                                   trainer._optimizer.num_update, dict(config, best_map=best[0]))
-    try:
-        log.namespace(config)
+        def end_epoch(epoch, current):
+            """GluonCV's weight files (rank 0), then the epoch's checkpoint."""
+            if world.is_root:
+                _save_gluoncv_files(prefix, net, epoch, current, guard.progress, log,
+                                    args.save_interval)
+            elif current is not None:
+                guard.progress["best_map"] = max(guard.progress.get("best_map", 0.0), current)
+            guard.save(epoch + 1)
         schedule = loop.Schedule(config["lr"], args.lr_decay, steps, float(config["lr_warmup"]),
                                  args.lr_warmup_factor)
-        loop.train(net, trainer, data.train_loader(net, train_set, args.batch_size,
-                                                   args.num_workers),
-                   data.val_loader(net, val_set, args.num_workers),
+        loop.train(net, trainer, train_loader, val_loader,
                    VOC07MApMetric(iou_thresh=0.5, class_names=classes), ctx, schedule,
-                   config["epochs"], log, save, start_epoch=start_epoch,
+                   config["epochs"], log, guard, end_epoch, world, start=session.start,
                    seed=args.seed, log_interval=args.log_interval,
-                   val_interval=args.val_interval, batch_size=args.batch_size)
-    finally:
-        log.close()
+                   val_interval=args.val_interval)
     return 0
 
 
-def _resume(save_dir, name, config, net, trainer, ctx):
-    """(first epoch, [best mAP]) of this run: those of the newest verified checkpoint of the
-    save prefix (weights and optimiser state loaded), else (0, [0.0]). A checkpoint written
-    with other flags (but those of FREE_ON_RESUME) is refused."""
-    from gluon_tricks.detection import model
-    from gluon_tricks.training import checkpoint
-
-    def warn(line):
-        print("gluon-tricks: warning: " + line, file=sys.stderr)
-    record = checkpoint.resume_point(save_dir, name, warn, config.get("fresh_start", False))
-    if record is None:
-        return 0, [0.0]
-    saved = record["config"]
-    differ = sorted(k for k in set(saved) | set(config) if k not in FREE_ON_RESUME
-                    and saved.get(k) != config.get(k))
-    if differ:
-        raise UserError("%s was written by a different run (differs in: %s); use another "
-                        "--save-prefix or the same flags" % (record["path"], ", ".join(
-                            "%s %r -> %r" % (k, saved.get(k), config.get(k)) for k in differ)))
-    model.prepare_for_loading(net)
-    epoch, _ = checkpoint.load_checkpoint(record, net, trainer, ctx)
-    return epoch, [float(saved.get("best_map", 0.0))]
+def _save_gluoncv_files(prefix, net, epoch, current, progress, log, save_interval):
+    """train_faster_rcnn.py's save_params: PREFIX_best.params when the mAP beats the best so
+    far (kept in `progress`, which every checkpoint saves), PREFIX_EPOCH_MAP.params every
+    `save_interval` epochs."""
+    from gluon_tricks import files
+    current = current or 0.0
+    if current > progress.get("best_map", 0.0):
+        progress["best_map"] = current
+        files.write_atomically(prefix + "_best.params", net.save_parameters)
+        log.info("[Epoch %d] mAP %s higher than current best, saving to %s_best.params"
+                 % (epoch, current, prefix))
+    if save_interval and not (epoch + 1) % save_interval:
+        path = "%s_%04d_%.4f.params" % (prefix, epoch, current)
+        files.write_atomically(path, net.save_parameters)
+        log.info("[Epoch %d] Saving parameters to %s" % (epoch, path))
 
 
 def run_eval(args):

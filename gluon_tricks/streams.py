@@ -25,6 +25,8 @@ class Tag:
     checkpoints were drawn with these)."""
     PERMUTATION = 0  # data order of an epoch, shared by all ranks
     MIXUP = 2  # mixup's lambda of one batch (1 was mixup's old last word: kept unused)
+    TRANSFER_ORDER = 3  # a transfer command's data order of an epoch (GluonCV's sampler)
+    TRANSFER_STEP = 4  # the network's own draws in one step on one device (R-CNN's sampler)
 
 
 def _check(seed, epoch):
@@ -46,6 +48,33 @@ def mixup_rng(seed, epoch, batch):
     if not 0 <= batch < SEED_LIMIT:
         raise ValueError("batch index out of range: %r" % (batch,))
     return np.random.default_rng([Tag.MIXUP, int(seed), int(epoch), int(batch)])
+
+
+def _word(key):
+    """A uint32 drawn from the numpy stream keyed by `key`, to seed a global generator."""
+    return int(np.random.default_rng([int(k) for k in key]).integers(SEED_LIMIT))
+
+
+def transfer_order_seed(seed, epoch):
+    """The seed of Python's and NumPy's global generators while GluonCV's sampler draws the
+    data order of `epoch` in a transfer command (the same on every rank)."""
+    _check(seed, epoch)
+    return _word([Tag.TRANSFER_ORDER, seed, epoch])
+
+
+def transfer_step_seed(seed, epoch, batch, device):
+    """The seed of MXNet's generator for the forward pass of batch `batch` of `epoch` on global
+    device `device` (rank x devices per rank + local device)."""
+    _check(seed, epoch)
+    if not (0 <= batch < SEED_LIMIT and 0 <= device < SEED_LIMIT):
+        raise ValueError("batch or device out of range: %r, %r" % (batch, device))
+    return _word([Tag.TRANSFER_STEP, seed, epoch, batch, device])
+
+
+def transfer_sample_seed(seed, epoch, index):
+    """The seed of Python's and NumPy's global generators while GluonCV's transform of image
+    `index` runs in `epoch` (in whichever worker process)."""
+    return int(sample_rng(seed, epoch, index).integers(SEED_LIMIT))
 
 
 def sample_rng(seed, epoch, index, attempt=0):

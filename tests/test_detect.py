@@ -2,8 +2,14 @@
 demo scenes): GluonCV's log format read back by the project's transfer-log parser, `eval` giving
 the logged mAP of a saved detector, the backbone's weights taken from a classifier checkpoint and
 trained where GluonCV trains them, and bad input refused before anything is written."""
+import glob
+import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import mxnet as mx
 import pytest
@@ -15,6 +21,7 @@ from gluon_tricks.figures.transfer_logs import parse_transfer_log, report_rows
 
 from conftest import assert_one_line_error
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--network", "resnet18_v1d", "--classes", "demo", "--short", "64", "--max-size", "96",
          "--num-workers", "0", "--rpn-test-post-nms", "10"]
 
@@ -180,24 +187,114 @@ def test_a_box_outside_its_image_is_refused_before_training(tiny_voc, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_voc, tmp_path, cli):
-    """Two epochs in one go, and one epoch then a second run continuing from its checkpoint
-    (weights, momentum, the epoch's random streams): the same weights to the bit. A run with
+RESUMABLE = ["detect", "train", *SMALL, "--rcnn-num-samples", "8", "--val-interval", "2",
+             "--lr", "0.01"]
+FINAL = "faster_rcnn_resnet18_v1d_voc-0002.params"  # the checkpoint after 2 epochs
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_voc, tmp_path_factory):
+    """Two epochs of RESUMABLE in one uninterrupted run: its save folder."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("reference")
+    assert main([*RESUMABLE, "--dataset-root", str(tiny_voc), "--epochs", "2",
+                 "--save-prefix", str(out) + "/"]) == 0
+    return out
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_voc, reference, tmp_path,
+                                                                  cli):
+    """One epoch, then a second run continuing from its checkpoint (weights, momentum, the
+    epoch's random streams): the same weights to the bit as two epochs in one go. A run with
     other flags is refused by the checkpoint it would continue."""
-    flags = ["detect", "train", *SMALL, "--dataset-root", tiny_voc, "--rcnn-num-samples", "8",
-             "--val-interval", "2", "--lr", "0.01"]
-    whole, parts = str(tmp_path / "whole") + "/", str(tmp_path / "parts") + "/"
-    assert cli(*flags, "--epochs", "2", "--save-prefix", whole)[0] == 0
+    flags = [*RESUMABLE, "--dataset-root", tiny_voc]
+    parts = str(tmp_path / "parts") + "/"
     assert cli(*flags, "--epochs", "1", "--save-prefix", parts)[0] == 0
     status, out, err = cli(*flags, "--epochs", "2", "--save-prefix", parts)
     assert status == 0, err
-    name = "faster_rcnn_resnet18_v1d_voc-0002.params"
-    assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes()
+    assert (reference / FINAL).read_bytes() == (tmp_path / "parts" / FINAL).read_bytes()
     log = parse_transfer_log(parts + "faster_rcnn_resnet18_v1d_voc_train.log")
     assert [[e.epoch for e in run.validated()] for run in log.runs] == [[], [1]]
     assert "Start training from [Epoch 1]" in out
-    assert_one_line_error(*cli(*flags[:-1], "0.02", "--epochs", "3", "--save-prefix", parts),
-                          "written by a different run", "lr 0.01 -> 0.02")
+    assert_one_line_error(*cli(*flags, "--lr", "0.02", "--epochs", "3", "--save-prefix", parts),
+                          "written by a different run", "lr 0.01 -> 0.02", "--save-prefix")
+
+
+@pytest.mark.parametrize("signum,step", [(signal.SIGTERM, 3), (signal.SIGINT, 6)])
+def test_a_stop_signal_checkpoints_mid_epoch_exits_75_and_the_rerun_ends_equal(
+        signum, step, tiny_voc, reference, tmp_path, cli, monkeypatch):
+    """The signal arrives during step `step` (of 4 a epoch): the run checkpoints after that
+    step, leaves the marker, exits with the classifier's status 75 and one line; the same
+    command then ends with the uninterrupted run's weights."""
+    from gluon_tricks import streams
+    from gluon_tricks.training.checkpoint import PREEMPTED_MARKER
+    from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
+    real, calls = streams.transfer_step_seed, []
+
+    def with_signal(*args):
+        calls.append(args)
+        if len(calls) == step:
+            os.kill(os.getpid(), signum)
+        return real(*args)
+    monkeypatch.setattr(streams, "transfer_step_seed", with_signal)
+    flags = [*RESUMABLE, "--dataset-root", tiny_voc, "--epochs", "2",
+             "--save-prefix", str(tmp_path) + "/"]
+    status, out, err = cli(*flags)
+    epoch, done = (step - 1) // 4, (step - 1) % 4 + 1
+    message = "stopped by %s at epoch %d after batch %d" % (signal.Signals(signum).name, epoch,
+                                                            done)
+    assert status == PREEMPTED_EXIT_CODE and err.count("\n") == 1 and message in err, err
+    assert message in (tmp_path / PREEMPTED_MARKER).read_text()
+    saved = tmp_path / ("faster_rcnn_resnet18_v1d_voc-%04d-batch%06d.json" % (epoch, done))
+    assert json.loads(saved.read_text())["batch"] == done
+    monkeypatch.undo()
+    status, out, err = cli(*flags)
+    assert status == 0, err
+    assert "Start training from [Epoch %d] [Batch %d]" % (epoch, done) in out
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+    assert not (tmp_path / PREEMPTED_MARKER).exists()
+
+
+def test_kill_9_mid_epoch_with_data_workers_then_the_same_command_ends_bitwise_equal(
+        tiny_voc, reference, tmp_path):
+    """A real `detect train` with 2 data worker processes and a checkpoint after every step,
+    killed with SIGKILL in epoch 1 (whatever it was writing), then run again: the weights equal
+    the uninterrupted run's (with no workers) to the bit. Each image's random flip and RPN
+    targets are keyed by (seed, epoch, image), whichever process decodes it."""
+    out = str(tmp_path) + "/"
+    command = [sys.executable, "-m", "gluon_tricks", *RESUMABLE, "--dataset-root",
+               str(tiny_voc), "--epochs", "2", "--save-prefix", out, "--num-workers", "2",
+               "--save-interval-minutes", "1e-9", "--keep-checkpoints", "1"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    try:
+        while not glob.glob(out + "*-0001-batch000002.json") and job.poll() is None:
+            assert time.time() < deadline, "no checkpoint at epoch 1, batch 2"
+            time.sleep(0.05)
+    finally:
+        job.kill()  # SIGKILL
+        job.wait()
+    assert job.returncode == -signal.SIGKILL, job.stderr.read()
+    assert not os.path.exists(out + FINAL)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Start training from [Epoch 1] [Batch" in rerun.stdout
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+
+
+def test_a_second_run_in_the_same_save_folder_is_refused(tiny_voc, tmp_path, cli):
+    from gluon_tricks.training.savedir_lock import RunLock
+    held = RunLock(str(tmp_path))
+    held.acquire()
+    try:
+        assert_one_line_error(*cli(*RESUMABLE, "--dataset-root", tiny_voc, "--epochs", "1",
+                                   "--save-prefix", str(tmp_path) + "/"),
+                              "in use by another run", "pid %d" % os.getpid())
+    finally:
+        held.release()
+    assert not glob.glob(str(tmp_path / "*.log"))
 
 
 def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_voc, tmp_path, cli):

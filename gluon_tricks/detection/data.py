@@ -3,7 +3,7 @@ use, and GluonCV's loaders over them: FasterRCNNDefaultTrainTransform with its t
 generator, aspect-ratio buckets, and one image per validation batch."""
 import os
 
-from gluon_tricks.data import voc
+from gluon_tricks.data import keyed, voc
 from gluon_tricks.errors import UserError
 
 TRAIN_SPLITS = ((2007, "trainval"), (2012, "trainval"))
@@ -54,21 +54,24 @@ def checked_sets(root, classes, train=True):
     return train_splits, test_splits
 
 
-def train_loader(net, dataset, batch_size, num_workers, parts=1, part=0):
-    """GluonCV's Faster R-CNN training loader (its train_faster_rcnn.py get_dataloader)."""
+def train_loader(net, dataset, batch_size, num_workers, seed, rank=0, ranks=1, devices=1):
+    """GluonCV's Faster R-CNN training loader (its train_faster_rcnn.py get_dataloader: its
+    bucketing sampler, FasterRCNNDefaultTrainTransform with the RPN targets, its batchify) with
+    every random draw keyed by (seed, epoch, image) (data.keyed). `batch_size` images per rank,
+    `devices` of them per batch shard; rank `rank` of `ranks` takes its share of each global
+    batch. Its `epoch(epoch, first_batch)` gives the batches of an epoch."""
     import mxnet as mx
     from gluoncv.data.batchify import FasterRCNNTrainBatchify
-    from gluoncv.data.sampler import SplitSortedBucketSampler
     from gluoncv.data.transforms.presets.rcnn import FasterRCNNDefaultTrainTransform
     ratios = (dataset.get_im_aspect_ratio() if hasattr(dataset, "get_im_aspect_ratio")
               else [1.0] * len(dataset))  # VOC's reader has none: one bucket, as GluonCV
-    sampler = SplitSortedBucketSampler(ratios, batch_size,
-                                       num_parts=parts, part_index=part, shuffle=True)
+    batches = keyed.EpochBatches(keyed.bucket_sampler(ratios, batch_size * ranks), batch_size,
+                                 seed, rank, ranks)
     transform = FasterRCNNDefaultTrainTransform(net.short, net.max_size, net, ashape=net.ashape,
                                                 multi_stage=False)
-    return mx.gluon.data.DataLoader(dataset.transform(transform), batch_sampler=sampler,
-                                    batchify_fn=FasterRCNNTrainBatchify(net, 1),
-                                    num_workers=num_workers)
+    return keyed.EpochLoader(mx.gluon.data.DataLoader(
+        keyed.KeyedTransform(dataset, transform, seed), batch_sampler=batches,
+        batchify_fn=FasterRCNNTrainBatchify(net, devices), num_workers=num_workers), batches)
 
 
 def val_loader(net, dataset, num_workers):

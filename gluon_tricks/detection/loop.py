@@ -4,6 +4,7 @@ format so that `report` and `plot curves` read our logs and GluonCV's alike."""
 import time
 from dataclasses import dataclass
 
+from gluon_tricks import streams
 from gluon_tricks.errors import UserError
 
 
@@ -26,11 +27,6 @@ class Schedule:
             alpha = iteration / self.warmup
             return base * (self.warmup_factor * (1 - alpha) + alpha)
         return base
-
-
-def epoch_seed(seed, epoch):
-    """The seed of epoch `epoch`'s random streams (a 32-bit value, distinct per epoch)."""
-    return (seed * 1000003 + epoch) % (1 << 31)
 
 
 def _split_and_load(batch, ctx):
@@ -63,23 +59,33 @@ def validation_message(epoch, names, values):
         "%s=%s" % (name, value) for name, value in zip(names, values)))
 
 
-def make_trainer(net, lr, wd, momentum):
-    """SGD over the trainable parameters only (frozen BN, stem and stage 1 stay)."""
+def make_trainer(net, lr, wd, momentum, world):
+    """SGD over the trainable parameters only (frozen BN, stem and stage 1 stay); under Horovod
+    its DistributedTrainer (gradients summed over ranks, the update divided by every rank's
+    images), as train_faster_rcnn.py --horovod."""
     import mxnet as mx
     net.collect_params().setattr("grad_req", "null")
     net.collect_train_params().setattr("grad_req", "write")
-    return mx.gluon.Trainer(net.collect_train_params(), "sgd",
-                            {"learning_rate": lr, "wd": wd, "momentum": momentum},
-                            kvstore="local")
+    settings = {"learning_rate": lr, "wd": wd, "momentum": momentum}
+    if world.size > 1:
+        return world.hvd.DistributedTrainer(net.collect_train_params(), "sgd", settings)
+    return mx.gluon.Trainer(net.collect_train_params(), "sgd", settings, kvstore="local")
 
 
-def train(net, trainer, train_data, val_data, metric, ctx, schedule, epochs, log, save,
-          start_epoch=0, seed=233, log_interval=100, val_interval=1, batch_size=1):
-    """Epochs start_epoch..epochs-1; after each, validation every `val_interval` epochs and
-    `save(epoch, mAP or None)`. Returns the last mAP validated (None if none). The random
-    streams (Python's, NumPy's, MXNet's: data order, flips, the RPN's and R-CNN's samplers) are
-    seeded from (seed, epoch) at each epoch, so a run resumed at an epoch continues exactly."""
-    from gluoncv.utils import random as gcv_random
+def _summed(metrics, world):
+    """`name=value` of each metric, its sums and counts added over every rank."""
+    sums = world.sum([x for m in metrics for x in (m.sum_metric, m.num_inst)], name="metrics")
+    return ",".join("%s=%.3f" % (m.name, total / count if count else float("nan"))
+                    for m, total, count in zip(metrics, sums[0::2], sums[1::2]))
+
+
+def train(net, trainer, loader, val_data, metric, ctx, schedule, epochs, log, guard, end_epoch,
+          world, start=(0, 0), seed=233, log_interval=100, val_interval=1):
+    """Epochs from `start` (epoch, batch) to epochs-1 on this process's devices `ctx` (one image
+    shard each); after each, validation every `val_interval` epochs and `end_epoch(epoch, mAP
+    or None)`. `guard` (a RunGuard) agrees with the other ranks before each step whether to
+    save and stop. Every random draw is keyed by (seed, epoch, batch, image or device), so a run
+    resumed at any batch continues exactly. Returns the last mAP validated (None if none)."""
     import mxnet as mx
     from gluoncv.model_zoo.rcnn.faster_rcnn.data_parallel import ForwardBackwardTask
     from gluoncv.utils.metrics.rcnn import (RCNNAccMetric, RCNNL1LossMetric, RPNAccMetric,
@@ -91,39 +97,49 @@ def train(net, trainer, train_data, val_data, metric, ctx, schedule, epochs, log
         net, trainer, mx.gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
         mx.gluon.loss.HuberLoss(rho=1.0 / 9.0), mx.gluon.loss.SoftmaxCrossEntropyLoss(),
         mx.gluon.loss.HuberLoss(rho=1.0), mix_ratio=1.0, amp_enabled=False)
-    log.info("Start training from [Epoch %d]" % start_epoch)
+    batch_size = loader.batches.batch_size
+    start_epoch, start_batch = start
+    log.info("Start training from [Epoch %d]" % start_epoch
+             + (" [Batch %d]" % start_batch if start_batch else ""))
     last_map = None
     for epoch in range(start_epoch, epochs):
-        gcv_random.seed(epoch_seed(seed, epoch))
+        first = start_batch if epoch == start_epoch else 0
         net.hybridize()
         for m in losses + extra:
             m.reset()
         tic = btic = time.time()
-        for i, batch in enumerate(train_data):
+        for i, batch in enumerate(guard.agreed_batches(epoch, loader.epoch(epoch, first), first),
+                                  first):
             lr = schedule.lr_at(epoch, i)
             if lr != trainer.learning_rate:
                 trainer.set_learning_rate(lr)
-            result = task.forward_backward(list(zip(*_split_and_load(batch, ctx)))[0])
+            results = []
+            for device, shard in enumerate(zip(*_split_and_load(batch, ctx))):
+                mx.random.seed(streams.transfer_step_seed(
+                    seed, epoch, i, world.rank * len(ctx) + device), ctx=ctx[device])
+                results.append(task.forward_backward(shard))
             trainer.step(batch_size)
-            for m, value in zip(losses, result[:4]):
-                m.update(0, [value])
-            for m, pred in zip(extra, result[4:]):
-                m.update(pred[0], pred[1])
+            for result in results:
+                for m, value in zip(losses, result[:4]):
+                    m.update(0, [value])
+                for m, pred in zip(extra, result[4:]):
+                    m.update(pred[0], pred[1])
             loss = losses[0].get()[1] + losses[2].get()[1]
             if loss != loss:
                 raise UserError("the loss became NaN at epoch %d, batch %d (lower --lr?)"
                                 % (epoch, i))
             if log_interval and not (i + 1) % log_interval:
+                text = _summed(losses + extra, world)
                 log.info("[Epoch %d][Batch %d], Speed: %.3f samples/sec, %s" % (
-                    epoch, i, log_interval * batch_size / (time.time() - btic),
-                    ",".join("%s=%.3f" % m.get() for m in losses + extra)))
+                    epoch, i, log_interval * batch_size * world.size / (time.time() - btic),
+                    text))
                 btic = time.time()
-        log.info("[Epoch %d] Training cost: %.3f, %s" % (
-            epoch, time.time() - tic, ",".join("%s=%.3f" % m.get() for m in losses)))
+        log.info("[Epoch %d] Training cost: %.3f, %s" % (epoch, time.time() - tic,
+                                                         _summed(losses, world)))
         current = None
         if not (epoch + 1) % val_interval:
             names, values = validate(net, val_data, metric, ctx)
             log.info(validation_message(epoch, names, values))
             current = last_map = float(values[-1])
-        save(epoch, current)
+        end_epoch(epoch, current)
     return last_map

@@ -70,10 +70,11 @@ def checkpoint_bytes(net):
 
 
 def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
-                    rank_statistics=None, loss_scaler=None):
+                    rank_statistics=None, loss_scaler=None, progress=None):
     """Write the checkpoint taken after `epoch` completed epochs and `batch` batches of the next;
     returns its JSON path. Refuses non-finite weights, and a disk without room for it.
-    `config`: the RunConfig (or its dict); `loss_scaler`: the LossScaler's state, kept apart.
+    `config`: the RunConfig (or its dict); `loss_scaler`: the LossScaler's state, kept apart;
+    `progress`: a small JSON dict of what the run tracks across epochs (a best mAP so far).
     `rank_statistics` (mid-epoch under Horovod): every rank's BatchNorm running statistics, an
     NDArray (ranks, values), saved as PREFIX.ranks; a resume gives each rank its own back."""
     bad = non_finite_parameters(net, trainer)
@@ -102,6 +103,7 @@ def save_checkpoint(save_dir, net, trainer, model, epoch, step, config, batch=0,
     record = {"format": FORMAT, "epoch": epoch, "batch": batch, "step": step,
               "params": listing["params"]["name"], "states": listing["states"]["name"],
               "files": listing, "config": config, "loss_scaler": loss_scaler,
+              "progress": dict(progress or {}),
               "rng": {"seed": config.get("seed"),
                       "streams": "derived from (seed, epoch, batch)"}}
 
@@ -219,6 +221,10 @@ def check_record_fields(record):
     if scaler is not None and not isinstance(scaler, dict):
         raise CheckpointInvalid("has a malformed config: loss_scaler is %r, not a dict"
                                 % (scaler,))
+    progress = record.get("progress")
+    if progress is not None and not isinstance(progress, dict):
+        raise CheckpointInvalid("has a malformed progress (%s, not a dict)"
+                                % type(progress).__name__)
 
 
 def checkpoint_jsons(save_dir, model):
@@ -249,9 +255,10 @@ def find_latest(save_dir, model, report=None, check_finite=True):
     return None
 
 
-def resume_point(save_dir, model, report, fresh_start=False):
+def resume_point(save_dir, model, report, fresh_start=False, save_flag="--save-dir"):
     """The checkpoint a run continues, or None for a fresh start. A save dir whose checkpoints
-    all fail verification is refused (a fresh start would overwrite them) unless `fresh_start`."""
+    all fail verification is refused (a fresh start would overwrite them) unless `fresh_start`.
+    `save_flag`: the command's flag naming the save dir, for the message."""
     skipped = []
 
     def note(line):
@@ -261,8 +268,8 @@ def resume_point(save_dir, model, report, fresh_start=False):
     if record is None and skipped and not fresh_start:
         raise UserError("%s holds %d checkpoint(s) of %s and none passes verification (%s); "
                         "training from scratch would overwrite them: pass --fresh-start to do "
-                        "so, or use another --save-dir" % (save_dir, len(skipped), model,
-                                                           skipped[0]))
+                        "so, or use another %s" % (save_dir, len(skipped), model,
+                                                   skipped[0], save_flag))
     return record
 
 
@@ -364,15 +371,16 @@ def remove_preempted_marker(save_dir):
 
 
 def check_compatible(record, run):
-    """A checkpoint continues only the run that wrote it: every RunConfig field marked
-    `breaks_resume` must agree (fields an older checkpoint did not save are not compared)."""
-    from gluon_tricks.training.run_config import resume_fields
+    """A checkpoint continues only the run that wrote it: every field of `run.resume_fields()`
+    (a RunConfig's marked `breaks_resume`) must agree (fields an older checkpoint did not save
+    are not compared)."""
     saved, current = record.get("config", {}), run.as_dict()
-    differ = [k for k in resume_fields() if k in saved and saved[k] != current[k]]
+    differ = [k for k in run.resume_fields() if k in saved and saved[k] != current[k]]
     if differ:
         raise UserError("%s was written by a different run (differs in: %s); use another "
-                        "--save-dir or the same flags" % (record["path"], ", ".join(
-                            "%s %r -> %r" % (k, saved[k], current[k]) for k in differ)))
+                        "%s or the same flags" % (record["path"], ", ".join(
+                            "%s %r -> %r" % (k, saved[k], current[k]) for k in differ),
+                            run.SAVE_FLAG))
 
 
 def running_statistics(net):

@@ -53,6 +53,11 @@ class TrainState:
     notes: List[str] = field(default_factory=list)  # for the log: fine-tuning
     validation_seconds: float = 0.0  # the last validation's, for the run's ETA
 
+    @property
+    def loss_scaler(self):
+        """The step's LossScaler, whose state a checkpoint keeps."""
+        return self.step.scaler
+
 
 def build_network(name, classes, last_gamma, ctx, input_size, dtype, seed):
     """The paper-initialised network on `ctx`, materialised (shapes known) and cast to `dtype`."""

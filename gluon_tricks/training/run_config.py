@@ -9,6 +9,7 @@ what the log's Namespace line and the checkpoint's JSON hold.
 """
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from gluon_tricks.errors import UserError
 
@@ -25,6 +26,9 @@ def _resolved(breaks_resume):
 
 @dataclass(frozen=True)
 class RunConfig:
+    SAVE_FLAG: ClassVar[str] = "--save-dir"  # the flag naming the save dir, for messages
+    per_rank_statistics: ClassVar[bool] = True  # BatchNorm statistics differ by rank mid-epoch
+
     # -- what is trained, and on which data
     model: str = _flag(True)
     classes: int = _resolved(True)  # from the training data
@@ -110,6 +114,15 @@ class RunConfig:
     def as_dict(self):
         """The fields as a dict (for the log's Namespace line and the checkpoint's JSON)."""
         return dataclasses.asdict(self)
+
+    def resume_fields(self):
+        """Names of the fields that must agree for a run to continue another one's checkpoint."""
+        return resume_fields()
+
+    def kept_files(self):
+        """Files named by flags, which the save dir's cleaning at start never removes."""
+        return (self.resume_params, self.resume_states, self.pretrained_params,
+                self.teacher_params)
 
 
 def flag_fields():

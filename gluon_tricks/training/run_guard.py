@@ -7,6 +7,13 @@ The loop calls `start()` and then `load(state)` once the network exists, both be
 log; `attach(log)` once the log is open; `agreed_batches(epoch, batches, first)` around the
 batches of each epoch (the ranks agree before each step whether to save and stop); `save(epoch)`
 when an epoch's checkpoint is due; and `close()` at the end, whatever happens.
+
+`run` is the classifier's RunConfig or a transfer command's TransferRun (training/transfer_run.py):
+what the guard reads of it is save_dir, logging_file, model (the checkpoints' name), fresh_start,
+resume, resume_params (a GluonCV file to start from; '' for none), iters_per_epoch, num_devices,
+world_size, process_batch_size, global_batch_size, save_interval_minutes, keep_checkpoints,
+as_dict(), resume_fields(), kept_files(), SAVE_FLAG and per_rank_statistics. `state` has net,
+trainer, ctx and loss_scaler (a LossScaler, or None).
 """
 import logging
 import os
@@ -32,6 +39,7 @@ class RunGuard:
         self.lock = RunLock(run.save_dir, run.logging_file) if world.is_root else None
         self.notes = []  # lines for the log, which is not open yet when they are found
         self.record = None  # the checkpoint this run continues
+        self.progress = {}  # what the run tracks across epochs (a best mAP), saved with each
         self.control = None
         self.state = self.log = None
         self._data_handlers = []
@@ -58,14 +66,13 @@ class RunGuard:
         if self.lock is not None:
             self.notes += self.lock.acquire()
             checkpoint.remove_stale_temp_files(self.run.save_dir, self.notes.append)
-            checkpoint.remove_orphan_files(
-                self.run.save_dir, self.run.model,
-                (self.run.resume_params, self.run.resume_states, self.run.pretrained_params,
-                 self.run.teacher_params), self.notes.append)
+            checkpoint.remove_orphan_files(self.run.save_dir, self.run.model,
+                                           self.run.kept_files(), self.notes.append)
             checkpoint.remove_preempted_marker(self.run.save_dir)
         if not self.run.resume_params:
             self.record = checkpoint.resume_point(self.run.save_dir, self.run.model,
-                                                  self.notes.append, self.run.fresh_start)
+                                                  self.notes.append, self.run.fresh_start,
+                                                  self.run.SAVE_FLAG)
             if self.record is None and self.run.resume:
                 raise UserError("--resume: no checkpoint of %s in %s"
                                 % (self.run.model, self.run.save_dir))
@@ -93,11 +100,11 @@ class RunGuard:
         if refused:
             raise UserError("rank %d %s" % refused[0])
         if len(set(views)) > 1:
-            raise UserError("the ranks do not see the same checkpoint to continue in --save-dir "
+            raise UserError("the ranks do not see the same checkpoint to continue in %s "
                             "%s (%s): every rank must see the same files (one shared folder; "
                             "NFS attribute caching can hide the newest files from a node)"
-                            % (self.run.save_dir, "; ".join("rank %d: %s" % item
-                                                            for item in enumerate(views))))
+                            % (self.run.SAVE_FLAG, self.run.save_dir, "; ".join(
+                                "rank %d: %s" % item for item in enumerate(views))))
 
     def load(self, state):
         """Check the free space and load the checkpoint to continue (or GluonCV's files) into
@@ -124,7 +131,9 @@ class RunGuard:
         if self.record is None:
             return 0, 0
         epoch, step = checkpoint.load_checkpoint(self.record, state.net, state.trainer, state.ctx)
-        state.step.scaler.load_state(checkpoint.loss_scaler_state(self.record))
+        if state.loss_scaler is not None:
+            state.loss_scaler.load_state(checkpoint.loss_scaler_state(self.record))
+        self.progress = dict(self.record.get("progress") or {})
         batch = self.record.get("batch", 0)
         self.notes.append("resumed from %s: %d epochs%s done, step %d" % (
             self.record["path"], epoch, " and %d batches" % batch if batch else "", step))
@@ -172,14 +181,15 @@ class RunGuard:
         batches of the next (mid-epoch: with every rank's BatchNorm statistics). Rank 0 writes;
         returns the JSON path (None on other ranks)."""
         path = statistics = None
-        if batches and (self.world.size > 1 or self.run.num_devices > 1):
+        if batches and self._statistics_differ():
             statistics = self._gather_statistics()  # every rank takes part
         if self.world.is_root:
             run, state = self.run, self.state
             path = checkpoint.save_checkpoint(
                 run.save_dir, state.net, state.trainer, run.model, epoch,
                 epoch * run.iters_per_epoch + batches, run, batch=batches,
-                rank_statistics=statistics, loss_scaler=state.step.scaler.state())
+                rank_statistics=statistics, progress=self.progress,
+                loss_scaler=state.loss_scaler.state() if state.loss_scaler is not None else None)
             if batches:
                 self.log.info("[Epoch %d] checkpoint at batch %d: %s (%s)" % (
                     epoch, batches, path, "stopping on " + self.control.signal_name()
@@ -212,6 +222,10 @@ class RunGuard:
                 self.world.sum([0.0], name="preempted")  # rank 0 has written: leave together
             raise Preempted(message)
 
+    def _statistics_differ(self):
+        """Whether devices hold their own BatchNorm running statistics mid-epoch."""
+        return self.run.per_rank_statistics and (self.world.size > 1 or self.run.num_devices > 1)
+
     def _gather_statistics(self):
         """(ranks, values): the BatchNorm running statistics of each rank's every device, which
         differ mid-epoch (they are averaged at the end of an epoch only)."""
@@ -224,7 +238,7 @@ class RunGuard:
 
     def after_broadcast(self, state):
         """Once rank 0's weights are everyone's: each device's own running statistics back."""
-        if self.record is not None and (self.world.size > 1 or self.run.num_devices > 1):
+        if self.record is not None and self._statistics_differ():
             checkpoint.load_rank_statistics(self.record, state.net, self.world.rank,
                                             self.world.size)
 
