@@ -5,9 +5,10 @@ import os
 
 from gluon_tricks.errors import UserError
 
-# Flags a resumed run may change: they do not change what is computed.
-FREE_ON_RESUME = ("epochs", "workers", "log_interval", "fresh_start", "code_version",
-                  "logging_file", "save_dir")
+# Flags a resumed run may change: they do not change what is computed. Not --epochs: the poly
+# schedule decays over all of them.
+FREE_ON_RESUME = ("workers", "log_interval", "fresh_start", "save_interval_minutes",
+                  "keep_checkpoints", "dataset_root", "save_dir", "checkname", "logging_file")
 MULTI_SCALES = "0.5,0.75,1.0,1.25,1.5,1.75"  # GluonCV's MultiEvalModel
 
 
@@ -65,6 +66,11 @@ def add_arguments(parser):
     train.add_argument("--no-val", action="store_true", help="skip validation during training")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the data order, augmentation and dropout")
+    train.add_argument("--save-interval-minutes", type=float, default=0.0,
+                       help="also checkpoint in the middle of an epoch every this many minutes "
+                            "(0: at epoch ends only; a stop signal always checkpoints)")
+    train.add_argument("--keep-checkpoints", type=int, default=0,
+                       help="keep the newest N mid-epoch checkpoints (0: all)")
     train.add_argument("--fresh-start", action="store_true",
                        help="train from scratch even though --save-dir holds checkpoints that "
                             "fail verification")
@@ -143,13 +149,33 @@ def gluoncv_weights_name(epoch, miou):
 
 
 def run_train(args):
-    from gluoncv.utils import random as gcv_random
+    from gluon_tricks.training.preemption import StopSignals
+    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
+    try:
+        from gluon_tricks.training.distributed import World
+        world = World.from_environment()
+        result = _train(args, world, signals)
+    finally:
+        signals.uninstall()
+    world.finish()
+    return result
+
+
+def _segment_run():
+    from gluon_tricks.training.transfer_run import TransferRun
+
+    class SegmentRun(TransferRun):
+        SAVE_FLAG = "--save-dir"
+    return SegmentRun
+
+
+def _train(args, world, signals):
     from gluoncv.utils.metrics import SegmentationMetric
     from gluon_tricks.segmentation import data, loop, model
-    from gluon_tricks.training.distributed import World
-    from gluon_tricks.training.train_log import TrainLog
+    from gluon_tricks.streams import seed_initialisation
+    from gluon_tricks.training.transfer_run import GuardedRun, TransferState
     config = resolved(args)
-    if World.from_environment().size > 1:
+    if world.size > 1:
         raise UserError("segment train runs as one process for now; start it without horovodrun")
     root = os.path.expanduser(args.dataset_root)
     train_size = data.checked_set(root, "train", args.num_class)
@@ -159,38 +185,47 @@ def run_train(args):
         raise UserError("the training set has %d images, fewer than --batch-size %d"
                         % (train_size, args.batch_size))
     ctx = _context(config)
-    gcv_random.seed(args.seed)
+    seed_initialisation(args.seed)  # the heads' (and a scratch backbone's) initial weights
     net = model.build_fcn(args.backbone, args.num_class, args.backbone_params, args.aux,
                           args.base_size, args.crop_size)
     model.initialise(net, [ctx])
     iters_per_epoch = train_size // args.batch_size  # GluonCV's len(train_data) at the start
     scheduler = loop.lr_scheduler(args.lr, args.epochs, args.warmup_epochs, iters_per_epoch)
-    trainer = loop.make_trainer(net, args.lr, args.momentum, args.weight_decay, scheduler,
-                                args.no_wd)
-    save_dir = save_dir_of(config)
-    os.makedirs(save_dir, exist_ok=True)
-    log = TrainLog(os.path.join(save_dir, args.logging_file))
-
-    def save(epoch, miou):
-        path = os.path.join(save_dir, gluoncv_weights_name(epoch, miou or 0.0))
-        net.save_parameters(path)
+    trainer = loop.make_trainer(net, args.momentum, args.weight_decay, scheduler, args.no_wd)
 
     def dataset(split, mode):
         return data.gluoncv_dataset(root, split, mode, args.base_size, args.crop_size,
                                     args.num_class)
-    try:
-        log.namespace(config)
-        train_data, batches = data.train_loader(dataset("train", "train"), args.batch_size,
-                                                args.workers, args.seed)
-        val_data = None if args.no_val else data.val_loader(
-            dataset("val", "val"), args.test_batch_size, args.workers)
+    train_loader = data.train_loader(dataset("train", "train"), args.batch_size, args.workers,
+                                     args.seed)
+    val_loader = None if args.no_val else data.val_loader(
+        dataset("val", "val"), args.test_batch_size, args.workers)
+    save_dir = save_dir_of(config)
+    run = _segment_run()(
+        model=args.model, save_dir=save_dir,  # the checkpoints' name: GluonCV's --model
+        logging_file=os.path.join(save_dir, args.logging_file), config=config,
+        free_on_resume=FREE_ON_RESUME, iters_per_epoch=iters_per_epoch,
+        process_batch_size=args.batch_size, world_size=world.size, fresh_start=args.fresh_start,
+        save_interval_minutes=args.save_interval_minutes, keep_checkpoints=args.keep_checkpoints)
+    state = TransferState(net, trainer, [ctx])
+    with GuardedRun(run, world, state, signals, epochs=args.epochs) as session:
+        if session.finished:
+            print("nothing to train: the checkpoint in %s has finished all %d epochs"
+                  % (save_dir, args.epochs))
+            return 0
+        guard, log = session.guard, session.log
+
+        def end_epoch(epoch, miou):
+            """train.py's weight file of the epoch, then the epoch's checkpoint."""
+            from gluon_tricks import files
+            path = os.path.join(save_dir, gluoncv_weights_name(epoch, miou or 0.0))
+            files.write_atomically(path, net.save_parameters)
+            guard.save(epoch + 1)
         net.hybridize()
-        loop.train(net, trainer, loop.make_criterion(args.aux, args.aux_weight), train_data,
-                   batches, val_data, SegmentationMetric(args.num_class), ctx, args.epochs, log,
-                   save, start_epoch=0, seed=args.seed, batch_size=args.batch_size,
+        loop.train(net, trainer, loop.make_criterion(args.aux, args.aux_weight), train_loader,
+                   val_loader, SegmentationMetric(args.num_class), ctx, args.epochs, log, guard,
+                   end_epoch, start=session.start, seed=args.seed,
                    log_interval=args.log_interval, no_val=args.no_val)
-    finally:
-        log.close()
     return 0
 
 

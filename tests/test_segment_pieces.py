@@ -27,34 +27,39 @@ class _Orders:
 def test_rollover_batches_are_mxnets_and_any_epoch_follows_from_the_seed():
     """MXNet's BatchSampler(last_batch='rollover'), GluonCV's training loader, over the same
     orders gives the same batches epoch after epoch; a fresh object set to epoch e (a resumed
-    run) gives epoch e's batches, the images carried over from e-1 included."""
+    run) gives epoch e's batches, the images carried over from e-1 included, and from batch b
+    on when asked; every key (epoch of its order, image) comes once."""
     size, batch = 10, 4
     ours = data.RolloverBatches(size, batch, seed=5)
     theirs = mx.gluon.data.BatchSampler(_Orders(ours), batch, "rollover")
-    lengths = []
+    lengths, keys = [], []
     for epoch in range(5):
         ours.set_epoch(epoch)
-        got = [[index for index, _ in keys] for keys in ours]
-        assert got == [list(b) for b in theirs], epoch
+        got = list(ours)
+        assert [[index for _, index in b] for b in got] == [list(b) for b in theirs], epoch
         lengths.append(len(ours))
-        resumed = data.RolloverBatches(size, batch, seed=5)
-        resumed.set_epoch(epoch)
-        assert list(resumed) == list(ours)
+        keys += [key for b in got for key in b]
+        resumed = data.RolloverBatches(size, batch, seed=5).set_epoch(epoch)
+        assert list(resumed) == got
+        assert list(resumed.set_epoch(epoch, 1)) == got[1:]
     assert lengths == [2, 3, 2, 3, 2]  # 10 images in batches of 4: 2 carried over every 2nd
+    assert len(set(keys)) == len(keys) == 48
+    assert data.RolloverBatches(size, batch, seed=6).order(0).tolist() != ours.order(0).tolist()
 
 
-def test_each_sample_draws_its_augmentation_from_its_own_seed(tmp_path):
-    """GluonCV's random crop, scale, mirror and blur of one key are the same whenever and in
-    whatever order it is read; other seeds give other crops."""
+def test_each_image_draws_its_augmentation_from_its_own_key(tmp_path):
+    """GluonCV's random crop, scale, mirror and blur of one key (epoch, image) are the same
+    whenever and in whatever order it is read; other epochs give other crops."""
+    from gluon_tricks.data import keyed
     demo_scenes.write_segmentation_set(str(tmp_path))
     dataset = data.gluoncv_dataset(str(tmp_path), "train", "train", 48, 32, 10)
-    samples = data.SeededSamples(dataset)
-    first = samples[(3, 11)]
-    samples[(5, 12)]
-    again = samples[(3, 11)]
+    samples = keyed.KeyedTransform(dataset, data._as_read, 11)
+    first = samples[(0, 3)]
+    samples[(0, 5)]
+    again = samples[(0, 3)]
     assert first[0].shape == (3, 32, 32) and first[1].shape == (32, 32)
     assert (first[0] == again[0]).min() == 1 and (first[1] == again[1]).min() == 1
-    others = [samples[(3, seed)][0] for seed in range(4)]
+    others = [samples[(epoch, 3)][0] for epoch in range(1, 5)]
     assert any((o - first[0]).abs().max().asscalar() > 0 for o in others)
     assert dataset.num_class == 10 and dataset.images == sorted(dataset.images)
     assert first[1].min().asscalar() >= -1 and first[1].max().asscalar() <= 9  # 0 is now -1
@@ -166,3 +171,19 @@ def test_multi_scale_evaluation_scores_whole_images(tmp_path):
         mx.cpu(), scales=(0.75, 1.5))
     assert 0 < share < 1 and pix_acc == pytest.approx(share)
     assert miou == pytest.approx(share / 10)
+
+
+def test_the_trainer_steps_along_the_schedule():
+    """SGD's rate after k updates is the scheduler's at k; --no-wd clears the biases' decay."""
+    from mxnet import autograd
+    net = mx.gluon.nn.Dense(2)
+    net.initialize()
+    scheduler = loop.lr_scheduler(0.01, epochs=2, warmup_epochs=0, iters_per_epoch=5)
+    trainer = loop.make_trainer(net, 0.9, 1e-4, scheduler, no_wd=True)
+    for _ in range(3):
+        with autograd.record():
+            loss = net(mx.nd.ones((1, 4))).sum()
+        loss.backward()
+        trainer.step(1)
+    assert trainer.learning_rate == pytest.approx(0.01 * (1 - 3 / 9) ** 0.9)
+    assert net.bias.wd_mult == 0 and net.weight.wd_mult == 1

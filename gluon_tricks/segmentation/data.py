@@ -4,15 +4,14 @@ resized to the crop and a centre crop in validation; whole images for multi-scal
 normalised as its train.py does.
 
 Two departures make runs reproducible: the pairs are in sorted order (GluonCV keeps the file
-system's), and every training sample's augmentation draws from its own seed, derived from
-(seed, epoch, position), so the data of an epoch is the same whichever worker reads it and
-whether or not the run was resumed.
+system's), and every training image's augmentation draws from its own seed, derived from
+(seed, epoch, image) (data.keyed), so the data of an epoch is the same whichever worker reads
+it and wherever the run was resumed.
 """
-import random
-
 import numpy as np
 
-from gluon_tricks.data import ade20k
+from gluon_tricks import streams
+from gluon_tricks.data import ade20k, keyed
 from gluon_tricks.errors import UserError
 
 MEAN, STD = (.485, .456, .406), (.229, .224, .225)  # GluonCV's train.py normalisation
@@ -39,25 +38,9 @@ def gluoncv_dataset(root, split, mode, base_size, crop_size, num_class):
     return dataset
 
 
-def sample_seed(seed, epoch, position):
-    """The seed of the augmentation of the `position`-th sample of epoch `epoch`."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
-
-
-class SeededSamples:
-    """A data set read by keys (index, seed): Python's `random`, which GluonCV's training
-    transform draws from, is seeded with `seed` before sample `index` is made."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __getitem__(self, key):
-        index, seed = key
-        random.seed(seed)
-        return self.dataset[index]
-
-    def __len__(self):
-        return len(self.dataset)
+def _as_read(image, mask):
+    """The pair as the data set made it (its own transform draws the augmentation)."""
+    return image, mask
 
 
 class RolloverBatches:
@@ -65,23 +48,28 @@ class RolloverBatches:
     them: the images an epoch leaves over (fewer than a batch) open the next one. The order of
     epoch e is a permutation drawn from (seed, e), so any epoch's batches, the carried-over
     images included, follow from (seed, e) alone: a resumed run reads what an uninterrupted
-    one would. Yields lists of (index, sample seed) keys for SeededSamples; `set_epoch` first."""
+    one would. Yields lists of keys (e, index), e the epoch whose order drew the image (each
+    key comes once in a run), for data.keyed.KeyedTransform; `set_epoch` first."""
 
     def __init__(self, size, batch_size, seed):
         if size < batch_size:
             raise UserError("the training set has %d images, fewer than --batch-size %d"
                             % (size, batch_size))
-        self.size, self.batch_size, self.seed, self.epoch = size, batch_size, seed, 0
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.epoch, self.first = 0, 0
 
     def order(self, epoch):
-        return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        return np.random.default_rng(streams.transfer_order_seed(self.seed, epoch)).permutation(
+            self.size)
 
     def carried(self, epoch):
         """How many images epoch `epoch` takes over from the one before."""
         return (epoch * self.size) % self.batch_size
 
-    def set_epoch(self, epoch):
-        self.epoch = epoch
+    def set_epoch(self, epoch, first=0):
+        """The next iteration yields `epoch`'s batches from batch `first` on."""
+        self.epoch, self.first = epoch, first
+        return self
 
     def __len__(self):
         return (self.carried(self.epoch) + self.size) // self.batch_size
@@ -89,19 +77,22 @@ class RolloverBatches:
     def __iter__(self):
         epoch, carried = self.epoch, self.carried(self.epoch)
         previous = self.order(epoch - 1)[self.size - carried:] if carried else []
-        stream = [int(i) for i in previous] + [int(i) for i in self.order(epoch)]
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield [(index, sample_seed(self.seed, epoch, start + offset))
-                   for offset, index in enumerate(stream[start:start + self.batch_size])]
+        stream = ([(epoch - 1, int(i)) for i in previous]
+                  + [(epoch, int(i)) for i in self.order(epoch)])
+        for start in range(self.first * self.batch_size, len(self) * self.batch_size,
+                           self.batch_size):
+            yield stream[start:start + self.batch_size]
 
 
 def train_loader(dataset, batch_size, num_workers, seed):
-    """(loader, batches): GluonCV's shuffled rollover training loader over `dataset`, its
-    augmentation seeded per sample; call batches.set_epoch(e) before each epoch."""
+    """GluonCV's shuffled rollover training loader over `dataset` (mode 'train'), its
+    augmentation keyed by (seed, epoch, image) (data.keyed); its `epoch(epoch, first_batch)`
+    gives the batches of an epoch."""
     import mxnet as mx
     batches = RolloverBatches(len(dataset), batch_size, seed)
-    return mx.gluon.data.DataLoader(SeededSamples(dataset), batch_sampler=batches,
-                                    num_workers=num_workers), batches
+    return keyed.EpochLoader(mx.gluon.data.DataLoader(
+        keyed.KeyedTransform(dataset, _as_read, seed), batch_sampler=batches,
+        num_workers=num_workers), batches)
 
 
 def val_loader(dataset, batch_size, num_workers):

@@ -22,26 +22,23 @@ def lr_scheduler(lr, epochs, warmup_epochs, iters_per_epoch):
                     iters_per_epoch=iters_per_epoch, power=POLY_POWER)])
 
 
-def make_trainer(model, lr, momentum, weight_decay, scheduler, no_wd=False):
+def make_trainer(model, momentum, weight_decay, scheduler, no_wd=False):
     """SGD over every parameter (the heads at GluonCV's 10x lr_mult), as train.py builds it;
     no_wd: no weight decay on biases and BN (train.py's --no-wd)."""
     import mxnet as mx
     if no_wd:
         for param in model.collect_params(".*beta|.*gamma|.*bias").values():
             param.wd_mult = 0.0
+    # train.py also passes learning_rate, which MXNet ignores beside a scheduler (printing a
+    # warning to stdout): the scheduler alone gives every step's rate.
     return mx.gluon.Trainer(model.collect_params(), "sgd",
                             {"lr_scheduler": scheduler, "wd": weight_decay,
-                             "momentum": momentum, "learning_rate": lr}, kvstore="local")
+                             "momentum": momentum}, kvstore="local")
 
 
 def make_criterion(aux, aux_weight):
     from gluoncv.loss import MixSoftmaxCrossEntropyLoss
     return MixSoftmaxCrossEntropyLoss(aux, aux_weight=aux_weight)
-
-
-def epoch_seed(seed, epoch):
-    """The seed of epoch `epoch`'s MXNet/NumPy streams (dropout in the heads)."""
-    return (seed * 1000003 + epoch) % (1 << 31)
 
 
 def validate(model, loader, metric, ctx):
@@ -81,53 +78,47 @@ def training_message(epoch, iteration, iterations, loss):
                                                                 loss)
 
 
-def train_epoch(model, trainer, criterion, loader, ctx, epoch, batch_size, log,
-                log_interval=20):
-    """One epoch of train.py's Trainer.training; returns the epoch's mean training loss.
-    Logs every `log_interval` iterations and after the last."""
+def train(model, trainer, criterion, loader, val_data, metric, ctx, epochs, log, guard,
+          end_epoch, start=(0, 0), seed=0, log_interval=20, no_val=False):
+    """Epochs from `start` (epoch, batch) to epochs-1 of train.py's Trainer.training, each
+    followed by validation (unless no_val) and `end_epoch(epoch, mIoU or None)`. `guard` (a
+    RunGuard) is asked before each step whether to checkpoint and stop. The data's draws are
+    keyed by (seed, epoch, image), the heads' dropout by (seed, epoch, batch): a run resumed at
+    any batch continues exactly. Returns the last (pixAcc, mIoU) validated, or None."""
     import mxnet as mx
     from mxnet import autograd
-    total, iterations = 0.0, len(loader)
-    for i, (data, target) in enumerate(loader):
-        data, target = data.as_in_context(ctx), target.as_in_context(ctx)
-        with autograd.record(True):
-            outputs = model(data)
-            losses = criterion(*outputs, target)
-            mx.nd.waitall()
-        autograd.backward(losses)
-        trainer.step(batch_size)
-        total += float(np.mean(losses.asnumpy()))
-        mean = total / (i + 1)
-        if mean != mean:
-            raise UserError("the loss became NaN at epoch %d, iteration %d (lower --lr?)"
-                            % (epoch, i))
-        if (log_interval and i and not i % log_interval) or i + 1 == iterations:
-            log.info(training_message(epoch, i + 1 if i + 1 == iterations else i, iterations,
-                                      mean))
-    return total / max(iterations, 1)
-
-
-def train(model, trainer, criterion, train_data, batches, val_data, metric, ctx, epochs, log,
-          save, start_epoch=0, seed=1, batch_size=16, log_interval=20, no_val=False):
-    """Epochs start_epoch..epochs-1, each followed by validation (unless no_val) and
-    `save(epoch, mIoU or None)`; returns the last (pixAcc, mIoU) validated, or None. The random
-    streams of an epoch follow from (seed, epoch), so a run resumed at an epoch continues
-    exactly."""
-    from gluoncv.utils import random as gcv_random
-    log.info("Starting Epoch: %d" % start_epoch)
+    from gluon_tricks import streams
+    batch_size = loader.batches.batch_size
+    start_epoch, start_batch = start
+    log.info("Starting Epoch: %d" % start_epoch
+             + (" (batch %d)" % start_batch if start_batch else ""))
     log.info("Total Epochs: %d" % epochs)
     last = None
     for epoch in range(start_epoch, epochs):
-        gcv_random.seed(epoch_seed(seed, epoch))
-        batches.set_epoch(epoch)
-        tic = time.time()
-        train_epoch(model, trainer, criterion, train_data, ctx, epoch, batch_size, log,
-                    log_interval)
+        first = start_batch if epoch == start_epoch else 0
+        batches = loader.epoch(epoch, first)
+        iterations, total, tic = len(loader), 0.0, time.time()
+        for i, (data, target) in enumerate(guard.agreed_batches(epoch, batches, first), first):
+            mx.random.seed(streams.transfer_step_seed(seed, epoch, i, 0), ctx=ctx)
+            data, target = data.as_in_context(ctx), target.as_in_context(ctx)
+            with autograd.record(True):
+                outputs = model(data)
+                losses = criterion(*outputs, target)
+            autograd.backward(losses)
+            trainer.step(batch_size)
+            total += float(np.mean(losses.asnumpy()))
+            mean = total / (i + 1 - first)
+            if mean != mean:
+                raise UserError("the loss became NaN at epoch %d, iteration %d (lower --lr?)"
+                                % (epoch, i))
+            if (log_interval and i and not i % log_interval) or i + 1 == iterations:
+                log.info(training_message(epoch, i + 1 if i + 1 == iterations else i,
+                                          iterations, mean))
         log.info("Epoch %d training cost: %.1f s" % (epoch, time.time() - tic))
         current = None
         if not no_val:
             last = validate(model, val_data, metric, ctx)
             log.info(validation_message(epoch, *last))
             current = float(last[1])
-        save(epoch, current)
+        end_epoch(epoch, current)
     return last

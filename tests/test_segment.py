@@ -1,0 +1,166 @@
+"""`segment train` and `segment eval` on a tiny ADE20K-layout set (8 training and 4 validation
+scenes of the demo): GluonCV's segmentation log format read back by the project's transfer-log
+parser, `eval` giving the logged pixAcc and mIoU of a saved FCN, exact resume, and bad input
+refused in one line before anything is written."""
+import re
+
+import mxnet as mx
+import pytest
+
+from gluon_tricks.data import demo_scenes
+from gluon_tricks.figures.transfer_logs import curve_series, parse_transfer_log, report_rows
+
+from conftest import assert_one_line_error
+
+SMALL = ["--backbone", "resnet18_v1d", "--num-class", "10", "--aux", "--base-size", "40",
+         "--crop-size", "32", "--test-batch-size", "4", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_ade(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_ade")
+    demo_scenes.write_segmentation_set(str(root))
+    for split, keep in (("training", 8), ("validation", 4)):
+        for kind in ("images", "annotations"):
+            for path in sorted((root / "ADEChallengeData2016" / kind / split).iterdir())[keep:]:
+                path.unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbone_file(tmp_path_factory):
+    """A resnet18_v1d classifier's weights (random, 10 classes), as `train` saves them."""
+    from gluon_tricks.models import get_model
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path_factory.mktemp("backbone") / "resnet18_v1d.params")
+    net.save_parameters(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_ade, backbone_file, tmp_path_factory):
+    """One epoch of `segment train` from the backbone file: {status, save_dir, log}."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("run") / "fcn"
+    status = main(["segment", "train", *SMALL, "--dataset-root", str(tiny_ade),
+                   "--backbone-params", backbone_file, "--epochs", "1", "--batch-size", "4",
+                   "--lr", "0.01", "--log-interval", "1", "--syncbn", "--save-dir", str(out)])
+    return {"status": status, "save_dir": out, "log": str(out / "train.log")}
+
+
+def _logged(trained):
+    """(pixAcc, mIoU) as the log's last validation line writes them."""
+    return re.findall(r"validation pixAcc: (\S+), mIoU: (\S+)$",
+                      open(trained["log"]).read(), re.MULTILINE)[-1]
+
+
+def test_the_training_log_is_read_as_gluoncvs_segmentation_log(trained):
+    assert trained["status"] == 0
+    log = parse_transfer_log(trained["log"])
+    assert log.task == "segmentation" and len(log.runs) == 1
+    run = log.runs[0]
+    assert run.config["backbone"] == "resnet18_v1d" and run.config["model"] == "fcn"
+    assert run.config["lr"] == 0.01 and run.config["syncbn"] is True
+    (epoch,) = run.validated()
+    assert epoch.epoch == 0 and set(epoch.metrics) == {"pixAcc", "mIoU"}
+    assert 0 < epoch.losses["training loss"] < 10
+    assert [float(v) for v in _logged(trained)] == [epoch.metrics["pixAcc"],
+                                                    epoch.metrics["mIoU"]]
+    assert (trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params"
+                                   % epoch.metrics["mIoU"])).is_file()
+    (row,) = report_rows([trained["log"]], paper=True)
+    assert row["final"] == {"pixAcc": round(100 * epoch.metrics["pixAcc"], 2),
+                            "mIoU": round(100 * epoch.metrics["mIoU"], 2)}
+    assert "resnet18_v1d is not one of Table 9" in row["paper"]["why"]
+    (series,) = curve_series(log)
+    assert series[0] == "FCN resnet18_v1d on ade20k" and series[1] == [1]
+
+
+def test_eval_of_the_saved_fcn_gives_the_logged_metrics(trained, tiny_ade, cli):
+    pix_acc, miou = _logged(trained)
+    weights = trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params" % float(miou))
+    status, out, err = cli("segment", "eval", *SMALL, "--dataset-root", tiny_ade,
+                           "--params", weights)
+    assert status == 0, err
+    assert out.splitlines() == ["pixAcc=" + pix_acc, "mIoU=" + miou]
+    # whole images at two scales, flipped: other numbers, still fractions
+    status, out, err = cli("segment", "eval", *SMALL, "--dataset-root", tiny_ade,
+                           "--params", weights, "--mode", "testval", "--scales", "0.75,1.25")
+    assert status == 0, err
+    values = dict(line.split("=") for line in out.splitlines())
+    assert set(values) == {"pixAcc", "mIoU"} and 0 < float(values["pixAcc"]) <= 1
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_ade, tmp_path, cli):
+    """Two epochs in one go; and the same command in a folder holding only that run's
+    checkpoint after epoch 1 (as a run stopped there leaves it) continues from it (weights,
+    momentum, the poly schedule's step, the rolled-over images, dropout) to the same weights,
+    to the bit. A run with other flags (another lr, or other --epochs, which stretch the poly
+    decay) is refused by the checkpoint it would continue."""
+    import shutil
+    flags = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--batch-size", "3",
+             "--lr", "0.01", "--epochs", "2"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert cli(*flags, "--save-dir", whole)[0] == 0
+    parts.mkdir()
+    for ext in ("json", "params", "states"):
+        shutil.copy(whole / ("fcn-0001." + ext), parts)
+    status, out, err = cli(*flags, "--save-dir", parts)
+    assert status == 0, err
+    assert (whole / "fcn-0002.params").read_bytes() == (parts / "fcn-0002.params").read_bytes()
+    assert "Starting Epoch: 1" in out
+    log = parse_transfer_log(str(parts / "train.log"))
+    assert [[e.epoch for e in run.validated()] for run in log.runs] == [[1]]
+    assert log.runs[0].validated()[0].metrics == parse_transfer_log(
+        str(whole / "train.log")).runs[0].validated()[1].metrics
+    (parts / "fcn-0002.json").unlink()
+    assert_one_line_error(*cli(*flags[:-3], "0.02", "--epochs", "2", "--save-dir", parts),
+                          "written by a different run", "lr 0.01 -> 0.02")
+    assert_one_line_error(*cli(*flags[:-1], "3", "--save-dir", parts),
+                          "written by a different run", "epochs 2 -> 3")
+
+
+def _mask_of_another_size(root):
+    from PIL import Image
+    mask = sorted((root / "ADEChallengeData2016/annotations/training").iterdir())[0]
+    Image.new("L", (5, 5)).save(mask)
+    return mask.name
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--dataset-root", "/nonexistent/ade"], "no folder /nonexistent/ade/ADEChallengeData2016"),
+    (["--backbone-params", "/nonexistent.params"], "cannot read the weights file"),
+    (["--backbone", "resnet50"], "one of our ResNets"),
+    (["--ngpus", "2"], "one device"),
+    (["--warmup-epochs", "1"], "--warmup-epochs 1 leaves no epoch"),
+    (["--num-class", "3"], "labels out of range"),
+    (["--batch-size", "9"], "fewer than --batch-size 9"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(flags, fragment, tiny_ade, tmp_path, cli):
+    args = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--epochs", "1",
+            "--batch-size", "4", "--save-dir", tmp_path / "out", *flags]
+    assert_one_line_error(*cli(*args), fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mask_of_another_size_is_refused_before_training(tiny_ade, tmp_path, cli):
+    import shutil
+    shutil.copytree(tiny_ade / "ADEChallengeData2016", tmp_path / "ade/ADEChallengeData2016")
+    name = _mask_of_another_size(tmp_path / "ade")
+    args = ["segment", "train", *SMALL, "--dataset-root", tmp_path / "ade", "--epochs", "1",
+            "--batch-size", "4", "--save-dir", tmp_path / "out"]
+    assert_one_line_error(*cli(*args), name, "is 5x5 but its image")
+    assert not (tmp_path / "out").exists()
+
+
+def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_ade, tmp_path, cli):
+    """Until ranks share the data and the gradients, N ranks would each train the whole run and
+    write the same files."""
+    from gluon_tricks.training import distributed
+    monkeypatch.setattr(distributed.World, "from_environment",
+                        classmethod(lambda cls: cls(rank=0, size=2)))
+    assert_one_line_error(*cli("segment", "train", *SMALL, "--dataset-root", tiny_ade,
+                               "--save-dir", tmp_path / "out"), "one process", "horovodrun")
+    assert not (tmp_path / "out").exists()
