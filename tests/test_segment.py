@@ -2,6 +2,7 @@
 scenes of the demo): GluonCV's segmentation log format read back by the project's transfer-log
 parser, `eval` giving the logged pixAcc and mIoU of a saved FCN, exact resume, and bad input
 refused in one line before anything is written."""
+import os
 import re
 
 import mxnet as mx
@@ -93,33 +94,87 @@ def test_eval_of_the_saved_fcn_gives_the_logged_metrics(trained, tiny_ade, cli):
     assert set(values) == {"pixAcc", "mIoU"} and 0 < float(values["pixAcc"]) <= 1
 
 
-def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_ade, tmp_path, cli):
-    """Two epochs in one go; and the same command in a folder holding only that run's
-    checkpoint after epoch 1 (as a run stopped there leaves it) continues from it (weights,
-    momentum, the poly schedule's step, the rolled-over images, dropout) to the same weights,
-    to the bit. A run with other flags (another lr, or other --epochs, which stretch the poly
-    decay) is refused by the checkpoint it would continue."""
+RESUMABLE = ["segment", "train", *SMALL, "--batch-size", "3", "--lr", "0.01", "--epochs", "2"]
+FINAL = "fcn-0002.params"  # the checkpoint after the last of RESUMABLE's epochs
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_ade, tmp_path_factory):
+    """Two epochs of RESUMABLE in one uninterrupted run (8 images in batches of 3: 2 batches,
+    then 3 with the 2 images epoch 0 left over): its save folder."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("reference")
+    assert main([*RESUMABLE, "--dataset-root", str(tiny_ade), "--save-dir", str(out)]) == 0
+    return out
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_ade, reference, tmp_path,
+                                                                  cli):
+    """The same command in a folder holding only the uninterrupted run's checkpoint after epoch
+    1 (as a run stopped there leaves it) continues from it (weights, momentum, the poly
+    schedule's step, the rolled-over images, dropout) to the same weights, to the bit. A run
+    with other flags (another lr, or other --epochs, which stretch the poly decay) is refused
+    by the checkpoint it would continue."""
     import shutil
-    flags = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--batch-size", "3",
-             "--lr", "0.01", "--epochs", "2"]
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert cli(*flags, "--save-dir", whole)[0] == 0
+    flags = [*RESUMABLE, "--dataset-root", tiny_ade]
+    parts = tmp_path / "parts"
     parts.mkdir()
     for ext in ("json", "params", "states"):
-        shutil.copy(whole / ("fcn-0001." + ext), parts)
+        shutil.copy(reference / ("fcn-0001." + ext), parts)
     status, out, err = cli(*flags, "--save-dir", parts)
     assert status == 0, err
-    assert (whole / "fcn-0002.params").read_bytes() == (parts / "fcn-0002.params").read_bytes()
+    assert (reference / FINAL).read_bytes() == (parts / FINAL).read_bytes()
     assert "Starting Epoch: 1" in out
     log = parse_transfer_log(str(parts / "train.log"))
     assert [[e.epoch for e in run.validated()] for run in log.runs] == [[1]]
     assert log.runs[0].validated()[0].metrics == parse_transfer_log(
-        str(whole / "train.log")).runs[0].validated()[1].metrics
+        str(reference / "train.log")).runs[0].validated()[1].metrics
     (parts / "fcn-0002.json").unlink()
-    assert_one_line_error(*cli(*flags[:-3], "0.02", "--epochs", "2", "--save-dir", parts),
-                          "written by a different run", "lr 0.01 -> 0.02")
-    assert_one_line_error(*cli(*flags[:-1], "3", "--save-dir", parts),
+    assert_one_line_error(*cli(*flags, "--lr", "0.02", "--save-dir", parts),
+                          "written by a different run", "lr 0.01 -> 0.02", "--save-dir")
+    assert_one_line_error(*cli(*flags, "--epochs", "3", "--save-dir", parts),
                           "written by a different run", "epochs 2 -> 3")
+
+
+def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, reference,
+                                                                      tmp_path, cli,
+                                                                      monkeypatch):
+    """SIGTERM during the 4th step (epoch 1, batch 1): the run checkpoints after that step and
+    exits 75 with one line; the same command continues from batch 2 of epoch 1 (its rolled-over
+    images and the batches already done skipped) to the uninterrupted run's weights."""
+    import signal
+    from gluon_tricks import streams
+    from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
+    real, calls = streams.transfer_step_seed, []
+
+    def with_signal(*args):
+        calls.append(args)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+    monkeypatch.setattr(streams, "transfer_step_seed", with_signal)
+    flags = [*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir", tmp_path]
+    status, out, err = cli(*flags)
+    assert status == PREEMPTED_EXIT_CODE and err.count("\n") == 1, err
+    assert "stopped by SIGTERM at epoch 1 after batch 2" in err
+    assert (tmp_path / "fcn-0001-batch000002.json").is_file()
+    monkeypatch.undo()
+    status, out, err = cli(*flags)
+    assert status == 0, err
+    assert "Starting Epoch: 1 (batch 2)" in out
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+
+
+def test_a_second_run_in_the_same_save_folder_is_refused(tiny_ade, tmp_path, cli):
+    from gluon_tricks.training.savedir_lock import RunLock
+    held = RunLock(str(tmp_path))
+    held.acquire()
+    try:
+        assert_one_line_error(*cli(*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir",
+                                   tmp_path), "in use by another run", "pid %d" % os.getpid())
+    finally:
+        held.release()
+    assert not (tmp_path / "train.log").exists()
 
 
 def _mask_of_another_size(root):
