@@ -165,6 +165,15 @@ def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, 
     assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
 
 
+def test_data_workers_read_the_same_batches(tiny_ade, reference, tmp_path, cli):
+    """Two loader processes instead of none: each image's crop, scale, flip and blur are keyed
+    by (seed, epoch, image), so the weights after two epochs are the same to the bit."""
+    status, out, err = cli(*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir", tmp_path,
+                           "--workers", "2")
+    assert status == 0, err
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+
+
 def test_a_second_run_in_the_same_save_folder_is_refused(tiny_ade, tmp_path, cli):
     from gluon_tricks.training.savedir_lock import RunLock
     held = RunLock(str(tmp_path))
