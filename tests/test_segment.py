@@ -79,6 +79,15 @@ def test_the_training_log_is_read_as_gluoncvs_segmentation_log(trained):
     assert series[0] == "FCN resnet18_v1d on ade20k" and series[1] == [1]
 
 
+def test_report_and_plot_curves_read_the_log_from_its_folder(trained, tmp_path, cli):
+    status, out, err = cli("report", trained["save_dir"])
+    assert status == 0, err
+    assert "| segmentation | resnet18_v1d | ade20k | 1 | 1 |" in out
+    status, out, err = cli("plot", "curves", trained["log"], "-o", tmp_path / "curves.png")
+    assert status == 0, err
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
 def test_eval_of_the_saved_fcn_gives_the_logged_metrics(trained, tiny_ade, cli):
     pix_acc, miou = _logged(trained)
     weights = trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params" % float(miou))
