@@ -8,7 +8,8 @@ from gluon_tricks.errors import UserError
 # Flags a resumed run may change: they do not change what is computed. Not --epochs: the poly
 # schedule decays over all of them.
 FREE_ON_RESUME = ("workers", "log_interval", "fresh_start", "save_interval_minutes",
-                  "keep_checkpoints", "dataset_root", "save_dir", "checkname", "logging_file")
+                  "keep_checkpoints", "dataset_root", "save_dir", "checkname", "logging_file",
+                  "test_batch_size", "syncbn")
 MULTI_SCALES = "0.5,0.75,1.0,1.25,1.5,1.75"  # GluonCV's MultiEvalModel
 
 
