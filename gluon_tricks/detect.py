@@ -5,9 +5,11 @@ import os
 
 from gluon_tricks.errors import UserError
 
-# Flags a resumed run may change: they do not change what is computed.
+# Flags a resumed run may change: they do not change what is computed (the devices and ranks
+# that num_gpus and horovod give are compared, and the backbone's weights by their SHA-256).
 FREE_ON_RESUME = ("epochs", "num_workers", "log_interval", "save_interval", "fresh_start",
-                  "save_interval_minutes", "keep_checkpoints", "dataset_root", "save_prefix")
+                  "save_interval_minutes", "keep_checkpoints", "dataset_root", "save_prefix",
+                  "num_gpus", "horovod", "backbone_params", "backbone_recipe")
 
 # train_faster_rcnn.py's defaults for --dataset voc.
 VOC_DEFAULTS = {"epochs": 20, "lr": 0.001, "lr_decay_epoch": "14,20", "lr_warmup": -1,
@@ -38,6 +40,10 @@ def add_arguments(parser):
     _common(train)
     train.add_argument("--backbone-params", default=None,
                        help="a classifier checkpoint (.params) of --network; none: from scratch")
+    train.add_argument("--backbone-recipe", default=None,
+                       help="the scripts/ recipe that trained --backbone-params (e.g. "
+                            "table6_resnet50_v1d_cosine): recorded in the log, where `report "
+                            "--paper` reads which row of Table 8 the run reproduces")
     train.add_argument("--rcnn-num-samples", type=int, default=128,
                        help="regions per image the R-CNN head trains on (GluonCV: 128)")
     train.add_argument("--epochs", type=int, default=None, help="default 20 (voc)")
@@ -51,7 +57,16 @@ def add_arguments(parser):
                        help="the warmup's first lr as a fraction of --lr")
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     train.add_argument("--wd", type=float, default=None, help="default 5e-4 (voc)")
-    train.add_argument("--batch-size", type=int, default=1, help="images per batch")
+    train.add_argument("--batch-size", type=int, default=1,
+                       help="images per batch of this process (per rank with --horovod), "
+                            "split over its devices")
+    train.add_argument("--num-gpus", type=int, default=0,
+                       help="GPUs of this process (0: the CPU; under --horovod each rank "
+                            "takes its local GPU)")
+    train.add_argument("--horovod", action="store_true",
+                       help="one of N ranks started by horovodrun: each takes its share of "
+                            "every global batch of batch-size x N images; gradients are "
+                            "averaged over ranks (Horovod's DistributedTrainer)")
     train.add_argument("--save-prefix", default="",
                        help="prefix of the log and weights; the detector's name is appended")
     train.add_argument("--save-interval", type=int, default=1,
@@ -85,6 +100,17 @@ def resolved(args):
     except ValueError:
         raise UserError("--lr-decay-epoch must be comma-separated epochs, e.g. 14,20; got %r"
                         % config["lr_decay_epoch"]) from None
+    recipe = config.get("backbone_recipe")
+    if recipe is not None:
+        from gluon_tricks.paper import RECIPES
+        if recipe not in RECIPES:
+            raise UserError("--backbone-recipe %s is not a recipe of scripts/ (one of %s)"
+                            % (recipe, ", ".join(sorted(RECIPES))))
+        if RECIPES[recipe].model != config["network"]:
+            raise UserError("--backbone-recipe %s trains %s, not --network %s"
+                            % (recipe, RECIPES[recipe].model, config["network"]))
+        if not config.get("backbone_params"):
+            raise UserError("--backbone-recipe needs --backbone-params (the weights it made)")
     for name in ("epochs", "batch_size", "val_interval", "short", "max_size",
                  "rpn_test_post_nms", "rcnn_num_samples"):
         if config[name] < 1:
@@ -116,34 +142,46 @@ def run_train(args):
 
 
 def _train(args, world, signals):
-    import mxnet as mx
+    from gluon_tricks import files
     from gluoncv.utils.metrics.voc_detection import VOC07MApMetric
     from gluon_tricks.detection import data, loop, model
     from gluon_tricks.streams import seed_initialisation
     from gluon_tricks.training.transfer_run import GuardedRun, TransferRun, TransferState
+    from gluon_tricks.devices import process_devices
     config, steps = resolved(args)
-    if world.size > 1:
-        raise UserError("detect train runs as one process for now; start it without horovodrun")
+    if world.size > 1 and not args.horovod:
+        raise UserError("started by horovodrun as %d ranks: pass --horovod (as GluonCV's "
+                        "train_faster_rcnn.py), or start one process without horovodrun"
+                        % world.size)
+    ctx = process_devices(args.num_gpus, world.local_rank, world.size)
+    if args.batch_size % len(ctx):
+        raise UserError("--batch-size %d does not split over %d devices"
+                        % (args.batch_size, len(ctx)))
     classes = data.class_names(args.classes)
     root = data.devkit(os.path.expanduser(args.dataset_root))
     train_splits, test_splits = data.checked_sets(root, classes)
     seed_initialisation(args.seed)  # the heads' initial weights
-    ctx = [mx.cpu()]
     net = model.build_faster_rcnn(args.network, classes, args.backbone_params, args.short,
-                                  args.max_size, per_device_batch_size=args.batch_size,
+                                  args.max_size,
+                                  per_device_batch_size=args.batch_size // len(ctx),
                                   num_sample=args.rcnn_num_samples,
                                   rpn_test_post_nms=args.rpn_test_post_nms)
     model.initialise(net, ctx)
     model.prepare_for_loading(net)
     trainer = loop.make_trainer(net, config["lr"], config["wd"], args.momentum, world)
     train_loader = data.train_loader(net, _dataset(root, train_splits, classes), args.batch_size,
-                                     args.num_workers, args.seed, world.rank, world.size)
-    val_loader = data.val_loader(net, _dataset(root, test_splits, classes), args.num_workers)
+                                     args.num_workers, args.seed, world.rank, world.size,
+                                     devices=len(ctx))
+    val_loader = data.val_loader(net, _dataset(root, test_splits, classes), args.num_workers,
+                                 world.rank, world.size)
+    if args.backbone_params:  # which weights: compared on resume, and named in the log
+        config["backbone_sha256"] = files.digest(os.path.expanduser(args.backbone_params))[1]
     prefix = args.save_prefix + "faster_rcnn_%s_%s" % (args.network, args.dataset)
     run = TransferRun(model=os.path.basename(prefix), save_dir=os.path.dirname(prefix) or ".",
                       logging_file=prefix + "_train.log", config=config,
                       free_on_resume=FREE_ON_RESUME, iters_per_epoch=len(train_loader),
                       process_batch_size=args.batch_size, world_size=world.size,
+                      num_devices=len(ctx),
                       fresh_start=args.fresh_start,
                       save_interval_minutes=args.save_interval_minutes,
                       keep_checkpoints=args.keep_checkpoints)
@@ -154,7 +192,7 @@ def _train(args, world, signals):
                 print("nothing to train: the checkpoint in %s has finished all %d epochs"
                       % (run.save_dir, config["epochs"]))
             return 0
-        world.broadcast_parameters(net)
+        session.broadcast_parameters()
         guard, log = session.guard, session.log
 
         def end_epoch(epoch, current):

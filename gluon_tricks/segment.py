@@ -9,7 +9,7 @@ from gluon_tricks.errors import UserError
 # schedule decays over all of them.
 FREE_ON_RESUME = ("workers", "log_interval", "fresh_start", "save_interval_minutes",
                   "keep_checkpoints", "dataset_root", "save_dir", "checkname", "logging_file",
-                  "test_batch_size", "syncbn")
+                  "test_batch_size", "syncbn", "backbone_params", "backbone_recipe")
 MULTI_SCALES = "0.5,0.75,1.0,1.25,1.5,1.75"  # GluonCV's MultiEvalModel
 
 
@@ -44,6 +44,10 @@ def add_arguments(parser):
     _common(train)
     train.add_argument("--backbone-params", default=None,
                        help="a classifier checkpoint (.params) of --backbone; none: from scratch")
+    train.add_argument("--backbone-recipe", default=None,
+                       help="the scripts/ recipe that trained --backbone-params (e.g. "
+                            "table6_resnet50_v1d_cosine): recorded in the log, where `report "
+                            "--paper` reads which row of Table 9 the run reproduces")
     train.add_argument("--aux-weight", type=float, default=0.5, help="auxiliary loss weight")
     train.add_argument("--epochs", type=int, default=50, help="epochs to train")
     train.add_argument("--batch-size", type=int, default=16, help="images per training batch")
@@ -116,6 +120,17 @@ def resolved(args):
     if config.get("warmup_epochs", 0) >= config.get("epochs", 1):
         raise UserError("--warmup-epochs %d leaves no epoch of the poly decay in --epochs %d"
                         % (config["warmup_epochs"], config["epochs"]))
+    recipe = config.get("backbone_recipe")
+    if recipe is not None:  # as detect train's check (gluon_tricks/detect.py)
+        from gluon_tricks.paper import RECIPES
+        if recipe not in RECIPES:
+            raise UserError("--backbone-recipe %s is not a recipe of scripts/ (one of %s)"
+                            % (recipe, ", ".join(sorted(RECIPES))))
+        if RECIPES[recipe].model != config["backbone"]:
+            raise UserError("--backbone-recipe %s trains %s, not --backbone %s"
+                            % (recipe, RECIPES[recipe].model, config["backbone"]))
+        if not config.get("backbone_params"):
+            raise UserError("--backbone-recipe needs --backbone-params (the weights it made)")
     if config["num_class"] > 255:
         raise UserError("--num-class %d: masks are 8-bit PNGs, at most 255 classes"
                         % config["num_class"])
@@ -207,13 +222,15 @@ def _train(args, world, signals):
         logging_file=os.path.join(save_dir, args.logging_file), config=config,
         free_on_resume=FREE_ON_RESUME, iters_per_epoch=iters_per_epoch,
         process_batch_size=args.batch_size, world_size=world.size, fresh_start=args.fresh_start,
-        save_interval_minutes=args.save_interval_minutes, keep_checkpoints=args.keep_checkpoints)
+        save_interval_minutes=args.save_interval_minutes, keep_checkpoints=args.keep_checkpoints,
+        per_rank_statistics=True)  # FCN's BatchNorm trains
     state = TransferState(net, trainer, [ctx])
     with GuardedRun(run, world, state, signals, epochs=args.epochs) as session:
         if session.finished:
             print("nothing to train: the checkpoint in %s has finished all %d epochs"
                   % (save_dir, args.epochs))
             return 0
+        session.broadcast_parameters()
         guard, log = session.guard, session.log
 
         def end_epoch(epoch, miou):

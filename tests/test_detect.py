@@ -12,6 +12,7 @@ import sys
 import time
 
 import mxnet as mx
+import numpy as np
 import pytest
 
 from gluon_tricks.data import demo_scenes
@@ -58,7 +59,8 @@ def trained(tiny_voc, backbone_file, tmp_path_factory):
                    "--backbone-params", backbone_file, "--epochs", "1", "--log-interval", "2",
                    "--rcnn-num-samples", "8", "--save-prefix", str(out) + "/"])
     prefix = str(out / "faster_rcnn_resnet18_v1d_voc")
-    return {"status": status, "prefix": prefix, "log": prefix + "_train.log"}
+    return {"status": status, "prefix": prefix, "log": prefix + "_train.log",
+            "backbone": backbone_file}
 
 
 def test_the_training_log_is_read_as_gluoncvs_detection_log(trained):
@@ -77,6 +79,8 @@ def test_the_training_log_is_read_as_gluoncvs_detection_log(trained):
     assert os.path.isfile(weights)
     rows = report_rows([trained["log"]])
     assert rows  # `report` places it in its table
+    from gluon_tricks import files
+    assert run.config["backbone_sha256"] == files.digest(trained["backbone"])[1]
 
 
 def test_eval_of_the_saved_detector_gives_the_logged_map(trained, tiny_voc, cli):
@@ -135,13 +139,74 @@ def test_the_trained_parameters_are_gluoncvs(monkeypatch):
 
 def test_from_scratch_every_parameter_is_initialised():
     """Without --backbone-params the detector still detects: every parameter is initialised
-    (shapes inferred at the first image)."""
-    net = model.build_faster_rcnn("resnet18_v1d", CLASSES, short=64, max_size=96)
-    assert any(p._data is None and p._deferred_init == () for p in net.collect_params().values())
-    model.initialise(net, [mx.cpu()])
+    by `initialise` (shapes inferred there, not at the first training step), the same on two
+    devices, and drawn from MXNet's generator as seeded before."""
+    def initialised(ctx):
+        mx.random.seed(7)
+        net = model.build_faster_rcnn("resnet18_v1d", CLASSES, short=64, max_size=96)
+        assert any(p._data is None for p in net.collect_params().values())
+        model.initialise(net, ctx)
+        assert all(p._data is not None for p in net.collect_params().values())
+        return net
+    net = initialised([mx.cpu(0), mx.cpu(1)])
     ids, scores, boxes = net(mx.nd.zeros((1, 3, 64, 80)))
-    assert all(p._data is not None for p in net.collect_params().values())
     assert ids.shape[:2] == scores.shape[:2] == boxes.shape[:2]
+    again = initialised([mx.cpu()])
+    for (name, param), other in zip(net.collect_params().items(),
+                                    again.collect_params().values()):
+        first, second = param.list_data()
+        assert (first == second).min() and (first == other.data()).min(), name
+
+
+class _Recorder:
+    """A metric that keeps the arguments of each update."""
+
+    def reset(self):
+        self.calls = []
+
+    def update(self, *args):
+        self.calls.append(args)
+
+    def get(self):
+        return ["images"], [len(self.calls)]
+
+
+class _TwoRanks:
+    """A World of 2 ranks whose other rank's gathered object is known in advance."""
+    size = 2
+
+    def __init__(self, rank, other):
+        self.rank, self.other, self.hvd = rank, other, self
+
+    def allgather_object(self, mine, name):
+        return [mine, self.other] if self.rank == 0 else [self.other, mine]
+
+
+def test_validation_shared_by_two_ranks_feeds_the_metric_what_one_process_does(tiny_voc):
+    """Each rank detects every other test image; gathered, the metric takes the same arrays in
+    the same image order as one process's validation (so the same mAP to the bit)."""
+    from gluon_tricks import detect
+    from gluon_tricks.detection import data
+    net = model.build_faster_rcnn("resnet18_v1d", CLASSES, short=64, max_size=96,
+                                  rpn_test_post_nms=10)
+    model.initialise(net, [mx.cpu()])
+    root = data.devkit(str(tiny_voc))
+    dataset = detect._dataset(root, data.TEST_SPLITS, CLASSES)
+    assert len(dataset) == 3
+
+    def calls(rank, ranks, world=None):
+        recorder = _Recorder()
+        loop.validate(net, data.val_loader(net, dataset, 0, rank, ranks), recorder, [mx.cpu()],
+                      world)
+        return recorder.calls
+    one = calls(0, 1)
+    second = calls(1, 2)
+    assert len(second) == 1
+    merged = calls(0, 2, _TwoRanks(0, second))
+    assert len(merged) == len(one) == 3
+    for got, want in zip(merged, one):
+        assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, want))
+    assert not all(np.array_equal(a, b) for a, b in zip(one[0][:3], one[1][:3]))
 
 
 def test_proposal_counts_fit_small_images_and_keep_gluoncvs_at_its_size():
@@ -165,6 +230,9 @@ def test_the_schedule_is_gluoncvs():
     (["--lr-decay-epoch", "14;20"], "--lr-decay-epoch must be"),
     (["--classes", "disk,disk"], "--classes must be"),
     (["--backbone-params", "/nonexistent.params"], "cannot read the weights file"),
+    (["--backbone-recipe", "table6_resnet50_v1d_cosine"], "trains resnet50_v1d, not --network "
+                                                          "resnet18_v1d"),
+    (["--backbone-recipe", "table9_nothing"], "not a recipe of scripts/"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(flags, fragment, tiny_voc, tmp_path, cli):
     args = ["detect", "train", *SMALL, "--dataset-root", tiny_voc, "--epochs", "1",
@@ -297,13 +365,47 @@ def test_a_second_run_in_the_same_save_folder_is_refused(tiny_voc, tmp_path, cli
     assert not glob.glob(str(tmp_path / "*.log"))
 
 
-def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_voc, tmp_path, cli):
-    """Until ranks share the data and the gradients, N ranks would each train the whole run and
-    write the same files."""
+def test_horovodrun_without_the_horovod_flag_is_refused_in_one_line(monkeypatch, tiny_voc,
+                                                                     tmp_path, cli):
+    """N ranks without --horovod would each train the whole run and write the same files."""
     from gluon_tricks.training import distributed
     monkeypatch.setattr(distributed.World, "from_environment",
                         classmethod(lambda cls: cls(rank=0, size=2)))
     assert_one_line_error(*cli("detect", "train", *SMALL, "--dataset-root", tiny_voc,
                                "--save-prefix", str(tmp_path / "out") + "/"),
-                          "one process", "horovodrun")
+                          "horovodrun as 2 ranks", "pass --horovod")
     assert not (tmp_path / "out").exists()
+
+
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+
+
+@pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="no horovodrun")
+def test_two_horovod_ranks_train_bitwise_what_one_process_on_two_devices_trains(
+        tiny_voc, tmp_path, monkeypatch, cli):
+    """horovodrun -np 2 --horovod with 1 image per rank, and one process with 2 devices (CPU
+    contexts standing in for GPUs) and 2 images a batch: the same global batches, each image
+    on the device of the same index, the R-CNN sampler's draws keyed by that index: the same
+    losses, mAP path and weights to the bit after 2 epochs."""
+    flags = [*RESUMABLE, "--dataset-root", str(tiny_voc), "--epochs", "2", "--val-interval",
+             "1", "--log-interval", "1"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    ranks = subprocess.run([HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", "sh", "-c",
+                            "exec " + " ".join([sys.executable, "-m", "gluon_tricks", *flags,
+                                                "--horovod", "--batch-size", "1",
+                                                "--save-prefix", str(tmp_path / "ranks") + "/"])],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert ranks.returncode == 0, ranks.stdout[-2000:] + ranks.stderr[-2000:]
+    monkeypatch.setenv("GLUON_TRICKS_DEVICES", "cpu(0),cpu(1)")
+    status, out, err = cli(*flags, "--num-gpus", "2", "--batch-size", "2",
+                           "--save-prefix", str(tmp_path / "devices") + "/")
+    assert status == 0, err
+    logs = [parse_transfer_log(str(tmp_path / name / "faster_rcnn_resnet18_v1d_voc_train.log"))
+            for name in ("ranks", "devices")]
+    paths = [[(e.epoch, e.metrics["mAP"], e.losses) for e in log.runs[0].validated()]
+             for log in logs]
+    assert len(paths[0]) == 2 and paths[0] == paths[1]
+    assert logs[0].runs[0].config["global_batch_size"] == 2 == logs[1].runs[0].config[
+        "global_batch_size"]
+    assert (tmp_path / "ranks" / FINAL).read_bytes() == (tmp_path / "devices" / FINAL).read_bytes()

@@ -34,12 +34,15 @@ SEGMENTATION_PREFIX = "table9_fcn_"
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
                     "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
-                    "QUALITY", "PYTHON", "BASE_URL", "ADE_ROOT", "BACKBONE_PARAMS")
+                    "QUALITY", "PYTHON", "BASE_URL", "VOC_DIR", "ADE_ROOT", "BACKBONE_PARAMS")
 
 # The recipes: script -> paper.Recipe (row, model, total batch, epochs, lr mode, tricks). The
 # total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
 EXPECTED = paper.RECIPES
 TEACHER = paper.TEACHER_RECIPE
+# Table 8's recipes: script -> its paper.TransferRow (named after the backbone's recipe).
+DETECTION = {"table8_faster_rcnn_" + (row.recipe.split("_", 1)[1] if row.recipe
+                                      else row.backbone): row for row in paper.TABLE8_ROWS}
 # A recipe's header names its row on one line: "# Paper row: <PaperRow.describe()>."
 HEADER_ROW = re.compile(r"^# Paper row: (.*)\.$", re.MULTILINE)
 
@@ -57,8 +60,9 @@ def header_row(name):
 
 
 def recipes_on_disk():
+    """The classification recipes (Tables 2-6); Tables 8 and 9's transfer recipes apart."""
     return sorted(f[:-3] for f in os.listdir(SCRIPTS) if f.startswith("table")
-                  and f.endswith(".sh") and not f.startswith(SEGMENTATION_PREFIX))
+                  and f.endswith(".sh") and not f.startswith(("table8_", SEGMENTATION_PREFIX)))
 
 
 def segmentation_recipes_on_disk():
@@ -133,6 +137,7 @@ def split_command(words):
 def test_every_row_of_the_paper_has_a_recipe_and_every_recipe_a_row():
     assert recipes_on_disk() == sorted(EXPECTED)
     others = sorted(set(os.listdir(SCRIPTS)) - NOT_RECIPES - {n + ".sh" for n in EXPECTED}
+                    - {n + ".sh" for n in DETECTION}
                     - {n + ".sh" for n in segmentation_recipes_on_disk()}
                     - {"lib", "README.md", "__pycache__"})  # bytecode of an imported script
     assert others == [], "scripts/ holds scripts this test does not know: %s" % others
@@ -425,6 +430,78 @@ def test_every_script_is_valid_bash():
         assert result.returncode == 0, (path, result.stderr)
 
 
+# -- Table 8: Faster R-CNN on VOC on the backbones of the classification recipes
+
+def detect_parser():
+    from gluon_tricks import detect
+    parser = argparse.ArgumentParser(prog="gluon-tricks detect")
+    detect.add_arguments(parser)
+    return parser
+
+
+def _published_namespace():
+    """GluonCV's Namespace of its published faster_rcnn_resnet50_v1b_voc run."""
+    path = os.path.join(GLUONCV_LOGS, "detection", "faster_rcnn_resnet50_v1b_voc_train.log")
+    from gluon_tricks.figures.transfer_logs import parse_transfer_log
+    return parse_transfer_log(path).runs[0].config
+
+
+def test_every_row_of_table8_has_a_detection_recipe():
+    on_disk = sorted(f[:-3] for f in os.listdir(SCRIPTS) if f.startswith("table8_"))
+    assert on_disk == sorted(DETECTION) and len(on_disk) == len(paper.TABLE8_ROWS) == 7
+
+
+@pytest.mark.parametrize("name", sorted(DETECTION))
+def test_a_detection_recipe_prints_gluoncvs_voc_run_on_its_rows_backbone(sandbox, name):
+    """The printed `detect train` flags parse, give GluonCV's published VOC run (its batch of 4
+    over the ranks, lr, schedule, epochs, weight decay) on the row's backbone, and name the
+    classification recipe that trains it, whose last checkpoint is the default weights."""
+    row = DETECTION[name]
+    text = open(os.path.join(SCRIPTS, name + ".sh")).read()
+    assert '# Table 8 row: "%s", %s: top-1 %.2f, mAP %.2f.' % (
+        row.label, row.backbone, row.top1, row.metric("mAP")) in text
+    words = dry_run(sandbox, name, NP=2, HOSTS="localhost:2")
+    at = words.index("gluon-tricks")
+    assert words[:at] == ["horovodrun", "-np", "2", "-H", "localhost:2"]
+    assert words[at + 1:at + 3] == ["detect", "train"]
+    args = detect_parser().parse_args(words[at + 2:])
+    from gluon_tricks import detect
+    config, _ = detect.resolved(args)
+    published = _published_namespace()
+    assert args.batch_size * 2 == int(published["batch_size"]) == 4
+    for key in ("lr", "epochs", "lr_decay", "lr_decay_epoch", "wd", "momentum", "short",
+                "max_size", "seed", "dataset", "network"):
+        assert str(config[key]) == str(published[key]) or key == "network", key
+    assert args.horovod and args.num_gpus == 1 and args.network == row.backbone
+    assert args.backbone_recipe == row.recipe
+    assert args.save_prefix == str(sandbox.tmp / "out" / name) + "/"
+    if row.recipe:
+        recipe = paper.RECIPES[row.recipe]
+        assert recipe.model == row.backbone
+        assert "Backbone recipe: scripts/%s.sh" % row.recipe in text
+        assert args.backbone_params == str(sandbox.tmp / "out" / row.recipe / (
+            "%s-%04d.params" % (recipe.model, recipe.epochs)))
+
+
+def test_a_detection_launch_runs_the_printed_command_or_stops_in_one_line(sandbox):
+    name = "table8_faster_rcnn_resnet50_v1d_cosine"
+    voc = sandbox.tmp / "voc"
+    voc.mkdir()
+    result = sandbox(name + ".sh", VOC_DIR=voc)
+    assert result.returncode == 2 and sandbox.calls("horovodrun") == []
+    assert len(result.stderr.splitlines()) == 1
+    assert "run scripts/table6_resnet50_v1d_cosine.sh first" in result.stderr
+    weights = sandbox.tmp / "out" / "table6_resnet50_v1d_cosine" / "resnet50_v1d-0120.params"
+    weights.parent.mkdir(parents=True)
+    weights.touch()
+    printed = dry_run(sandbox, name, VOC_DIR=voc)
+    result = sandbox(name + ".sh", VOC_DIR=voc)
+    assert result.returncode == 0, result.stderr
+    assert sandbox.calls("horovodrun") == [printed[1:]]
+    result = sandbox("table8_faster_rcnn_resnet50_v1b.sh", VOC_DIR=voc)
+    assert result.returncode == 2 and "set BACKBONE_PARAMS" in result.stderr
+
+
 # -- prepare_imagenet.sh, on a fake ImageNet of three classes
 
 WNIDS = ["n01440764", "n01443537", "n01484850"]
@@ -582,7 +659,7 @@ def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_p
 
 # -- Table 9: FCN on ADE20K from the backbones of the classification recipes
 
-SEGMENTATION_HEADER = re.compile(r'^# Paper row: Table 9 "(.*)", (\S+): pixAcc ([\d.]+), '
+SEGMENTATION_HEADER = re.compile(r'^# Table 9 row: "(.*)", (\S+): pixAcc ([\d.]+), '
                                  r'mIoU ([\d.]+)\.$', re.MULTILINE)
 BACKBONE_RECIPE = re.compile(r"^# Backbone recipe: (\S+)", re.MULTILINE)
 
@@ -630,6 +707,7 @@ def test_a_table9_recipe_prints_gluoncvs_ade20k_command_on_its_backbone(sandbox,
         0.01, 120, 16, 480, 520)
     assert args.dataset_root == str(sandbox.tmp / "ade")
     assert args.save_dir == str(sandbox.tmp / "out" / name)
+    assert args.backbone_recipe == recipe
     if recipe is None:
         assert args.backbone_params == "<BACKBONE_PARAMS>"
     else:

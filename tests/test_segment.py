@@ -88,6 +88,25 @@ def test_report_and_plot_curves_read_the_log_from_its_folder(trained, tmp_path, 
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 
+def test_report_places_a_log_naming_its_backbone_recipe_beside_that_row(tmp_path):
+    """A run of scripts/table9_fcn_cosine.sh (its Namespace and validation lines as segment
+    train writes them): `report --paper` puts it beside Table 9's "+ cosine" row."""
+    from gluon_tricks.paper import TABLE9_ROWS
+    from gluon_tricks.segmentation.loop import validation_message
+    from gluon_tricks.training.train_log import TrainLog
+    log = TrainLog(str(tmp_path / "train.log"), stream=open(os.devnull, "w"))
+    log.namespace({"model": "fcn", "backbone": "resnet50_v1d", "dataset": "ade20k",
+                   "backbone_recipe": "table6_resnet50_v1d_cosine", "epochs": 1})
+    log.info("Starting Epoch: 0")
+    log.info(validation_message(0, 0.791, 0.3875))
+    log.close()
+    (row,) = report_rows([str(tmp_path / "train.log")], paper=True)
+    (cosine,) = [r for r in TABLE9_ROWS if r.label == "+ cosine"]
+    assert row["paper"]["row"] == "+ cosine"
+    assert row["paper"]["diff"] == {"pixAcc": round(79.1 - cosine.metric("pixAcc"), 2),
+                                    "mIoU": round(38.75 - cosine.metric("mIoU"), 2)}
+
+
 def test_eval_of_the_saved_fcn_gives_the_logged_metrics(trained, tiny_ade, cli):
     pix_acc, miou = _logged(trained)
     weights = trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params" % float(miou))
@@ -210,6 +229,8 @@ def _mask_of_another_size(root):
     (["--warmup-epochs", "1"], "--warmup-epochs 1 leaves no epoch"),
     (["--num-class", "3"], "labels out of range"),
     (["--batch-size", "9"], "fewer than --batch-size 9"),
+    (["--backbone-recipe", "table6_resnet50_v1d_cosine"], "trains resnet50_v1d, not --backbone"),
+    (["--backbone-recipe", "table6_resnet18_v1d"], "not a recipe of scripts/"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(flags, fragment, tiny_ade, tmp_path, cli):
     args = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--epochs", "1",

@@ -318,3 +318,28 @@ def test_an_unfinished_or_unvalidated_run_is_warned_about(tmp_path):
     assert transfer_logs.summarise(parse_transfer_log(str(path)))["warnings"] == [
         "no validated epoch"]
     assert transfer_logs.summarise(parse_transfer_log(FASTER_RCNN))["warnings"] == []
+
+
+@pytest.mark.parametrize("recipe, row, why", [
+    ("table6_resnet50_v1d_cosine", "+ cosine", None),
+    ("table6_resnet50_v1d_distill_mixup", "+ distill w/ mixup", None),
+    (None, None, "rows of Table 8 have backbone resnet50_v1d"),  # the architecture alone
+    ("table2_resnet50_baseline", None, "trains the backbone of no row of Table 8"),
+])
+def test_a_detection_log_naming_its_backbone_recipe_finds_that_table8_row(tmp_path, recipe, row,
+                                                                          why):
+    """`detect train --backbone-recipe` writes backbone_recipe= into the Namespace: the rows of
+    Table 8 sharing resnet50_v1d are told apart by it."""
+    path = tmp_path / "faster_rcnn_resnet50_v1d_voc_train.log"
+    path.write_text("Namespace(network='resnet50_v1d', dataset='voc', epochs=1%s)\n"
+                    "[Epoch 0] Validation: \ncat=0.79\nmAP=0.79\n"
+                    % (", backbone_recipe=%r" % recipe if recipe else ""))
+    entry = transfer_logs.summarise(parse_transfer_log(str(path)), paper=True)["paper"]
+    assert entry["table"] == "Table 8" and entry["row"] == row
+    if row:
+        from gluon_tricks.paper import TABLE8_ROWS
+        paper_row = [r for r in TABLE8_ROWS if r.label == row][0]
+        assert paper_row.recipe == recipe and recipe in entry["match"]
+        assert entry["diff"] == {"mAP": round(79.0 - paper_row.metric("mAP"), 2)}
+    else:
+        assert why in entry["why"] and "diff" not in entry

@@ -59,8 +59,20 @@ def bucket_sampler(ratios, global_batch_size):
     return SplitSortedBucketSampler(ratios, global_batch_size, shuffle=True)
 
 
+def shuffled_sampler(length, global_batch_size):
+    """A plain shuffled order (MXNet's RandomSampler, drawn from NumPy's global generator),
+    `global_batch_size` images a batch, the last incomplete batch left out."""
+    import mxnet as mx
+    if length < global_batch_size:
+        raise UserError("the training set (%d images) is smaller than one global batch of %d"
+                        % (length, global_batch_size))
+    return mx.gluon.data.BatchSampler(mx.gluon.data.RandomSampler(length), global_batch_size,
+                                      "discard")
+
+
 class KeyedTransform:
-    """`transform(*dataset[index])` for the key (epoch, index), with the globals seeded from
+    """`transform(*dataset[index])` (or `dataset[index]` without a transform, for a dataset
+    that draws its own augmentation) for the key (epoch, index), with the globals seeded from
     (seed, epoch, index) first: a Dataset for mx.gluon.data.DataLoader fed by EpochBatches."""
 
     def __init__(self, dataset, transform, seed):
@@ -69,7 +81,8 @@ class KeyedTransform:
     def __getitem__(self, key):
         epoch, index = key
         _seed_globals(streams.transfer_sample_seed(self.seed, epoch, index))
-        return self.transform(*self.dataset[index])
+        item = self.dataset[index]
+        return item if self.transform is None else self.transform(*item)
 
     def __len__(self):
         return len(self.dataset)

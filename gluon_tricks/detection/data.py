@@ -74,13 +74,19 @@ def train_loader(net, dataset, batch_size, num_workers, seed, rank=0, ranks=1, d
         batchify_fn=FasterRCNNTrainBatchify(net, devices), num_workers=num_workers), batches)
 
 
-def val_loader(net, dataset, num_workers):
-    """One image per batch at the network's test size, with its scale (GluonCV's val loader)."""
+def val_loader(net, dataset, num_workers, rank=0, ranks=1):
+    """One image per batch at the network's test size, with its scale (GluonCV's val loader);
+    of `ranks` ranks, rank `rank` takes the images rank, rank + ranks, ... (loop.validate
+    gathers them back in order)."""
     import mxnet as mx
     from gluoncv.data.batchify import Append, Tuple
     from gluoncv.data.transforms.presets.rcnn import FasterRCNNDefaultValTransform
     short = net.short[-1] if isinstance(net.short, (tuple, list)) else net.short
+    if len(dataset) < ranks:
+        raise UserError("the test set (%d images) has fewer images than the %d ranks"
+                        % (len(dataset), ranks))
     return mx.gluon.data.DataLoader(
-        dataset.transform(FasterRCNNDefaultValTransform(short, net.max_size)), 1, False,
-        batchify_fn=Tuple(*[Append() for _ in range(3)]), last_batch="keep",
+        dataset.transform(FasterRCNNDefaultValTransform(short, net.max_size)),
+        sampler=list(range(rank, len(dataset), ranks)), last_batch="keep",
+        batchify_fn=Tuple(*[Append() for _ in range(3)]), batch_size=1,
         num_workers=num_workers)

@@ -34,13 +34,17 @@ def _split_and_load(batch, ctx):
             else [data.as_in_context(ctx[0])] for data in batch]
 
 
-def validate(net, loader, metric, ctx):
+def validate(net, loader, metric, ctx, world=None):
     """(names, values) of `metric` (VOC07MApMetric: one AP per class, then mAP) over `loader`,
-    boxes clipped to the image and scaled back to the original resolution, as GluonCV does."""
+    boxes clipped to the image and scaled back to the original resolution, as GluonCV does.
+    Under Horovod each rank's loader holds every N-th image (`val_loader(rank, ranks)`): the
+    ranks' detections are gathered and the metric takes them in the images' order, as one
+    process would (the same mAP to the bit), on every rank."""
     import gluoncv as gcv
     clipper = gcv.nn.bbox.BBoxClipToImage()
     metric.reset()
     net.hybridize()
+    records = []  # the metric's arguments of each image, as NumPy arrays
     for batch in loader:
         for x, y, im_scale in zip(*_split_and_load(batch, ctx)):
             ids, scores, bboxes = net(x)
@@ -49,7 +53,14 @@ def validate(net, loader, metric, ctx):
             gt_boxes = y.slice_axis(axis=-1, begin=0, end=4) * scale
             gt_ids = y.slice_axis(axis=-1, begin=4, end=5)
             gt_difficult = y.slice_axis(axis=-1, begin=5, end=6) if y.shape[-1] > 5 else None
-            metric.update(bboxes, ids, scores, gt_boxes, gt_ids, gt_difficult)
+            records.append(tuple(None if a is None else a.asnumpy() for a in (
+                bboxes, ids, scores, gt_boxes, gt_ids, gt_difficult)))
+    if world is not None and world.size > 1:
+        shares = world.hvd.allgather_object(records, name="validation_detections")
+        records = [shares[i % world.size][i // world.size]
+                   for i in range(sum(len(share) for share in shares))]
+    for record in records:
+        metric.update(*record)
     return metric.get()
 
 
@@ -138,7 +149,7 @@ def train(net, trainer, loader, val_data, metric, ctx, schedule, epochs, log, gu
                                                          _summed(losses, world)))
         current = None
         if not (epoch + 1) % val_interval:
-            names, values = validate(net, val_data, metric, ctx)
+            names, values = validate(net, val_data, metric, ctx, world)
             log.info(validation_message(epoch, names, values))
             current = last_map = float(values[-1])
         end_epoch(epoch, current)

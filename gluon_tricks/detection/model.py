@@ -52,11 +52,20 @@ def build_faster_rcnn(network, classes, backbone_params=None, short=SHORT, max_s
 
 def initialise(net, ctx):
     """As train_faster_rcnn.py: every parameter that holds no data yet gets its own default
-    initialisation; then all of them move to `ctx` (a list of contexts)."""
+    initialisation; then all of them move to `ctx` (a list of contexts). The shapes left to
+    infer are inferred at once from a blank image, so every weight is drawn
+    here (from MXNet's generator as seeded before) and not at the first training step, where
+    the step's own random draws (the R-CNN sampler's) would follow a different count of
+    draws on each rank."""
+    import mxnet as mx
     for param in net.collect_params().values():
         if param._data is None:
             param.initialize()
     net.collect_params().reset_ctx(ctx)
+    short = net.short[-1] if isinstance(net.short, (tuple, list)) else net.short
+    net.infer_shape(mx.nd.zeros((1, 3, short, short), ctx=ctx[0]))  # no forward: no MKLDNN
+    for param in net.collect_params().values():  # layouts, which Horovod cannot broadcast
+        param._finish_deferred_init()
 
 
 def prepare_for_loading(net):

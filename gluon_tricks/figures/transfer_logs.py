@@ -314,6 +314,17 @@ def paper_entry(log):
         return {"table": table, "row": None,
                 "why": "dataset %s; %s is %s" % (dataset, table, "Pascal VOC 2007 test"
                                                  if table == "Table 8" else "ADE20K")}
+    recipe = log.config.get("backbone_recipe")
+    if recipe:  # `detect train --backbone-recipe`: the row whose backbone that recipe trains
+        found = [row for row in rows if row.recipe == recipe]
+        if not found:
+            return {"table": table, "row": None,
+                    "why": "backbone recipe %s trains the backbone of no row of %s (%s)" % (
+                        recipe, table, ", ".join(row.recipe for row in rows if row.recipe))}
+        row = found[0]
+        return {"table": table, "row": row.label, "top1": row.top1,
+                "metrics": dict(row.metrics),
+                "match": "backbone recipe %s (scripts/%s.sh)" % (recipe, recipe)}
     found = [row for row in rows if row.backbone == backbone]
     if not found:
         return {"table": table, "row": None,
@@ -411,8 +422,9 @@ def markdown(rows, paper=False):
               "validated epoch of the last run, best = the highest of that run."]
     if paper:
         lines.append("A log is placed beside the row of Table 8 (Faster R-CNN, VOC) or Table 9 "
-                     "(FCN, ADE20K) with its dataset and backbone architecture; the ImageNet "
-                     "recipe of its backbone weights is not recorded in the log.")
+                     "(FCN, ADE20K) with its dataset and the recipe of its backbone when the "
+                     "log names it (`detect train --backbone-recipe`), else by its backbone "
+                     "architecture alone.")
     warned = [row for row in rows if row["warnings"]]
     if warned:
         lines += ["", "Warnings:"]

@@ -38,11 +38,6 @@ def gluoncv_dataset(root, split, mode, base_size, crop_size, num_class):
     return dataset
 
 
-def _as_read(image, mask):
-    """The pair as the data set made it (its own transform draws the augmentation)."""
-    return image, mask
-
-
 class RolloverBatches:
     """The batches of one epoch, as GluonCV's loader (shuffle, last_batch='rollover') makes
     them: the images an epoch leaves over (fewer than a batch) open the next one. The order of
@@ -91,7 +86,7 @@ def train_loader(dataset, batch_size, num_workers, seed):
     import mxnet as mx
     batches = RolloverBatches(len(dataset), batch_size, seed)
     return keyed.EpochLoader(mx.gluon.data.DataLoader(
-        keyed.KeyedTransform(dataset, _as_read, seed), batch_sampler=batches,
+        keyed.KeyedTransform(dataset, None, seed), batch_sampler=batches,
         num_workers=num_workers), batches)
 
 

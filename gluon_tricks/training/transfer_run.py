@@ -22,7 +22,6 @@ class TransferRun:
     log's Namespace line and the checkpoint's JSON hold them); a checkpoint written with another
     value of any of them, except those of `free_on_resume`, is refused."""
     SAVE_FLAG: ClassVar[str] = "--save-prefix"
-    per_rank_statistics: ClassVar[bool] = False  # frozen BatchNorm: nothing differs by rank
 
     model: str  # the checkpoints' name in save_dir
     save_dir: str
@@ -38,6 +37,9 @@ class TransferRun:
     keep_checkpoints: int = 0
     resume: bool = False  # a checkpoint must exist
     resume_params: str = ""  # transfer commands start from no GluonCV checkpoint files
+    # Whether BatchNorm running statistics train (and so differ by device mid-epoch, saved per
+    # rank); False for a frozen-BN detector.
+    per_rank_statistics: bool = False
 
     @property
     def global_batch_size(self):
@@ -74,7 +76,8 @@ class GuardedRun:
 
     session.finished: the checkpoint has done every epoch (no log is opened);
     session.start: (epoch, batch) training starts at; session.log; session.guard (its
-    agreed_batches and save)."""
+    agreed_batches and save, its `progress` dict saved with every checkpoint);
+    session.broadcast_parameters() once before training."""
 
     def __init__(self, run, world, state, signals=None, epochs=None):
         self.run, self.world, self.state = run, world, state
@@ -109,6 +112,12 @@ class GuardedRun:
             self.__exit__(type(error), error, None)
             raise
         return self
+
+    def broadcast_parameters(self):
+        """Every rank starts from rank 0's weights; after a mid-epoch checkpoint, each device
+        gets its own BatchNorm statistics back (per_rank_statistics)."""
+        self.world.broadcast_parameters(self.state.net)
+        self.guard.after_broadcast(self.state)
 
     def __exit__(self, kind, error, traceback):
         if (kind is not None and issubclass(kind, UserError) and self._made

@@ -4,10 +4,12 @@
 #   segment_recipe BACKBONE_RECIPE MODEL EPOCHS FLAGS... "$@"
 # which builds
 #   gluon-tricks segment train --model fcn --backbone MODEL --backbone-params PARAMS
-#     --dataset ade20k --dataset-root $ADE_ROOT --checkname <recipe> --save-dir $OUT_DIR/<recipe>
+#     [--backbone-recipe BACKBONE_RECIPE] --dataset ade20k --dataset-root $ADE_ROOT
+#     --checkname <recipe> --save-dir $OUT_DIR/<recipe>
 #     [--workers $WORKERS] FLAGS... "$@"
 # PARAMS: $OUT_DIR/BACKBONE_RECIPE/MODEL-EPOCHS.params (that recipe's last checkpoint) unless
-# BACKBONE_PARAMS names a file; BACKBONE_RECIPE "none" needs BACKBONE_PARAMS. One process on one
+# BACKBONE_PARAMS names a file; BACKBONE_RECIPE "-": no recipe of this kit trains the backbone
+# (BACKBONE_PARAMS is then required, and no --backbone-recipe is passed). One process on one
 # device (segment train has no Horovod ranks yet). The command runs as the recipe's child, or is
 # printed with DRY_RUN=1; arguments given to a recipe come last and win.
 #
@@ -46,7 +48,7 @@ segment_recipe() {
   fi
   if [ -n "${BACKBONE_PARAMS:-}" ]; then
     params=$(abspath "$BACKBONE_PARAMS")
-  elif [ "$backbone_recipe" = none ]; then
+  elif [ "$backbone_recipe" = - ]; then
     [ "$dry" = 1 ] || die "no recipe here trains this row's backbone: set BACKBONE_PARAMS to" \
       "a $model classifier's .params"
     params="<BACKBONE_PARAMS>"
@@ -62,8 +64,9 @@ segment_recipe() {
       "to the folder holding it"
   fi
   local save="$OUT_DIR/$RECIPE_NAME"
-  local cmd=(gluon-tricks segment train --model fcn --backbone "$model" --backbone-params "$params"
-    --dataset ade20k --dataset-root "$root" --checkname "$RECIPE_NAME" --save-dir "$save")
+  local cmd=(gluon-tricks segment train --model fcn --backbone "$model" --backbone-params "$params")
+  if [ "$backbone_recipe" != - ]; then cmd+=(--backbone-recipe "$backbone_recipe"); fi
+  cmd+=(--dataset ade20k --dataset-root "$root" --checkname "$RECIPE_NAME" --save-dir "$save")
   if [ -n "${WORKERS:-}" ]; then cmd+=(--workers "$WORKERS"); fi
   cmd+=("$@")
   if [ "$dry" = 1 ]; then
