@@ -24,6 +24,8 @@ COMMANDS = {
               "train with the paper's tricks (1 process or Horovod)"),
     "detect": ("gluon_tricks.detect", "Faster R-CNN on Pascal VOC from a backbone trained here "
                "(`detect train`, `detect eval`)"),
+    "segment": ("gluon_tricks.segment", "FCN on ADE20K from a backbone trained here "
+                "(`segment train`, `segment eval`)"),
     "eval": ("gluon_tricks.evaluate", "top-1/top-5 error of a checkpoint; save logits"),
     "export": ("gluon_tricks.export", "a trained network as MXNet symbol+params or ONNX, checked"),
     "predict": ("gluon_tricks.predict", "top-k classes of images from weights or an export"),

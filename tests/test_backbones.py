@@ -6,8 +6,9 @@ import pytest
 
 from gluon_tricks.errors import UserError
 from gluon_tricks.models import get_model
-from gluon_tricks.models.backbones import (attach_to_segmentation_model, faster_rcnn_backbone,
-                                           load_backbone, split_for_faster_rcnn)
+from gluon_tricks.models.backbones import (SEGMENTATION_STAGES, attach_to_segmentation_model,
+                                           faster_rcnn_backbone, load_backbone,
+                                           split_for_faster_rcnn)
 from gluon_tricks.models.resnet import Bottleneck
 
 SMALL_IMAGE = (1, 3, 128, 160)
@@ -150,3 +151,19 @@ def test_gluoncvs_fcn_with_our_dilated_resnet_equals_it_with_gluoncvs(monkeypatc
     assert ours.layer4[0].conv2._kwargs["dilate"] == (2, 2)  # really ours, really dilated
     with pytest.raises(UserError):
         attach_to_segmentation_model(ours, get_model("resnet50_v1d"))
+
+
+@pytest.mark.parametrize("gluoncv_backbone,ours", [("resnet50", "resnet50_v1b"),
+                                                    ("resnet18", "resnet18_v1d")])
+def test_our_stem_replaces_gluoncvs_whichever_kind_each_has(gluoncv_backbone, ours):
+    """GluonCV's segmentation backbone has a deep stem at depth 50 (resnet50_v1s) and a plain
+    one at 18; ours of either kind takes its place (a Conv2D stem for a HybridSequential one and
+    the reverse), and the model then runs on it."""
+    from gluoncv.model_zoo.fcn import FCN
+    model = FCN(5, backbone=gluoncv_backbone, aux=False, pretrained_base=False, crop_size=32)
+    net = load_backbone(ours, dilated=True)
+    attach_to_segmentation_model(model, net)
+    assert model.conv1 is net.conv1 and model.layer4 is net.layer4
+    assert type(model.conv1) is not type(FCN(5, backbone=gluoncv_backbone, aux=False,
+                                             pretrained_base=False).conv1)
+    assert [name for name in model._children][:8] == list(SEGMENTATION_STAGES)

@@ -18,9 +18,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "gluon_tricks"
 LAYERS = {
     "": 0, "errors": 0, "paper": 0, "streams": 0, "files": 0, "provenance": 0, "devices": 0,
     "data": 1, "models": 1, "evaluation": 1,
-    "training": 2, "inference": 2, "detection": 2,
+    "training": 2, "inference": 2, "detection": 2, "segmentation": 2,
     "figures": 3, "cli": 3, "__main__": 3, "demo": 3, "evaluate": 3, "export": 3, "predict": 3,
-    "bench_train": 3, "detect": 3,
+    "bench_train": 3, "detect": 3, "segment": 3,
 }
 
 

@@ -27,12 +27,15 @@ SCRIPTS = os.path.join(REPO, "scripts")
 # Top-level scripts that are not recipes of a paper row.
 NOT_RECIPES = {"install_env.sh", "docker_check.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
                "fetch_gluoncv_logs.sh", "augmentation_probe.py", "twin_runs.py", "gpu_check.sh",
-               "finetune_demo.sh", "exact_size_data.py", "reproduce_numbers.sh"}
+               "finetune_demo.sh", "exact_size_data.py", "reproduce_numbers.sh",
+               "segment_demo.sh"}
+# The Table 9 recipes (FCN on ADE20K from a Table 5/6 backbone): `segment train`, not `train`.
+SEGMENTATION_PREFIX = "table9_fcn_"
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
                     "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
-                    "QUALITY", "PYTHON", "BASE_URL", "VOC_DIR", "BACKBONE_PARAMS")
+                    "QUALITY", "PYTHON", "BASE_URL", "VOC_DIR", "ADE_ROOT", "BACKBONE_PARAMS")
 
 # The recipes: script -> paper.Recipe (row, model, total batch, epochs, lr mode, tricks). The
 # total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
@@ -58,9 +61,14 @@ def header_row(name):
 
 
 def recipes_on_disk():
-    """The classification recipes (Tables 2-6); Table 8's detection recipes apart."""
+    """The classification recipes (Tables 2-6); Tables 8 and 9's transfer recipes apart."""
+    return sorted(f[:-3] for f in os.listdir(SCRIPTS) if f.startswith("table")
+                  and f.endswith(".sh") and not f.startswith(("table8_", SEGMENTATION_PREFIX)))
+
+
+def segmentation_recipes_on_disk():
     return sorted(f[:-3] for f in os.listdir(SCRIPTS)
-                  if f.startswith("table") and f.endswith(".sh") and not f.startswith("table8_"))
+                  if f.startswith(SEGMENTATION_PREFIX) and f.endswith(".sh"))
 
 
 def write_stub(folder, name):
@@ -131,6 +139,7 @@ def test_every_row_of_the_paper_has_a_recipe_and_every_recipe_a_row():
     assert recipes_on_disk() == sorted(EXPECTED)
     others = sorted(set(os.listdir(SCRIPTS)) - NOT_RECIPES - {n + ".sh" for n in EXPECTED}
                     - {n + ".sh" for n in DETECTION}
+                    - {n + ".sh" for n in segmentation_recipes_on_disk()}
                     - {"lib", "README.md", "__pycache__"})  # bytecode of an imported script
     assert others == [], "scripts/ holds scripts this test does not know: %s" % others
 
@@ -647,3 +656,92 @@ def test_install_env_replaces_the_mxnet_pin_with_mxnet_package(tmp_path, mxnet_p
     mxnet = next(p for p in pins if p.startswith("mxnet=="))
     expected = [p for p in pins if not p.startswith(("horovod==", "mxnet=="))]
     assert sorted(asked) == sorted(expected + [mxnet_package or mxnet])
+
+
+# -- Table 9: FCN on ADE20K from the backbones of the classification recipes
+
+SEGMENTATION_HEADER = re.compile(r'^# Table 9 row: "(.*)", (\S+): pixAcc ([\d.]+), '
+                                 r'mIoU ([\d.]+)\.$', re.MULTILINE)
+BACKBONE_RECIPE = re.compile(r"^# Backbone recipe: (\S+)", re.MULTILINE)
+
+
+def segmentation_header(name):
+    """(row label, backbone, pixAcc, mIoU, backbone recipe or None) of scripts/<name>.sh."""
+    with open(os.path.join(SCRIPTS, name + ".sh")) as f:
+        text = f.read()
+    (row,) = SEGMENTATION_HEADER.findall(text)
+    (recipe,) = BACKBONE_RECIPE.findall(text)
+    return row[0], row[1], float(row[2]), float(row[3]), None if recipe == "none" else recipe
+
+
+def segment_parser():
+    from gluon_tricks.cli import Parser
+    from gluon_tricks import segment
+    parser = Parser(prog="gluon-tricks segment")
+    segment.add_arguments(parser)
+    return parser
+
+
+def test_every_row_of_table9_has_a_recipe_naming_its_backbones_recipe():
+    """One script per row of paper.TABLE9_ROWS; its header names the row with its numbers and
+    the classification recipe (scripts/table5_*/table6_*) that trains the row's backbone."""
+    found = {segmentation_header(name)[0]: name for name in segmentation_recipes_on_disk()}
+    assert sorted(found) == sorted(row.label for row in paper.TABLE9_ROWS)
+    for row in paper.TABLE9_ROWS:
+        label, backbone, pix_acc, miou, recipe = segmentation_header(found[row.label])
+        assert (backbone, pix_acc, miou, recipe) == (
+            row.backbone, row.metric("pixAcc"), row.metric("mIoU"), row.recipe)
+        if recipe is not None:
+            assert recipe in recipes_on_disk() and EXPECTED[recipe].model == backbone
+
+
+@pytest.mark.parametrize("name", segmentation_recipes_on_disk())
+def test_a_table9_recipe_prints_gluoncvs_ade20k_command_on_its_backbone(sandbox, name):
+    """`segment train` with GluonCV's published ADE20K flags (FCN, auxiliary head, lr 0.01, 120
+    epochs, batch 16) and as backbone the last checkpoint of the row's classification recipe."""
+    _, backbone, _, _, recipe = segmentation_header(name)
+    words = dry_run(sandbox, name, ADE_ROOT=sandbox.tmp / "ade")
+    assert words[:3] == ["gluon-tricks", "segment", "train"]
+    args = segment_parser().parse_args(words[2:])
+    assert (args.model, args.backbone, args.dataset, args.aux) == ("fcn", backbone, "ade20k", True)
+    assert (args.lr, args.epochs, args.batch_size, args.crop_size, args.base_size) == (
+        0.01, 120, 16, 480, 520)
+    assert args.dataset_root == str(sandbox.tmp / "ade")
+    assert args.save_dir == str(sandbox.tmp / "out" / name)
+    assert args.backbone_recipe == recipe
+    if recipe is None:
+        assert args.backbone_params == "<BACKBONE_PARAMS>"
+    else:
+        checkpoint_name = "%s-%04d.params" % (backbone, EXPECTED[recipe].epochs)
+        assert args.backbone_params == str(sandbox.tmp / "out" / recipe / checkpoint_name)
+
+
+def test_a_table9_launch_runs_the_printed_command_and_checks_its_inputs_first(sandbox):
+    name = "table9_fcn_cosine"
+    ade = sandbox.tmp / "ade"
+    result = sandbox(name + ".sh", ADE_ROOT=ade)
+    assert result.returncode == 2 and "no backbone weights at" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and sandbox.calls("gluon-tricks") == []
+    weights = sandbox.tmp / "out" / "table6_resnet50_v1d_cosine" / "resnet50_v1d-0120.params"
+    weights.parent.mkdir(parents=True)
+    weights.touch()
+    result = sandbox(name + ".sh", ADE_ROOT=ade)
+    assert result.returncode == 2 and "no ADEChallengeData2016 in" in result.stderr
+    (ade / "ADEChallengeData2016").mkdir(parents=True)
+    printed = dry_run(sandbox, name, ADE_ROOT=ade)
+    result = sandbox(name + ".sh", "--workers", "2", ADE_ROOT=ade)
+    assert result.returncode == 0, result.stderr
+    assert sandbox.calls("gluon-tricks") == [printed[1:] + ["--workers", "2"]]
+    result = sandbox("table9_fcn_b_standard.sh", ADE_ROOT=ade)
+    assert result.returncode == 2 and "set BACKBONE_PARAMS" in result.stderr
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"EPOCHS": "ten"}, "EPOCHS, BATCH and CROP must be positive whole numbers"),
+    ({"LR": "fast"}, "LR must be a number"),
+    ({"CLASSIFIER_PARAMS": "/nonexistent.params"}, "no such file"),
+])
+def test_the_segmentation_demo_refuses_bad_settings_in_one_line(sandbox, env, message):
+    result = sandbox("segment_demo.sh", str(sandbox.tmp / "demo"), **env)
+    assert result.returncode == 2 and result.stderr.startswith("segment_demo: error: ")
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr

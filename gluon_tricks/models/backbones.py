@@ -43,6 +43,9 @@ def attach_to_segmentation_model(model, net):
         raise UserError("a segmentation backbone must be dilated (output stride 8); build it "
                         "with dilated=True")
     for name in SEGMENTATION_STAGES:
+        # Gluon refuses to change a child's type (our plain stem for GluonCV's deep one at depth
+        # 50, our deep stem for its plain one at 18): drop the old child first.
+        del model.__dict__[name]
         setattr(model, name, _stage(net, name))
     return model
 

@@ -1,0 +1,278 @@
+"""`gluon-tricks segment train|eval`: FCN on ADE20K (the paper's Table 9) with a backbone from a
+classifier checkpoint of this project, with the flags of GluonCV's scripts/segmentation/train.py
+and test.py, logging in its format."""
+import os
+
+from gluon_tricks.errors import UserError
+
+# Flags a resumed run may change: they do not change what is computed. Not --epochs: the poly
+# schedule decays over all of them.
+FREE_ON_RESUME = ("workers", "log_interval", "fresh_start", "save_interval_minutes",
+                  "keep_checkpoints", "dataset_root", "save_dir", "checkname", "logging_file",
+                  "test_batch_size", "syncbn", "backbone_params", "backbone_recipe")
+MULTI_SCALES = "0.5,0.75,1.0,1.25,1.5,1.75"  # GluonCV's MultiEvalModel
+
+
+def _common(parser):
+    parser.add_argument("--model", default="fcn", choices=["fcn"], help="only fcn")
+    parser.add_argument("--backbone", default="resnet50_v1d",
+                        help="our ResNet used as the dilated backbone (any depth and variant: "
+                             "resnet50_v1d, resnet18_v1b, ...)")
+    parser.add_argument("--dataset", default="ade20k", choices=["ade20k"], help="only ade20k")
+    parser.add_argument("--dataset-root", default=os.path.join("~", ".mxnet", "datasets", "ade"),
+                        help="the folder holding ADEChallengeData2016 (GluonCV's root)")
+    parser.add_argument("--num-class", type=int, default=150,
+                        help="classes of the masks' labels 1..N (ADE20K: 150; the demo set: 10)")
+    parser.add_argument("--aux", action="store_true",
+                        help="the auxiliary FCN head on stage 3 (GluonCV's --aux)")
+    parser.add_argument("--base-size", type=int, default=520, help="base image size")
+    parser.add_argument("--crop-size", type=int, default=480, help="crop image size")
+    parser.add_argument("--workers", type=int, default=16, help="data loader processes")
+    parser.add_argument("--test-batch-size", type=int, default=16,
+                        help="images per validation batch")
+    parser.add_argument("--ngpus", type=int, default=None,
+                        help="0 (CPU) or 1 (the first GPU); default 1 where MXNet sees a GPU")
+    parser.add_argument("--syncbn", action="store_true",
+                        help="accepted for GluonCV's commands and recorded; no effect on one "
+                             "device, where synchronised BatchNorm is BatchNorm")
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="segment_command", metavar="{train,eval}")
+    sub.required = True
+    train = sub.add_parser("train", help="train FCN on an ADE20K-layout set")
+    _common(train)
+    train.add_argument("--backbone-params", default=None,
+                       help="a classifier checkpoint (.params) of --backbone; none: from scratch")
+    train.add_argument("--backbone-recipe", default=None,
+                       help="the scripts/ recipe that trained --backbone-params (e.g. "
+                            "table6_resnet50_v1d_cosine): recorded in the log, where `report "
+                            "--paper` reads which row of Table 9 the run reproduces")
+    train.add_argument("--aux-weight", type=float, default=0.5, help="auxiliary loss weight")
+    train.add_argument("--epochs", type=int, default=50, help="epochs to train")
+    train.add_argument("--batch-size", type=int, default=16, help="images per training batch")
+    train.add_argument("--optimizer", default="sgd", choices=["sgd"], help="only sgd")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    train.add_argument("--warmup-epochs", type=int, default=0,
+                       help="epochs of linear warmup from 0 before the poly decay")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay")
+    train.add_argument("--no-wd", action="store_true",
+                       help="no weight decay on biases and BatchNorm's beta and gamma")
+    train.add_argument("--checkname", default="default",
+                       help="the run's name: its folder is runs/<dataset>/<model>/<checkname>/")
+    train.add_argument("--save-dir", default=None,
+                       help="the run's folder (log, weights, checkpoints); default from "
+                            "--checkname")
+    train.add_argument("--logging-file", default="train.log",
+                       help="the log's file name in --save-dir")
+    train.add_argument("--log-interval", type=int, default=20,
+                       help="iterations between training-loss lines")
+    train.add_argument("--no-val", action="store_true", help="skip validation during training")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the data order, augmentation and dropout")
+    train.add_argument("--save-interval-minutes", type=float, default=0.0,
+                       help="also checkpoint in the middle of an epoch every this many minutes "
+                            "(0: at epoch ends only; a stop signal always checkpoints)")
+    train.add_argument("--keep-checkpoints", type=int, default=0,
+                       help="keep the newest N mid-epoch checkpoints (0: all)")
+    train.add_argument("--fresh-start", action="store_true",
+                       help="train from scratch even though --save-dir holds checkpoints that "
+                            "fail verification")
+    evaluate = sub.add_parser("eval", help="pixAcc and mIoU of a saved FCN")
+    _common(evaluate)
+    evaluate.add_argument("--params", "--resume", dest="params", required=True,
+                          help="the FCN's .params (as segment train saves them)")
+    evaluate.add_argument("--mode", default="val", choices=["val", "testval"],
+                          help="val: centre crops at one scale, as validation in training; "
+                               "testval: whole images at --scales, flipped too (GluonCV's "
+                               "MultiEvalModel)")
+    evaluate.add_argument("--scales", default=MULTI_SCALES,
+                          help="testval: scales of --base-size, comma-separated")
+    evaluate.add_argument("--no-flip", action="store_true",
+                          help="testval: no horizontally flipped pass")
+
+
+def _check_positive(config, names, at_least):
+    for name in names:
+        if not config[name] >= at_least:
+            raise UserError("--%s must be %s; got %s" % (
+                name.replace("_", "-"), "at least 1" if at_least else "non-negative",
+                config[name]))
+
+
+def resolved(args):
+    """The flags, checked, as a dict for the log's Namespace and the checkpoint."""
+    import mxnet as mx
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    if config["ngpus"] is None:
+        config["ngpus"] = min(1, mx.context.num_gpus())
+    if config["ngpus"] not in (0, 1):
+        raise UserError("--ngpus %d: segment runs on one device (0: the CPU, 1: a GPU)"
+                        % config["ngpus"])
+    if config["ngpus"] and not mx.context.num_gpus():
+        raise UserError("--ngpus 1 but MXNet sees no GPU")
+    _check_positive(config, [n for n in ("epochs", "batch_size", "test_batch_size", "base_size",
+                                         "crop_size", "num_class") if n in config], 1)
+    _check_positive(config, [n for n in ("lr", "momentum", "weight_decay", "aux_weight",
+                                         "workers", "log_interval", "warmup_epochs")
+                             if n in config], 0)
+    if config.get("warmup_epochs", 0) >= config.get("epochs", 1):
+        raise UserError("--warmup-epochs %d leaves no epoch of the poly decay in --epochs %d"
+                        % (config["warmup_epochs"], config["epochs"]))
+    recipe = config.get("backbone_recipe")
+    if recipe is not None:  # as detect train's check (gluon_tricks/detect.py)
+        from gluon_tricks.paper import RECIPES
+        if recipe not in RECIPES:
+            raise UserError("--backbone-recipe %s is not a recipe of scripts/ (one of %s)"
+                            % (recipe, ", ".join(sorted(RECIPES))))
+        if RECIPES[recipe].model != config["backbone"]:
+            raise UserError("--backbone-recipe %s trains %s, not --backbone %s"
+                            % (recipe, RECIPES[recipe].model, config["backbone"]))
+        if not config.get("backbone_params"):
+            raise UserError("--backbone-recipe needs --backbone-params (the weights it made)")
+    if config["num_class"] > 255:
+        raise UserError("--num-class %d: masks are 8-bit PNGs, at most 255 classes"
+                        % config["num_class"])
+    return config
+
+
+def _context(config):
+    import mxnet as mx
+    return mx.gpu(0) if config["ngpus"] else mx.cpu()
+
+
+def _scales(text):
+    try:
+        scales = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        scales = []
+    if not scales or min(scales) <= 0:
+        raise UserError("--scales must be positive comma-separated numbers, e.g. %s; got %r"
+                        % (MULTI_SCALES, text))
+    return scales
+
+
+def save_dir_of(config):
+    """--save-dir, or GluonCV's runs/<dataset>/<model>/<checkname>/."""
+    return os.path.expanduser(config["save_dir"] or os.path.join(
+        "runs", config["dataset"], config["model"], config["checkname"]))
+
+
+def gluoncv_weights_name(epoch, miou):
+    """GluonCV's train.py name of an epoch's weights (mIoU 0 when not validated)."""
+    return "epoch_%04d_mIoU_%2.4f.params" % (epoch, miou)
+
+
+def run_train(args):
+    from gluon_tricks.training.preemption import StopSignals
+    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
+    try:
+        from gluon_tricks.training.distributed import World
+        world = World.from_environment()
+        result = _train(args, world, signals)
+    finally:
+        signals.uninstall()
+    world.finish()
+    return result
+
+
+def _segment_run():
+    from gluon_tricks.training.transfer_run import TransferRun
+
+    class SegmentRun(TransferRun):
+        SAVE_FLAG = "--save-dir"
+    return SegmentRun
+
+
+def _train(args, world, signals):
+    from gluoncv.utils.metrics import SegmentationMetric
+    from gluon_tricks.segmentation import data, loop, model
+    from gluon_tricks.streams import seed_initialisation
+    from gluon_tricks.training.transfer_run import GuardedRun, TransferState
+    config = resolved(args)
+    if world.size > 1:
+        raise UserError("segment train runs as one process for now; start it without horovodrun")
+    root = os.path.expanduser(args.dataset_root)
+    train_size = data.checked_set(root, "train", args.num_class)
+    if not args.no_val:
+        data.checked_set(root, "val", args.num_class)
+    if train_size < args.batch_size:
+        raise UserError("the training set has %d images, fewer than --batch-size %d"
+                        % (train_size, args.batch_size))
+    ctx = _context(config)
+    seed_initialisation(args.seed)  # the heads' (and a scratch backbone's) initial weights
+    net = model.build_fcn(args.backbone, args.num_class, args.backbone_params, args.aux,
+                          args.base_size, args.crop_size)
+    model.initialise(net, [ctx])
+    iters_per_epoch = train_size // args.batch_size  # GluonCV's len(train_data) at the start
+    scheduler = loop.lr_scheduler(args.lr, args.epochs, args.warmup_epochs, iters_per_epoch)
+    trainer = loop.make_trainer(net, args.momentum, args.weight_decay, scheduler, args.no_wd)
+
+    def dataset(split, mode):
+        return data.gluoncv_dataset(root, split, mode, args.base_size, args.crop_size,
+                                    args.num_class)
+    train_loader = data.train_loader(dataset("train", "train"), args.batch_size, args.workers,
+                                     args.seed)
+    val_loader = None if args.no_val else data.val_loader(
+        dataset("val", "val"), args.test_batch_size, args.workers)
+    save_dir = save_dir_of(config)
+    run = _segment_run()(
+        model=args.model, save_dir=save_dir,  # the checkpoints' name: GluonCV's --model
+        logging_file=os.path.join(save_dir, args.logging_file), config=config,
+        free_on_resume=FREE_ON_RESUME, iters_per_epoch=iters_per_epoch,
+        process_batch_size=args.batch_size, world_size=world.size, fresh_start=args.fresh_start,
+        save_interval_minutes=args.save_interval_minutes, keep_checkpoints=args.keep_checkpoints,
+        per_rank_statistics=True)  # FCN's BatchNorm trains
+    state = TransferState(net, trainer, [ctx])
+    with GuardedRun(run, world, state, signals, epochs=args.epochs) as session:
+        if session.finished:
+            print("nothing to train: the checkpoint in %s has finished all %d epochs"
+                  % (save_dir, args.epochs))
+            return 0
+        session.broadcast_parameters()
+        guard, log = session.guard, session.log
+
+        def end_epoch(epoch, miou):
+            """train.py's weight file of the epoch, then the epoch's checkpoint."""
+            from gluon_tricks import files
+            path = os.path.join(save_dir, gluoncv_weights_name(epoch, miou or 0.0))
+            files.write_atomically(path, net.save_parameters)
+            guard.save(epoch + 1)
+        net.hybridize()
+        loop.train(net, trainer, loop.make_criterion(args.aux, args.aux_weight), train_loader,
+                   val_loader, SegmentationMetric(args.num_class), ctx, args.epochs, log, guard,
+                   end_epoch, start=session.start, seed=args.seed,
+                   log_interval=args.log_interval, no_val=args.no_val)
+    return 0
+
+
+def run_eval(args):
+    from gluoncv.utils.metrics import SegmentationMetric
+    from gluon_tricks.segmentation import data, loop, model
+    config = resolved(args)
+    scales = _scales(args.scales)
+    root = os.path.expanduser(args.dataset_root)
+    data.checked_set(root, "val", args.num_class)
+    ctx = _context(config)
+    net = model.build_fcn(args.backbone, args.num_class, None, args.aux, args.base_size,
+                          args.crop_size)
+    model.load_fcn(net, args.params, [ctx])
+    net.hybridize()
+    metric = SegmentationMetric(args.num_class)
+    dataset = data.gluoncv_dataset(root, "val", args.mode, args.base_size, args.crop_size,
+                                   args.num_class)
+    if args.mode == "val":
+        pix_acc, miou = loop.validate(net, data.val_loader(dataset, args.test_batch_size,
+                                                           args.workers), metric, ctx)
+    else:
+        pix_acc, miou = loop.validate_multi_scale(
+            net, data.testval_loader(dataset, args.workers), metric, args.num_class, ctx,
+            scales, flip=not args.no_flip)
+    print("pixAcc=%.6f" % pix_acc)
+    print("mIoU=%.6f" % miou)
+    return 0
+
+
+def run(args):
+    return run_train(args) if args.segment_command == "train" else run_eval(args)

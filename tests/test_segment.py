@@ -1,0 +1,260 @@
+"""`segment train` and `segment eval` on a tiny ADE20K-layout set (8 training and 4 validation
+scenes of the demo): GluonCV's segmentation log format read back by the project's transfer-log
+parser, `eval` giving the logged pixAcc and mIoU of a saved FCN, exact resume, and bad input
+refused in one line before anything is written."""
+import os
+import re
+
+import mxnet as mx
+import pytest
+
+from gluon_tricks.data import demo_scenes
+from gluon_tricks.figures.transfer_logs import curve_series, parse_transfer_log, report_rows
+
+from conftest import assert_one_line_error
+
+SMALL = ["--backbone", "resnet18_v1d", "--num-class", "10", "--aux", "--base-size", "40",
+         "--crop-size", "32", "--test-batch-size", "4", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_ade(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_ade")
+    demo_scenes.write_segmentation_set(str(root))
+    for split, keep in (("training", 8), ("validation", 4)):
+        for kind in ("images", "annotations"):
+            for path in sorted((root / "ADEChallengeData2016" / kind / split).iterdir())[keep:]:
+                path.unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def backbone_file(tmp_path_factory):
+    """A resnet18_v1d classifier's weights (random, 10 classes), as `train` saves them."""
+    from gluon_tricks.models import get_model
+    net = get_model("resnet18_v1d", classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path_factory.mktemp("backbone") / "resnet18_v1d.params")
+    net.save_parameters(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_ade, backbone_file, tmp_path_factory):
+    """One epoch of `segment train` from the backbone file: {status, save_dir, log}."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("run") / "fcn"
+    status = main(["segment", "train", *SMALL, "--dataset-root", str(tiny_ade),
+                   "--backbone-params", backbone_file, "--epochs", "1", "--batch-size", "4",
+                   "--lr", "0.01", "--log-interval", "1", "--syncbn", "--save-dir", str(out)])
+    return {"status": status, "save_dir": out, "log": str(out / "train.log")}
+
+
+def _logged(trained):
+    """(pixAcc, mIoU) as the log's last validation line writes them."""
+    return re.findall(r"validation pixAcc: (\S+), mIoU: (\S+)$",
+                      open(trained["log"]).read(), re.MULTILINE)[-1]
+
+
+def test_the_training_log_is_read_as_gluoncvs_segmentation_log(trained):
+    assert trained["status"] == 0
+    log = parse_transfer_log(trained["log"])
+    assert log.task == "segmentation" and len(log.runs) == 1
+    run = log.runs[0]
+    assert run.config["backbone"] == "resnet18_v1d" and run.config["model"] == "fcn"
+    assert run.config["lr"] == 0.01 and run.config["syncbn"] is True
+    (epoch,) = run.validated()
+    assert epoch.epoch == 0 and set(epoch.metrics) == {"pixAcc", "mIoU"}
+    assert 0 < epoch.losses["training loss"] < 10
+    assert [float(v) for v in _logged(trained)] == [epoch.metrics["pixAcc"],
+                                                    epoch.metrics["mIoU"]]
+    assert (trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params"
+                                   % epoch.metrics["mIoU"])).is_file()
+    (row,) = report_rows([trained["log"]], paper=True)
+    assert row["final"] == {"pixAcc": round(100 * epoch.metrics["pixAcc"], 2),
+                            "mIoU": round(100 * epoch.metrics["mIoU"], 2)}
+    assert "resnet18_v1d is not one of Table 9" in row["paper"]["why"]
+    (series,) = curve_series(log)
+    assert series[0] == "FCN resnet18_v1d on ade20k" and series[1] == [1]
+
+
+def test_report_and_plot_curves_read_the_log_from_its_folder(trained, tmp_path, cli):
+    status, out, err = cli("report", trained["save_dir"])
+    assert status == 0, err
+    assert "| segmentation | resnet18_v1d | ade20k | 1 | 1 |" in out
+    status, out, err = cli("plot", "curves", trained["log"], "-o", tmp_path / "curves.png")
+    assert status == 0, err
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_report_places_a_log_naming_its_backbone_recipe_beside_that_row(tmp_path):
+    """A run of scripts/table9_fcn_cosine.sh (its Namespace and validation lines as segment
+    train writes them): `report --paper` puts it beside Table 9's "+ cosine" row."""
+    from gluon_tricks.paper import TABLE9_ROWS
+    from gluon_tricks.segmentation.loop import validation_message
+    from gluon_tricks.training.train_log import TrainLog
+    log = TrainLog(str(tmp_path / "train.log"), stream=open(os.devnull, "w"))
+    log.namespace({"model": "fcn", "backbone": "resnet50_v1d", "dataset": "ade20k",
+                   "backbone_recipe": "table6_resnet50_v1d_cosine", "epochs": 1})
+    log.info("Starting Epoch: 0")
+    log.info(validation_message(0, 0.791, 0.3875))
+    log.close()
+    (row,) = report_rows([str(tmp_path / "train.log")], paper=True)
+    (cosine,) = [r for r in TABLE9_ROWS if r.label == "+ cosine"]
+    assert row["paper"]["row"] == "+ cosine"
+    assert row["paper"]["diff"] == {"pixAcc": round(79.1 - cosine.metric("pixAcc"), 2),
+                                    "mIoU": round(38.75 - cosine.metric("mIoU"), 2)}
+
+
+def test_eval_of_the_saved_fcn_gives_the_logged_metrics(trained, tiny_ade, cli):
+    pix_acc, miou = _logged(trained)
+    weights = trained["save_dir"] / ("epoch_0000_mIoU_%2.4f.params" % float(miou))
+    status, out, err = cli("segment", "eval", *SMALL, "--dataset-root", tiny_ade,
+                           "--params", weights)
+    assert status == 0, err
+    assert out.splitlines() == ["pixAcc=" + pix_acc, "mIoU=" + miou]
+    # whole images at two scales, flipped: other numbers, still fractions
+    status, out, err = cli("segment", "eval", *SMALL, "--dataset-root", tiny_ade,
+                           "--params", weights, "--mode", "testval", "--scales", "0.75,1.25")
+    assert status == 0, err
+    values = dict(line.split("=") for line in out.splitlines())
+    assert set(values) == {"pixAcc", "mIoU"} and 0 < float(values["pixAcc"]) <= 1
+
+
+RESUMABLE = ["segment", "train", *SMALL, "--batch-size", "3", "--lr", "0.01", "--epochs", "2"]
+FINAL = "fcn-0002.params"  # the checkpoint after the last of RESUMABLE's epochs
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_ade, tmp_path_factory):
+    """Two epochs of RESUMABLE in one uninterrupted run (8 images in batches of 3: 2 batches,
+    then 3 with the 2 images epoch 0 left over): its save folder."""
+    from gluon_tricks.cli import main
+    out = tmp_path_factory.mktemp("reference")
+    assert main([*RESUMABLE, "--dataset-root", str(tiny_ade), "--save-dir", str(out)]) == 0
+    return out
+
+
+def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_ade, reference, tmp_path,
+                                                                  cli):
+    """The same command in a folder holding only the uninterrupted run's checkpoint after epoch
+    1 (as a run stopped there leaves it) continues from it (weights, momentum, the poly
+    schedule's step, the rolled-over images, dropout) to the same weights, to the bit. A run
+    with other flags (another lr, or other --epochs, which stretch the poly decay) is refused
+    by the checkpoint it would continue."""
+    import shutil
+    flags = [*RESUMABLE, "--dataset-root", tiny_ade]
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for ext in ("json", "params", "states"):
+        shutil.copy(reference / ("fcn-0001." + ext), parts)
+    status, out, err = cli(*flags, "--save-dir", parts)
+    assert status == 0, err
+    assert (reference / FINAL).read_bytes() == (parts / FINAL).read_bytes()
+    assert "Starting Epoch: 1" in out
+    log = parse_transfer_log(str(parts / "train.log"))
+    assert [[e.epoch for e in run.validated()] for run in log.runs] == [[1]]
+    assert log.runs[0].validated()[0].metrics == parse_transfer_log(
+        str(reference / "train.log")).runs[0].validated()[1].metrics
+    (parts / "fcn-0002.json").unlink()
+    assert_one_line_error(*cli(*flags, "--lr", "0.02", "--save-dir", parts),
+                          "written by a different run", "lr 0.01 -> 0.02", "--save-dir")
+    assert_one_line_error(*cli(*flags, "--epochs", "3", "--save-dir", parts),
+                          "written by a different run", "epochs 2 -> 3")
+
+
+def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, reference,
+                                                                      tmp_path, cli,
+                                                                      monkeypatch):
+    """SIGTERM during the 4th step (epoch 1, batch 1): the run checkpoints after that step and
+    exits 75 with one line; the same command continues from batch 2 of epoch 1 (its rolled-over
+    images and the batches already done skipped) to the uninterrupted run's weights."""
+    import signal
+    from gluon_tricks import streams
+    from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
+    real, calls = streams.transfer_step_seed, []
+
+    def with_signal(*args):
+        calls.append(args)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+    monkeypatch.setattr(streams, "transfer_step_seed", with_signal)
+    flags = [*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir", tmp_path]
+    status, out, err = cli(*flags)
+    assert status == PREEMPTED_EXIT_CODE and err.count("\n") == 1, err
+    assert "stopped by SIGTERM at epoch 1 after batch 2" in err
+    assert (tmp_path / "fcn-0001-batch000002.json").is_file()
+    monkeypatch.undo()
+    status, out, err = cli(*flags)
+    assert status == 0, err
+    assert "Starting Epoch: 1 (batch 2)" in out
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+
+
+def test_data_workers_read_the_same_batches(tiny_ade, reference, tmp_path, cli):
+    """Two loader processes instead of none: each image's crop, scale, flip and blur are keyed
+    by (seed, epoch, image), so the weights after two epochs are the same to the bit."""
+    status, out, err = cli(*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir", tmp_path,
+                           "--workers", "2")
+    assert status == 0, err
+    assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
+
+
+def test_a_second_run_in_the_same_save_folder_is_refused(tiny_ade, tmp_path, cli):
+    from gluon_tricks.training.savedir_lock import RunLock
+    held = RunLock(str(tmp_path))
+    held.acquire()
+    try:
+        assert_one_line_error(*cli(*RESUMABLE, "--dataset-root", tiny_ade, "--save-dir",
+                                   tmp_path), "in use by another run", "pid %d" % os.getpid())
+    finally:
+        held.release()
+    assert not (tmp_path / "train.log").exists()
+
+
+def _mask_of_another_size(root):
+    from PIL import Image
+    mask = sorted((root / "ADEChallengeData2016/annotations/training").iterdir())[0]
+    Image.new("L", (5, 5)).save(mask)
+    return mask.name
+
+
+@pytest.mark.parametrize("flags,fragment", [
+    (["--dataset-root", "/nonexistent/ade"], "no folder /nonexistent/ade/ADEChallengeData2016"),
+    (["--backbone-params", "/nonexistent.params"], "cannot read the weights file"),
+    (["--backbone", "resnet50"], "one of our ResNets"),
+    (["--ngpus", "2"], "one device"),
+    (["--warmup-epochs", "1"], "--warmup-epochs 1 leaves no epoch"),
+    (["--num-class", "3"], "labels out of range"),
+    (["--batch-size", "9"], "fewer than --batch-size 9"),
+    (["--backbone-recipe", "table6_resnet50_v1d_cosine"], "trains resnet50_v1d, not --backbone"),
+    (["--backbone-recipe", "table6_resnet18_v1d"], "not a recipe of scripts/"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(flags, fragment, tiny_ade, tmp_path, cli):
+    args = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--epochs", "1",
+            "--batch-size", "4", "--save-dir", tmp_path / "out", *flags]
+    assert_one_line_error(*cli(*args), fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mask_of_another_size_is_refused_before_training(tiny_ade, tmp_path, cli):
+    import shutil
+    shutil.copytree(tiny_ade / "ADEChallengeData2016", tmp_path / "ade/ADEChallengeData2016")
+    name = _mask_of_another_size(tmp_path / "ade")
+    args = ["segment", "train", *SMALL, "--dataset-root", tmp_path / "ade", "--epochs", "1",
+            "--batch-size", "4", "--save-dir", tmp_path / "out"]
+    assert_one_line_error(*cli(*args), name, "is 5x5 but its image")
+    assert not (tmp_path / "out").exists()
+
+
+def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_ade, tmp_path, cli):
+    """Until ranks share the data and the gradients, N ranks would each train the whole run and
+    write the same files."""
+    from gluon_tricks.training import distributed
+    monkeypatch.setattr(distributed.World, "from_environment",
+                        classmethod(lambda cls: cls(rank=0, size=2)))
+    assert_one_line_error(*cli("segment", "train", *SMALL, "--dataset-root", tiny_ade,
+                               "--save-dir", tmp_path / "out"), "one process", "horovodrun")
+    assert not (tmp_path / "out").exists()
