@@ -10,6 +10,7 @@
 #   probe      docs/data.md "Measured"                              (~5 min)
 #   twin       docs/data.md "Twin runs" (demo set)                  (~15 min)
 #   detection  docs/transfer.md "On the demo detection set" (needs the demo section's checkpoint)
+#   segmentation docs/transfer.md "On the demo segmentation set" (needs the demo section's checkpoint)
 #   bench      docs/performance.md "Measurements" (CPU rows)        (~10 min)
 #   reference  docs/reproducing.md "GluonCV's logs": tables, figures (~1 min)
 # The twin on exactly-output-size sources also needs GluonCV's train_imagenet.py, which is not
@@ -22,14 +23,14 @@ SCRIPT_NAME=reproduce_numbers
 # shellcheck source=lib/common.sh
 source "$(dirname "$0")/lib/common.sh"
 cd "$(dirname "$0")/.."
-SECTIONS=(demo ablation finetune probe twin detection bench reference)
+SECTIONS=(demo ablation finetune probe twin detection segmentation bench reference)
 out=$(abspath "${OUT_DIR:-runs/numbers}")
 python=${PYTHON:-.venv/bin/python}
 case $python in */*) python=$(abspath "$python") ;; esac
 dry_run=${DRY_RUN:-0}
 
 if [ "${1:-}" = "--list" ]; then
-  sed -n 's/^#   \([a-z]*\) \{2,\}/\1: /p' "$0"
+  sed -n 's/^#   \([a-z]*\) \{1,\}\(.*\.md.*\)/\1: \2/p' "$0"
   exit 0
 fi
 requested=("$@")
@@ -88,6 +89,13 @@ section_detection() {
   step "$python" -m gluon_tricks detect train "${common[@]}" --backbone-params "$backbone" \
     --save-prefix "$dir/pretrained/"
   step "$python" -m gluon_tricks detect train "${common[@]}" --save-prefix "$dir/scratch/"
+}
+
+# segmentation: FCN on the demo segmentation set, the demo's backbone against from scratch.
+section_segmentation() {
+  local backbone=$out/demo/resnet18_v1d-0010.params
+  [ "$dry_run" = 1 ] || [ -f "$backbone" ] || die "$backbone is missing: run the demo section first"
+  step env CLASSIFIER_PARAMS="$backbone" PYTHON="$python" bash scripts/segment_demo.sh "$dir"
 }
 
 section_bench() {

@@ -26,7 +26,8 @@ def test_every_section_names_a_page_and_heading_that_exist():
     assert listing.returncode == 0, listing.stderr
     sections = [line.split(":", 1) for line in listing.stdout.splitlines()]
     assert [name for name, _ in sections] == ["demo", "ablation", "finetune", "probe", "twin",
-                                               "detection", "bench", "reference"]
+                                               "detection", "segmentation", "bench",
+                                               "reference"]
     for name, where in sections:
         quoted = re.findall(r'(\S+\.md) "([^"]+)"', where)
         assert quoted, "section %s names no page and heading" % name
