@@ -1,6 +1,7 @@
 """Twin runs: one recipe trained through GluonCV's ImageNet pipeline and through `gluon-tricks
 train --augmentation gluoncv`, several seeds each, on the same RecordIO (the demo set, or with
---data exact-size written digits at exactly the input size, scripts/exact_size_data.py);
+--data exact-size written digits at exactly the input size, scripts/exact_size_data.py, or with
+--data sklearn-digits scikit-learn's 8x8 digits enlarged to the input size, issue 21's set);
 prints the final validation top-1 of every run, then mean and standard deviation per pipeline.
 
 The GluonCV twin is a plain loop as in GluonCV's train_imagenet.py with --use-rec:
@@ -229,13 +230,33 @@ def exact_size_records(work, size, train, val):
     return dict(paths, train_count=train, classes=len(exact_size_data.CLASSES))
 
 
+def digits_records(work, size, csv_path):
+    """scikit-learn's digits enlarged to size x size (scripts/exact_size_data.py --digits),
+    written once."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import exact_size_data
+    root = os.path.join(work, "sklearn-digits-%d" % size)
+    paths = {s + "_" + k: os.path.join(root, "%s.%s" % (s, k)) for s in ("train", "val")
+             for k in ("rec", "idx")}
+    train = exact_size_data.DIGITS_COUNT - exact_size_data.DIGITS_VAL
+    if not all(os.path.exists(p) for p in paths.values()):
+        if not csv_path or not os.path.isfile(csv_path):
+            sys.exit("twin_runs: --data sklearn-digits needs --digits-csv, scikit-learn's "
+                     "sklearn/datasets/data/digits.csv.gz (pip install scikit-learn anywhere)")
+        paths = exact_size_data.write_digits_data(root, csv_path, size)
+    return dict(paths, train_count=train, classes=len(exact_size_data.CLASSES))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per pipeline (3)")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--data", choices=("demo", "exact-size"), default="demo",
-                        help="the demo set (64-160 px JPEGs) or written digits of exactly "
-                        "--input-size (PNGs, scripts/exact_size_data.py)")
+    parser.add_argument("--data", choices=("demo", "exact-size", "sklearn-digits"),
+                        default="demo", help="the demo set (64-160 px JPEGs), written digits of "
+                        "exactly --input-size (PNGs, scripts/exact_size_data.py) or scikit-learn's "
+                        "8x8 digits enlarged to --input-size (PNGs, exact_size_data.py --digits)")
+    parser.add_argument("--digits-csv", help="--data sklearn-digits: scikit-learn's "
+                        "sklearn/datasets/data/digits.csv.gz")
     parser.add_argument("--exact-size-counts", default="1500,500",
                         help="--data exact-size: training and validation images (1500,500)")
     parser.add_argument("--model", default="resnet18_v1b")
@@ -277,6 +298,8 @@ def main(argv=None):
     if args.data == "exact-size":
         train, val = (int(n) for n in args.exact_size_counts.split(","))
         args.data = exact_size_records(args.work_dir, args.input_size, train, val)
+    elif args.data == "sklearn-digits":
+        args.data = digits_records(args.work_dir, args.input_size, args.digits_csv)
     else:
         args.data = demo_records(args.work_dir)
     args.run_dir = tempfile.mkdtemp(prefix="runs-", dir=args.work_dir)  # checkpoints and logs
