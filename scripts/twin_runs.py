@@ -250,6 +250,8 @@ def digits_records(work, size, csv_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per pipeline (3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds --first-seed .. --first-seed + --seeds - 1 (0)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--data", choices=("demo", "exact-size", "sklearn-digits"),
                         default="demo", help="the demo set (64-160 px JPEGs), written digits of "
@@ -316,7 +318,7 @@ def main(argv=None):
     if not chosen:
         parser.error("--arms: give gluoncv, ours or gluoncv,ours")
     results = {name: [] for name, _ in chosen}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, run in chosen:
             start = time.time()
             results[name].append(run(seed))
