@@ -107,6 +107,17 @@ def test_whole_pipeline_matches_recorditer_on_a_png_digit_of_the_output_size(pro
     assert differ["paper"] != []
 
 
+def test_a_grey_png_digit_of_the_output_size_tells_an_ordinary_resize_apart(probe, monkeypatch):
+    """The whole-pipeline statistics of a grey 32 x 32 digit have the power to see the in-place
+    resize too: without it, its per-image channel means and spreads differ from
+    ImageRecordIter's."""
+    _without_in_place_resize(monkeypatch)
+    measured = {p: probe.measure_digits(p, 32, True, draws=DRAWS, seed=0)
+                for p in ("recorditer", "gluoncv")}
+    differ = probe.rejected(probe.compare(measured["recorditer"], measured["gluoncv"]), ALPHA)
+    assert {"mean_R", "std_R"} <= set(differ)
+
+
 def test_recovery_reads_back_a_known_crop_and_colour(probe):
     """The measurement itself: a known box, flip and colour map come back from their outputs."""
     image, step_x, step_y = probe.coordinate_image(500, 375)
