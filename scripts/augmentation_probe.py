@@ -9,7 +9,8 @@ image of the output's size is the identity); a 3x4 affine map fitted per image (
 over the pixels no channel of which saturated) gives the colour transform. End to end: a drawn
 scene, and a written digit of exactly the output size (scripts/exact_size_data.py, as PNG: the
 case where ImageRecordIter resizes each crop in place over its source), through the whole
-pipeline, per-image mean and spread of each normalised channel.
+pipeline (also as a one-channel PNG, as scikit-learn's digits), per-image mean and spread of
+each normalised channel.
 
 Each statistic is compared with a two-sample Kolmogorov-Smirnov test (the flip rate with a
 chi-square test); the null "same distribution" is rejected at `--alpha` overall, Bonferroni-
@@ -229,9 +230,13 @@ def measure_scenes(pipeline, width, height, size, draws, seed=0):
     return _measure_whole(pipeline, png(scene(width, height)), size, draws, seed)
 
 
-def measure_digits(pipeline, size, draws, seed=0):
-    """As measure_scenes, on a written digit of exactly the output size (a PNG record)."""
-    return _measure_whole(pipeline, png(digit(size)), size, draws, seed)
+def measure_digits(pipeline, size, grey=False, *, draws, seed=0):
+    """As measure_scenes, on a written digit of exactly the output size (a PNG record; with
+    `grey` a one-channel PNG, as scikit-learn's digits written by exact_size_data.py --digits)."""
+    image = digit(size)
+    if grey:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return _measure_whole(pipeline, png(image), size, draws, seed)
 
 
 def _measure_whole(pipeline, buf, size, draws, seed):
@@ -272,6 +277,7 @@ EXPERIMENTS = (
     ("whole pipeline, scene 500x375 -> 224", measure_scenes, (500, 375, 224)),
     ("whole pipeline, scene 32x32 -> 32", measure_scenes, (32, 32, 32)),
     ("whole pipeline, digit 32x32 -> 32", measure_digits, (32,)),
+    ("whole pipeline, grey PNG digit 32x32 -> 32", measure_digits, (32, True)),
 )
 
 

@@ -1,6 +1,7 @@
 """Twin runs: one recipe trained through GluonCV's ImageNet pipeline and through `gluon-tricks
 train --augmentation gluoncv`, several seeds each, on the same RecordIO (the demo set, or with
---data exact-size written digits at exactly the input size, scripts/exact_size_data.py);
+--data exact-size written digits at exactly the input size, scripts/exact_size_data.py, or with
+--data sklearn-digits scikit-learn's 8x8 digits enlarged to the input size, issue 21's set);
 prints the final validation top-1 of every run, then mean and standard deviation per pipeline.
 
 The GluonCV twin is a plain loop as in GluonCV's train_imagenet.py with --use-rec:
@@ -18,7 +19,9 @@ the same in every run), and substitutes three things the script hard-codes for I
 class count (1000; here the data set's), the initialiser (MSRAPrelu; here the paper's Xavier, as
 ours) and --num-training-samples (1281167, which sizes the LR schedule; here the data set's).
 --gluoncv-script-defaults keeps the first and last as the script has them. Its validation top-1
-is the script's own: over whole batches, the last one filled by ImageRecordIter's round_batch.
+is the script's own, over whole batches only: on the 360 validation digits of --data
+sklearn-digits, 11 batches (352 images) in most epochs and 12 (384, the last one filled by
+ImageRecordIter's round_batch) in some; ours counts every validation image once.
 
     .venv/bin/python scripts/twin_runs.py                 # 3 seeds x 2 pipelines, 10 epochs each
     .venv/bin/python scripts/twin_runs.py --seeds 1 --epochs 1 --work-dir /tmp/twins
@@ -229,13 +232,35 @@ def exact_size_records(work, size, train, val):
     return dict(paths, train_count=train, classes=len(exact_size_data.CLASSES))
 
 
+def digits_records(work, size, csv_path):
+    """scikit-learn's digits enlarged to size x size (scripts/exact_size_data.py --digits),
+    written once."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import exact_size_data
+    root = os.path.join(work, "sklearn-digits-%d" % size)
+    paths = {s + "_" + k: os.path.join(root, "%s.%s" % (s, k)) for s in ("train", "val")
+             for k in ("rec", "idx")}
+    train = exact_size_data.DIGITS_COUNT - exact_size_data.DIGITS_VAL
+    if not all(os.path.exists(p) for p in paths.values()):
+        if not csv_path or not os.path.isfile(csv_path):
+            sys.exit("twin_runs: --data sklearn-digits needs --digits-csv, scikit-learn's "
+                     "sklearn/datasets/data/digits.csv.gz (pip install scikit-learn anywhere)")
+        paths = exact_size_data.write_digits_data(root, csv_path, size)
+    return dict(paths, train_count=train, classes=len(exact_size_data.CLASSES))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per pipeline (3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds --first-seed .. --first-seed + --seeds - 1 (0)")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--data", choices=("demo", "exact-size"), default="demo",
-                        help="the demo set (64-160 px JPEGs) or written digits of exactly "
-                        "--input-size (PNGs, scripts/exact_size_data.py)")
+    parser.add_argument("--data", choices=("demo", "exact-size", "sklearn-digits"),
+                        default="demo", help="the demo set (64-160 px JPEGs), written digits of "
+                        "exactly --input-size (PNGs, scripts/exact_size_data.py) or scikit-learn's "
+                        "8x8 digits enlarged to --input-size (PNGs, exact_size_data.py --digits)")
+    parser.add_argument("--digits-csv", help="--data sklearn-digits: scikit-learn's "
+                        "sklearn/datasets/data/digits.csv.gz")
     parser.add_argument("--exact-size-counts", default="1500,500",
                         help="--data exact-size: training and validation images (1500,500)")
     parser.add_argument("--model", default="resnet18_v1b")
@@ -277,6 +302,8 @@ def main(argv=None):
     if args.data == "exact-size":
         train, val = (int(n) for n in args.exact_size_counts.split(","))
         args.data = exact_size_records(args.work_dir, args.input_size, train, val)
+    elif args.data == "sklearn-digits":
+        args.data = digits_records(args.work_dir, args.input_size, args.digits_csv)
     else:
         args.data = demo_records(args.work_dir)
     args.run_dir = tempfile.mkdtemp(prefix="runs-", dir=args.work_dir)  # checkpoints and logs
@@ -293,7 +320,7 @@ def main(argv=None):
     if not chosen:
         parser.error("--arms: give gluoncv, ours or gluoncv,ours")
     results = {name: [] for name, _ in chosen}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, run in chosen:
             start = time.time()
             results[name].append(run(seed))
