@@ -14,7 +14,8 @@
 #   bench      docs/performance.md "Measurements" (CPU rows)        (~10 min)
 #   reference  docs/reproducing.md "GluonCV's logs": tables, figures (~1 min)
 # The twin on exactly-output-size sources also needs GluonCV's train_imagenet.py, which is not
-# part of this repository: GLUONCV_SCRIPT=PATH adds it to the twin section.
+# part of this repository: GLUONCV_SCRIPT=PATH adds it to the twin section, and with
+# DIGITS_CSV=PATH (scikit-learn's sklearn/datasets/data/digits.csv.gz) the twin on issue 21's digits.
 # Environment: OUT_DIR (default runs/numbers), PYTHON (default .venv/bin/python), DRY_RUN=1 (print
 # each command as one shell-quoted line, run nothing). A section whose folder exists is refused,
 # so earlier results are never added to.
@@ -75,6 +76,11 @@ section_twin() {
   if [ -n "${GLUONCV_SCRIPT:-}" ]; then
     step "$python" scripts/twin_runs.py --data exact-size --epochs 6 --warmup-epochs 1 \
       --no-last-gamma --workers 2 --gluoncv-script "$GLUONCV_SCRIPT" --work-dir "$dir/exact-size"
+    if [ -n "${DIGITS_CSV:-}" ]; then
+      step "$python" scripts/twin_runs.py --data sklearn-digits --digits-csv "$DIGITS_CSV" \
+        --seeds 6 --epochs 6 --warmup-epochs 1 --no-last-gamma --workers 2 \
+        --gluoncv-script "$GLUONCV_SCRIPT" --work-dir "$dir/sklearn-digits"
+    fi
   fi
 }
 
