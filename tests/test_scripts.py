@@ -27,7 +27,7 @@ SCRIPTS = os.path.join(REPO, "scripts")
 # Top-level scripts that are not recipes of a paper row.
 NOT_RECIPES = {"install_env.sh", "docker_check.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
                "fetch_gluoncv_logs.sh", "augmentation_probe.py", "twin_runs.py", "gpu_check.sh",
-               "finetune_demo.sh", "exact_size_data.py"}
+               "finetune_demo.sh", "exact_size_data.py", "detection_twin.py"}
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
