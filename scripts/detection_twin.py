@@ -10,12 +10,14 @@ GluonCV's train_faster_rcnn.py is a file of a dmlc/gluon-cv checkout
 fresh process, with the shared flags, and substitutes what it hard-codes for Pascal VOC:
 - the data: gluoncv.data.VOCDetection gets the demo class names, --dataset-root as its root,
   and only the splits present there (the demo set has VOC2007 only);
-- the backbone weights: faster_rcnn_resnet50_v1b_voc loads its "ImageNet-pretrained"
-  resnet50_v1b through gluoncv.model_zoo.model_store.get_model_file; that file becomes
-  --backbone-params (a resnet50_v1b classifier checkpoint of this project), its fc widened
-  to 1000 classes with zero rows (fc is not part of the detector, every other array is the
-  checkpoint's). Both sides start from these weights; the detection heads are initialised
-  by each side's own code;
+- the backbone weights: faster_rcnn_resnet50_v1b_voc loads its "ImageNet-pretrained" ResNet
+  through gluoncv.model_zoo.model_store.get_model_file; that file becomes --backbone-params (a
+  classifier checkpoint of this project, of --network), its fc widened to 1000 classes with
+  zero rows (fc is not part of the detector; every other array is the checkpoint's). Both
+  sides start from these weights; the detection heads are initialised by each side's code;
+- with --network resnet18_v1b (a choice of the script's --network that GluonCV's model zoo has
+  no VOC detector for), faster_rcnn_resnet18_v1b_voc is registered as GluonCV's own
+  faster_rcnn_resnet50_v1b_voc function building on GluonCV's resnet18_v1b instead;
 - the recipe entries faster_rcnn_resnet50_v1b_voc passes to get_faster_rcnn: short and
   max_size (--short, --max-size), num_sample (--rcnn-num-samples), rpn_test_post_nms, and
   the RPN's proposal counts capped at the anchors of a short x short image exactly as
@@ -31,7 +33,7 @@ so load from other processes on a shared machine moves it less than a mean would
     git --git-dir=GLUON_CV/.git show HEAD:scripts/detection/faster_rcnn/train_faster_rcnn.py \
         > /tmp/gcvdet/train_faster_rcnn.py
     OMP_NUM_THREADS=1 .venv/bin/python scripts/detection_twin.py \
-        --gluoncv-script /tmp/gcvdet/train_faster_rcnn.py --backbone-params R50.params
+        --gluoncv-script /tmp/gcvdet/train_faster_rcnn.py --backbone-params R18B.params
     .venv/bin/python scripts/detection_twin.py --gluoncv-script ... --backbone-params ... \
         --seeds 1 --epochs 1 --work-dir /tmp/dettwin
 """
@@ -48,13 +50,21 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NETWORK = "resnet50_v1b"  # the one backbone both train_faster_rcnn.py and detect train build
-LOG_NAME = "faster_rcnn_%s_voc_train.log" % NETWORK  # both sides name their log so
+# The backbones of train_faster_rcnn.py's --network choices that GluonCV's VOC recipe can take:
+# resnet50_v1b (its model zoo's faster_rcnn_resnet50_v1b_voc) and resnet18_v1b (the script offers
+# it, the zoo has no VOC model of it: the wrapper registers that same recipe function on
+# GluonCV's resnet18_v1b).
+NETWORKS = ("resnet18_v1b", "resnet50_v1b")
+
+
+def log_name(network):
+    """Both sides name their log so."""
+    return "faster_rcnn_%s_voc_train.log" % network
 
 
 def shared_flags(args, seed):
     """The flags both commands take with the same name and meaning."""
-    return ["--network", NETWORK, "--dataset", "voc", "--epochs", str(args.epochs),
+    return ["--network", args.network, "--dataset", "voc", "--epochs", str(args.epochs),
             "--lr", str(args.lr), "--lr-decay-epoch", args.lr_decay_epoch,
             "--lr-warmup", str(args.lr_warmup), "--batch-size", str(args.batch_size),
             "--num-workers", str(args.workers), "--seed", str(seed),
@@ -89,7 +99,7 @@ def gluoncv_argv(args, seed, prefix):
 
 def widened_classifier(params_file, out_file, classes=1000):
     """`params_file` (our classifier) with fc grown to `classes` rows of zeros appended, so
-    that GluonCV's resnet50_v1b (1000 classes) loads it; every other array unchanged."""
+    that GluonCV's ResNet of 1000 classes loads it; every other array unchanged."""
     import mxnet as mx
     saved = mx.nd.load(params_file)
     weight, bias = saved["fc.weight"], saved["fc.bias"]
@@ -123,8 +133,24 @@ def install_substitutions(spec, patch=setattr):
     get_model_file = model_store.get_model_file
 
     def backbone_file(name, tag=None, root=os.path.join("~", ".mxnet", "models")):
-        return spec["backbone"] if name == NETWORK else get_model_file(name, tag=tag, root=root)
+        return (spec["backbone"] if name == spec["network"]
+                else get_model_file(name, tag=tag, root=root))
     patch(model_store, "get_model_file", backbone_file)
+
+    if spec["network"] != "resnet50_v1b":  # the same recipe function on the other depth
+        from gluoncv.model_zoo import model_zoo, resnetv1b
+        voc_recipe = predefined_models.faster_rcnn_resnet50_v1b_voc
+        depth = getattr(resnetv1b, spec["network"])
+
+        def faster_rcnn_voc(**kwargs):
+            build = resnetv1b.resnet50_v1b
+            resnetv1b.resnet50_v1b = depth  # the name voc_recipe imports when called
+            try:
+                return voc_recipe(**kwargs)
+            finally:
+                resnetv1b.resnet50_v1b = build
+        patch(model_zoo, "_models", dict(model_zoo._models, **{
+            "faster_rcnn_%s_voc" % spec["network"]: faster_rcnn_voc}))
 
     get_faster_rcnn = predefined_models.get_faster_rcnn
     patch(predefined_models, "get_faster_rcnn", lambda **kwargs: get_faster_rcnn(
@@ -202,25 +228,27 @@ def run_side(cmd, log_path, name, seed, args, stderr_path):
 def ours_run(args, seed):
     prefix = os.path.join(args.run_dir, "ours-%d" % seed, "")
     cmd = [sys.executable, "-m", "gluon_tricks", *ours_argv(args, seed, prefix)]
-    return run_side(cmd, prefix + LOG_NAME, "detect train", seed, args,
+    return run_side(cmd, prefix + log_name(args.network), "detect train", seed, args,
                     os.path.join(args.run_dir, "ours-%d.stderr" % seed))
 
 
 def gluoncv_run(args, seed):
     prefix = os.path.join(args.run_dir, "gluoncv-%d" % seed, "")
     spec = dict(script=args.gluoncv_script, argv=gluoncv_argv(args, seed, prefix),
-                root=args.devkit, classes=args.classes, backbone=args.widened,
+                network=args.network, root=args.devkit, classes=args.classes, backbone=args.widened,
                 recipe=recipe_overrides(args))
     cmd = [sys.executable, os.path.abspath(__file__), "--gluoncv-script-run", json.dumps(spec)]
-    return run_side(cmd, prefix + LOG_NAME, "train_faster_rcnn.py", seed, args,
+    return run_side(cmd, prefix + log_name(args.network), "train_faster_rcnn.py", seed, args,
                     os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gluoncv-script", help="GluonCV's train_faster_rcnn.py (required)")
-    parser.add_argument("--backbone-params", help="a %s classifier checkpoint of this project, "
-                        "the backbone weights of both sides (required)" % NETWORK)
+    parser.add_argument("--network", choices=NETWORKS, default="resnet18_v1b",
+                        help="the backbone (resnet18_v1b: affordable on a CPU)")
+    parser.add_argument("--backbone-params", help="a classifier checkpoint of this project of "
+                        "--network, the backbone weights of both sides (required)")
     parser.add_argument("--dataset-root", default=None, help="a VOC-layout set with the demo "
                         "classes (default: `demo-data --task detection` under --work-dir)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")

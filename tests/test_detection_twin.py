@@ -1,8 +1,9 @@
 """scripts/detection_twin.py: its verdict arithmetic against the formulas, its log reading on
 GluonCV's published detection log, its flags accepted by `detect train`, and its substitutions
-into GluonCV: faster_rcnn_resnet50_v1b_voc built through GluonCV's model zoo gets the demo
-classes, the small recipe and exactly the backbone weights of our classifier checkpoint, and
-GluonCV's VOCDetection reads the demo set. (A whole twin run takes minutes: not run here.)"""
+into GluonCV: faster_rcnn_resnet50_v1b_voc (and the same recipe on GluonCV's resnet18_v1b)
+built through GluonCV's model zoo gets the demo classes, the small recipe and exactly the
+backbone weights of our classifier checkpoint, and GluonCV's VOCDetection reads the demo set.
+(A whole twin run takes minutes: not run here.)"""
 import argparse
 import importlib.util
 import os
@@ -109,50 +110,55 @@ def test_our_side_of_the_twin_is_a_command_detect_train_accepts(twin, tmp_path):
     parsed = build_parser().parse_args(twin.ours_argv(args, 4, str(tmp_path) + "/"))
     assert (parsed.network, parsed.epochs, parsed.lr, parsed.lr_decay_epoch, parsed.seed,
             parsed.short, parsed.max_size, parsed.rcnn_num_samples, parsed.val_interval) == (
-        "resnet50_v1b", 2, 0.02, "1", 4, 96, 144, 16, 2)
+        "resnet18_v1b", 2, 0.02, "1", 4, 96, 144, 16, 2)
     gluoncv = twin.gluoncv_argv(args, 4, "p/")
     shared = twin.shared_flags(args, 4)
     assert gluoncv[:len(shared)] == shared and "--gpus" in gluoncv
 
 
-@pytest.fixture(scope="module")
-def classifier_file(tmp_path_factory):
-    """A resnet50_v1b classifier of ours (random weights, 10 classes), as `train` saves it."""
-    from gluon_tricks.models import get_model
-    net = get_model("resnet50_v1b", classes=10)
-    net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    path = str(tmp_path_factory.mktemp("classifier") / "resnet50_v1b.params")
-    net.save_parameters(path)
-    return path
+# network -> (features of fc, the last convolution of stage 4, by its name in our checkpoint)
+BACKBONES = {"resnet50_v1b": (2048, "layer4.2.conv3.weight"),
+             "resnet18_v1b": (512, "layer4.1.conv2.weight")}
 
 
+@pytest.mark.parametrize("network", sorted(BACKBONES))
 def test_gluoncvs_own_detector_gets_the_demo_recipe_and_our_backbone_weights(
-        twin, classifier_file, tmp_path, monkeypatch):
+        twin, network, tmp_path, monkeypatch):
+    from gluon_tricks.models import get_model as our_model
+    classifier = our_model(network, classes=10)  # random weights, saved as `train` saves them
+    classifier.initialize(mx.init.Xavier())
+    classifier(mx.nd.zeros((1, 3, 32, 32)))
+    classifier_file = str(tmp_path / (network + ".params"))
+    classifier.save_parameters(classifier_file)
     demo_scenes.write_detection_set(str(tmp_path))
     args = argparse.Namespace(short=96, max_size=144, rcnn_num_samples=16, rpn_test_post_nms=20)
     wide = twin.widened_classifier(classifier_file, str(tmp_path / "wide.params"))
-    spec = dict(root=str(tmp_path / "VOCdevkit"), classes=list(CLASSES), backbone=wide,
-                recipe=twin.recipe_overrides(args))
+    spec = dict(network=network, root=str(tmp_path / "VOCdevkit"), classes=list(CLASSES),
+                backbone=wide, recipe=twin.recipe_overrides(args))
     twin.install_substitutions(spec, patch=monkeypatch.setattr)
     import gluoncv.data
-    from gluoncv.model_zoo import get_model
+    from gluoncv.model_zoo import get_model, resnetv1b
+    resnet50_v1b = resnetv1b.resnet50_v1b
     # what train_faster_rcnn.py calls, with what it passes
-    net = get_model("faster_rcnn_resnet50_v1b_voc", pretrained_base=True,
+    net = get_model("faster_rcnn_%s_voc" % network, pretrained_base=True,
                     per_device_batch_size=1)
+    assert resnetv1b.resnet50_v1b is resnet50_v1b  # restored after building
     assert tuple(net.classes) == tuple(CLASSES)
     assert (net.short, net.max_size, net._batch_size, net._num_sample) == (96, 144, 1, 16)
     assert net._rpn_test_post_nms == 20 and net.rpn._train_pre_nms == 540
-    saved = mx.nd.load(classifier_file)
-    loaded = mx.nd.load(wide)
-    assert loaded["fc.weight"].shape == (1000, 2048)
+    width, last_conv = BACKBONES[network]
+    saved, loaded = mx.nd.load(classifier_file), mx.nd.load(wide)
+    assert loaded["fc.weight"].shape == (1000, width)
     np.testing.assert_array_equal(loaded["fc.weight"][:10].asnumpy(),
                                   saved["fc.weight"].asnumpy())
     assert not loaded["fc.weight"][10:].asnumpy().any()
-    # the backbone is the checkpoint's, array for array, in GluonCV's own ResNet
-    first_conv = net.features[0].weight.data().asnumpy()
-    np.testing.assert_array_equal(first_conv, saved["conv1.weight"].asnumpy())
-    last = net.top_features[0][-1].conv3.weight.data().asnumpy()
-    np.testing.assert_array_equal(last, saved["layer4.2.conv3.weight"].asnumpy())
+    # the backbone is GluonCV's own ResNet of that depth, holding the checkpoint's arrays
+    assert type(net.features[4][0]).__name__ == (
+        "BottleneckV1b" if network == "resnet50_v1b" else "BasicBlockV1b")
+    np.testing.assert_array_equal(net.features[0].weight.data().asnumpy(),
+                                  saved["conv1.weight"].asnumpy())
+    stage4 = dict(net.top_features[0].collect_params().items())
+    conv = [p for name, p in stage4.items() if p.shape == saved[last_conv].shape][-1]
+    np.testing.assert_array_equal(conv.data().asnumpy(), saved[last_conv].asnumpy())
     train = gluoncv.data.VOCDetection(splits=[(2007, "trainval"), (2012, "trainval")])
     assert len(train) == 100 and train.classes == tuple(CLASSES)  # VOC2012 absent: skipped
