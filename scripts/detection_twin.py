@@ -242,6 +242,26 @@ def gluoncv_run(args, seed):
                     os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed))
 
 
+def demo_set(work_dir, train_images=None):
+    """The demo detection set (`demo-data --task detection`) under work_dir, drawn once; with
+    `train_images`, only the first that many of its trainval images (test stays whole)."""
+    from gluon_tricks.data import demo_scenes, voc
+    root = os.path.join(work_dir, "demo-detection" + ("-%d" % train_images if train_images
+                                                      else ""))
+    if not os.path.isdir(root):
+        os.makedirs(work_dir, exist_ok=True)
+        building = tempfile.mkdtemp(prefix="demo-", dir=work_dir)
+        demo_scenes.write_detection_set(building)
+        listing = os.path.join(voc.year_folder(os.path.join(building, "VOCdevkit"), 2007),
+                               voc.IMAGE_SETS, "trainval.txt")
+        with open(listing) as f:
+            ids = f.read().split()
+        with open(listing, "w") as f:
+            f.write("".join(i + "\n" for i in ids[:train_images or len(ids)]))
+        os.rename(building, root)
+    return root
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gluoncv-script", help="GluonCV's train_faster_rcnn.py (required)")
@@ -251,6 +271,9 @@ def parse_args(argv=None):
                         "--network, the backbone weights of both sides (required)")
     parser.add_argument("--dataset-root", default=None, help="a VOC-layout set with the demo "
                         "classes (default: `demo-data --task detection` under --work-dir)")
+    parser.add_argument("--train-images", type=int, default=None,
+                        help="without --dataset-root: train on the first N of the demo set's "
+                        "100 trainval images (default all; the 40 test images stay)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.01)
@@ -277,8 +300,8 @@ def parse_args(argv=None):
             parser.error("--%s: no file %s" % (flag.replace("_", "-"), path))
         setattr(args, flag, os.path.abspath(os.path.expanduser(path)))
     for flag in ("seeds", "epochs", "batch_size", "log_interval", "short", "max_size",
-                 "rcnn_num_samples", "rpn_test_post_nms"):
-        if getattr(args, flag) < 1:
+                 "rcnn_num_samples", "rpn_test_post_nms", "train_images"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error("--%s must be at least 1" % flag.replace("_", "-"))
     return args
 
@@ -292,10 +315,7 @@ def main(argv=None):
     from gluon_tricks.detection import data
     os.makedirs(args.work_dir, exist_ok=True)
     if args.dataset_root is None:
-        args.dataset_root = os.path.join(args.work_dir, "demo-detection")
-        if not os.path.isdir(args.dataset_root):
-            from gluon_tricks.data import demo_scenes
-            demo_scenes.write_detection_set(args.dataset_root)
+        args.dataset_root = demo_set(args.work_dir, args.train_images)
     args.dataset_root = os.path.abspath(args.dataset_root)
     args.devkit = data.devkit(args.dataset_root)
     args.classes = list(CLASSES)

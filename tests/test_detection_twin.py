@@ -162,3 +162,20 @@ def test_gluoncvs_own_detector_gets_the_demo_recipe_and_our_backbone_weights(
     np.testing.assert_array_equal(conv.data().asnumpy(), saved[last_conv].asnumpy())
     train = gluoncv.data.VOCDetection(splits=[(2007, "trainval"), (2012, "trainval")])
     assert len(train) == 100 and train.classes == tuple(CLASSES)  # VOC2012 absent: skipped
+
+
+def test_the_demo_set_can_be_cut_to_its_first_training_images(twin, tmp_path):
+    from gluon_tricks.detection import data
+    root = twin.demo_set(str(tmp_path), train_images=5)
+    devkit = data.devkit(root)
+    train_splits, test_splits = data.checked_sets(devkit, CLASSES)
+    assert train_splits == ((2007, "trainval"),) and test_splits == ((2007, "test"),)
+    from gluon_tricks.data.voc import gluoncv_dataset
+    whole = twin.demo_set(str(tmp_path / "whole"))
+    ids = open(os.path.join(data.devkit(whole), "VOC2007", "ImageSets", "Main",
+                            "trainval.txt")).read().split()
+    assert len(ids) == 100
+    cut = gluoncv_dataset(devkit, [(2007, "trainval")], CLASSES)
+    assert [item[1] for item in cut._items] == ids[:5]
+    assert len(gluoncv_dataset(devkit, [(2007, "test")], CLASSES)) == 40
+    assert twin.demo_set(str(tmp_path), train_images=5) == root  # drawn once
