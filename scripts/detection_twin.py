@@ -15,9 +15,11 @@ fresh process, with the shared flags, and substitutes what it hard-codes for Pas
   classifier checkpoint of this project, of --network), its fc widened to 1000 classes with
   zero rows (fc is not part of the detector; every other array is the checkpoint's). Both
   sides start from these weights; the detection heads are initialised by each side's code;
-- with --network resnet18_v1b (a choice of the script's --network that GluonCV's model zoo has
-  no VOC detector for), faster_rcnn_resnet18_v1b_voc is registered as GluonCV's own
-  faster_rcnn_resnet50_v1b_voc function building on GluonCV's resnet18_v1b instead;
+- with --network resnet18_v1b or resnet18_v1d (affordable on a CPU; GluonCV's model zoo has no
+  VOC detector of depth 18), the script runs with --network resnet18_v1b, and the wrapper
+  registers faster_rcnn_resnet18_v1b_voc as GluonCV's own faster_rcnn_resnet50_v1b_voc
+  function building on GluonCV's resnet18_v1b, or for resnet18_v1d on GluonCV's ResNetV1b
+  class with resnet50_v1d's arguments (deep stem, average-pool downsampling);
 - the recipe entries faster_rcnn_resnet50_v1b_voc passes to get_faster_rcnn: short and
   max_size (--short, --max-size), num_sample (--rcnn-num-samples), rpn_test_post_nms, and
   the RPN's proposal counts capped at the anchors of a short x short image exactly as
@@ -50,11 +52,33 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The backbones of train_faster_rcnn.py's --network choices that GluonCV's VOC recipe can take:
-# resnet50_v1b (its model zoo's faster_rcnn_resnet50_v1b_voc) and resnet18_v1b (the script offers
-# it, the zoo has no VOC model of it: the wrapper registers that same recipe function on
-# GluonCV's resnet18_v1b).
-NETWORKS = ("resnet18_v1b", "resnet50_v1b")
+# --network (ours) -> train_faster_rcnn.py's --network. resnet50_v1b is its model zoo's
+# faster_rcnn_resnet50_v1b_voc; for the others the wrapper registers that same recipe function
+# on GluonCV's ResNetV1b of that depth and variant (the script has no resnet18_v1d choice: it
+# runs as resnet18_v1b, which picks the registered detector).
+NETWORKS = {"resnet50_v1b": "resnet50_v1b", "resnet18_v1b": "resnet18_v1b",
+            "resnet18_v1d": "resnet18_v1b"}
+
+
+def gluoncv_resnet(network):
+    """GluonCV's ResNet builder of `network`: its own function, or for resnet18_v1d its ResNetV1b
+    class with resnet50_v1d's arguments (deep stem, average-pool downsampling) on resnet18's
+    blocks, loading the "pretrained" file of that name as its functions do."""
+    from gluoncv.model_zoo import resnetv1b
+    if hasattr(resnetv1b, network):
+        return getattr(resnetv1b, network)
+    assert network == "resnet18_v1d", network
+
+    def resnet18_v1d(pretrained=False, root=os.path.join("~", ".mxnet", "models"), ctx=None,
+                     **kwargs):
+        from gluoncv.model_zoo import model_store
+        model = resnetv1b.ResNetV1b(resnetv1b.BasicBlockV1b, [2, 2, 2, 2], deep_stem=True,
+                                    avg_down=True, name_prefix="resnetv1d_", **kwargs)
+        if pretrained:
+            model.load_parameters(model_store.get_model_file(network, tag=pretrained, root=root),
+                                  ctx=ctx)
+        return model
+    return resnet18_v1d
 
 
 def log_name(network):
@@ -64,7 +88,7 @@ def log_name(network):
 
 def shared_flags(args, seed):
     """The flags both commands take with the same name and meaning."""
-    return ["--network", args.network, "--dataset", "voc", "--epochs", str(args.epochs),
+    return ["--dataset", "voc", "--epochs", str(args.epochs),
             "--lr", str(args.lr), "--lr-decay-epoch", args.lr_decay_epoch,
             "--lr-warmup", str(args.lr_warmup), "--batch-size", str(args.batch_size),
             "--num-workers", str(args.workers), "--seed", str(seed),
@@ -84,7 +108,8 @@ def recipe_overrides(args):
 
 def ours_argv(args, seed, prefix):
     """`gluon-tricks detect train` for one seed."""
-    return ["detect", "train", *shared_flags(args, seed), "--dataset-root", args.dataset_root,
+    return ["detect", "train", "--network", args.network, *shared_flags(args, seed),
+            "--dataset-root", args.dataset_root,
             "--classes", "demo", "--backbone-params", args.backbone_params,
             "--short", str(args.short), "--max-size", str(args.max_size),
             "--rcnn-num-samples", str(args.rcnn_num_samples),
@@ -93,7 +118,8 @@ def ours_argv(args, seed, prefix):
 
 def gluoncv_argv(args, seed, prefix):
     """train_faster_rcnn.py for one seed: the shared flags, on the CPU, local kvstore."""
-    return [*shared_flags(args, seed), "--gpus", "", "--kv-store", "local",
+    return ["--network", NETWORKS[args.network], *shared_flags(args, seed), "--gpus", "",
+            "--kv-store", "local",
             "--save-prefix", prefix]
 
 
@@ -137,10 +163,10 @@ def install_substitutions(spec, patch=setattr):
                 else get_model_file(name, tag=tag, root=root))
     patch(model_store, "get_model_file", backbone_file)
 
-    if spec["network"] != "resnet50_v1b":  # the same recipe function on the other depth
+    if spec["network"] != "resnet50_v1b":  # the same recipe function on another ResNet
         from gluoncv.model_zoo import model_zoo, resnetv1b
         voc_recipe = predefined_models.faster_rcnn_resnet50_v1b_voc
-        depth = getattr(resnetv1b, spec["network"])
+        depth = gluoncv_resnet(spec["network"])
 
         def faster_rcnn_voc(**kwargs):
             build = resnetv1b.resnet50_v1b
@@ -150,7 +176,7 @@ def install_substitutions(spec, patch=setattr):
             finally:
                 resnetv1b.resnet50_v1b = build
         patch(model_zoo, "_models", dict(model_zoo._models, **{
-            "faster_rcnn_%s_voc" % spec["network"]: faster_rcnn_voc}))
+            "faster_rcnn_%s_voc" % NETWORKS[spec["network"]]: faster_rcnn_voc}))
 
     get_faster_rcnn = predefined_models.get_faster_rcnn
     patch(predefined_models, "get_faster_rcnn", lambda **kwargs: get_faster_rcnn(
@@ -238,8 +264,8 @@ def gluoncv_run(args, seed):
                 network=args.network, root=args.devkit, classes=args.classes, backbone=args.widened,
                 recipe=recipe_overrides(args))
     cmd = [sys.executable, os.path.abspath(__file__), "--gluoncv-script-run", json.dumps(spec)]
-    return run_side(cmd, prefix + log_name(args.network), "train_faster_rcnn.py", seed, args,
-                    os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed))
+    return run_side(cmd, prefix + log_name(NETWORKS[args.network]), "train_faster_rcnn.py",
+                    seed, args, os.path.join(args.run_dir, "gluoncv-%d.stderr" % seed))
 
 
 def demo_set(work_dir, train_images=None):
@@ -265,8 +291,8 @@ def demo_set(work_dir, train_images=None):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gluoncv-script", help="GluonCV's train_faster_rcnn.py (required)")
-    parser.add_argument("--network", choices=NETWORKS, default="resnet18_v1b",
-                        help="the backbone (resnet18_v1b: affordable on a CPU)")
+    parser.add_argument("--network", choices=sorted(NETWORKS), default="resnet18_v1d",
+                        help="the backbone (resnet18_v1d: `make demo`'s classifier)")
     parser.add_argument("--backbone-params", help="a classifier checkpoint of this project of "
                         "--network, the backbone weights of both sides (required)")
     parser.add_argument("--dataset-root", default=None, help="a VOC-layout set with the demo "

@@ -110,15 +110,17 @@ def test_our_side_of_the_twin_is_a_command_detect_train_accepts(twin, tmp_path):
     parsed = build_parser().parse_args(twin.ours_argv(args, 4, str(tmp_path) + "/"))
     assert (parsed.network, parsed.epochs, parsed.lr, parsed.lr_decay_epoch, parsed.seed,
             parsed.short, parsed.max_size, parsed.rcnn_num_samples, parsed.val_interval) == (
-        "resnet18_v1b", 2, 0.02, "1", 4, 96, 144, 16, 2)
+        "resnet18_v1d", 2, 0.02, "1", 4, 96, 144, 16, 2)
     gluoncv = twin.gluoncv_argv(args, 4, "p/")
     shared = twin.shared_flags(args, 4)
-    assert gluoncv[:len(shared)] == shared and "--gpus" in gluoncv
+    assert gluoncv[:2] == ["--network", "resnet18_v1b"]  # the script has no resnet18_v1d
+    assert gluoncv[2:2 + len(shared)] == shared and "--gpus" in gluoncv
 
 
-# network -> (features of fc, the last convolution of stage 4, by its name in our checkpoint)
-BACKBONES = {"resnet50_v1b": (2048, "layer4.2.conv3.weight"),
-             "resnet18_v1b": (512, "layer4.1.conv2.weight")}
+# network -> (features of fc, its first and its last convolution, named as in our checkpoint)
+BACKBONES = {"resnet50_v1b": (2048, "conv1.weight", "layer4.2.conv3.weight"),
+             "resnet18_v1b": (512, "conv1.weight", "layer4.1.conv2.weight"),
+             "resnet18_v1d": (512, "conv1.0.weight", "layer4.1.conv2.weight")}
 
 
 @pytest.mark.parametrize("network", sorted(BACKBONES))
@@ -140,13 +142,13 @@ def test_gluoncvs_own_detector_gets_the_demo_recipe_and_our_backbone_weights(
     from gluoncv.model_zoo import get_model, resnetv1b
     resnet50_v1b = resnetv1b.resnet50_v1b
     # what train_faster_rcnn.py calls, with what it passes
-    net = get_model("faster_rcnn_%s_voc" % network, pretrained_base=True,
+    net = get_model("faster_rcnn_%s_voc" % twin.NETWORKS[network], pretrained_base=True,
                     per_device_batch_size=1)
     assert resnetv1b.resnet50_v1b is resnet50_v1b  # restored after building
     assert tuple(net.classes) == tuple(CLASSES)
     assert (net.short, net.max_size, net._batch_size, net._num_sample) == (96, 144, 1, 16)
     assert net._rpn_test_post_nms == 20 and net.rpn._train_pre_nms == 540
-    width, last_conv = BACKBONES[network]
+    width, first_conv, last_conv = BACKBONES[network]
     saved, loaded = mx.nd.load(classifier_file), mx.nd.load(wide)
     assert loaded["fc.weight"].shape == (1000, width)
     np.testing.assert_array_equal(loaded["fc.weight"][:10].asnumpy(),
@@ -155,8 +157,10 @@ def test_gluoncvs_own_detector_gets_the_demo_recipe_and_our_backbone_weights(
     # the backbone is GluonCV's own ResNet of that depth, holding the checkpoint's arrays
     assert type(net.features[4][0]).__name__ == (
         "BottleneckV1b" if network == "resnet50_v1b" else "BasicBlockV1b")
-    np.testing.assert_array_equal(net.features[0].weight.data().asnumpy(),
-                                  saved["conv1.weight"].asnumpy())
+    average_down = isinstance(net.features[5][0].downsample[0], mx.gluon.nn.AvgPool2D)
+    assert average_down == network.endswith("v1d")  # features[5]: stage 2
+    stem = list(net.features[0].collect_params().values())[0]
+    np.testing.assert_array_equal(stem.data().asnumpy(), saved[first_conv].asnumpy())
     stage4 = dict(net.top_features[0].collect_params().items())
     conv = [p for name, p in stage4.items() if p.shape == saved[last_conv].shape][-1]
     np.testing.assert_array_equal(conv.data().asnumpy(), saved[last_conv].asnumpy())
