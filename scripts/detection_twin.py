@@ -301,6 +301,8 @@ def parse_args(argv=None):
                         help="without --dataset-root: train on the first N of the demo set's "
                         "100 trainval images (default all; the 40 test images stay)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds --first-seed .. --first-seed + --seeds - 1 (0)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--lr-decay-epoch", default="2", help="epochs where the lr drops 10x")
@@ -329,6 +331,8 @@ def parse_args(argv=None):
                  "rcnn_num_samples", "rpn_test_post_nms", "train_images"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error("--%s must be at least 1" % flag.replace("_", "-"))
+    if args.first_seed < 0:
+        parser.error("--first-seed must not be negative")
     return args
 
 
@@ -358,7 +362,7 @@ def main(argv=None):
     sides = (("GluonCV train_faster_rcnn.py", gluoncv_run), ("gluon-tricks detect train",
                                                               ours_run))
     results = {name: [] for name, _ in sides}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, run in sides:
             mean_ap, per_iteration, wall = run(args, seed)
             results[name].append((mean_ap, per_iteration))

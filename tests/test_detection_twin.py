@@ -95,7 +95,9 @@ def test_missing_or_bad_arguments_are_refused_in_one_line(twin, tmp_path, capsys
             (["--gluoncv-script", str(tmp_path / "no.py"), "--backbone-params", str(script)],
              "--gluoncv-script: no file"),
             (["--gluoncv-script", str(script), "--backbone-params", str(script), "--seeds", "0"],
-             "--seeds must be at least 1")):
+             "--seeds must be at least 1"),
+            (["--gluoncv-script", str(script), "--backbone-params", str(script),
+              "--first-seed", "-1"], "--first-seed must not be negative")):
         with pytest.raises(SystemExit) as exit_info:
             twin.parse_args(argv)
         assert exit_info.value.code == 2
