@@ -33,11 +33,12 @@ Speed lines); a run's time is the median of those after epoch 0 (epoch 0 builds 
 so load from other processes on a shared machine moves it less than a mean would.
 
     git --git-dir=GLUON_CV/.git show HEAD:scripts/detection/faster_rcnn/train_faster_rcnn.py \
-        > /tmp/gcvdet/train_faster_rcnn.py
+        > /tmp/gcvdet/train_faster_rcnn.py                     # gluon-cv 0.11.0 (5677756)
+    make demo                                                   # runs/demo/resnet18_v1d-0010.params
     OMP_NUM_THREADS=1 .venv/bin/python scripts/detection_twin.py \
-        --gluoncv-script /tmp/gcvdet/train_faster_rcnn.py --backbone-params R18B.params
-    .venv/bin/python scripts/detection_twin.py --gluoncv-script ... --backbone-params ... \
-        --seeds 1 --epochs 1 --work-dir /tmp/dettwin
+        --gluoncv-script /tmp/gcvdet/train_faster_rcnn.py \
+        --backbone-params runs/demo/resnet18_v1d-0010.params   # 3 seeds a side, ~4 min a run
+    .venv/bin/python scripts/detection_twin.py ... --first-seed 3   # three more seeds
 """
 import argparse
 import json
@@ -297,20 +298,20 @@ def parse_args(argv=None):
                         "--network, the backbone weights of both sides (required)")
     parser.add_argument("--dataset-root", default=None, help="a VOC-layout set with the demo "
                         "classes (default: `demo-data --task detection` under --work-dir)")
-    parser.add_argument("--train-images", type=int, default=None,
+    parser.add_argument("--train-images", type=int, default=50,
                         help="without --dataset-root: train on the first N of the demo set's "
-                        "100 trainval images (default all; the 40 test images stay)")
+                        "100 trainval images (50; the 40 test images stay)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds --first-seed .. --first-seed + --seeds - 1 (0)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--lr-decay-epoch", default="2", help="epochs where the lr drops 10x")
-    parser.add_argument("--lr-warmup", type=float, default=-1, help="warmup iterations")
+    parser.add_argument("--lr-warmup", type=float, default=20, help="warmup iterations")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--short", type=int, default=96)
     parser.add_argument("--max-size", type=int, default=144)
-    parser.add_argument("--rcnn-num-samples", type=int, default=16)
+    parser.add_argument("--rcnn-num-samples", type=int, default=8)
     parser.add_argument("--rpn-test-post-nms", type=int, default=20)
     parser.add_argument("--log-interval", type=int, default=10,
                         help="iterations per timed Speed line (10)")

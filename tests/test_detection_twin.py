@@ -112,7 +112,7 @@ def test_our_side_of_the_twin_is_a_command_detect_train_accepts(twin, tmp_path):
     parsed = build_parser().parse_args(twin.ours_argv(args, 4, str(tmp_path) + "/"))
     assert (parsed.network, parsed.epochs, parsed.lr, parsed.lr_decay_epoch, parsed.seed,
             parsed.short, parsed.max_size, parsed.rcnn_num_samples, parsed.val_interval) == (
-        "resnet18_v1d", 2, 0.02, "1", 4, 96, 144, 16, 2)
+        "resnet18_v1d", 2, 0.02, "1", 4, 96, 144, 8, 2)
     gluoncv = twin.gluoncv_argv(args, 4, "p/")
     shared = twin.shared_flags(args, 4)
     assert gluoncv[:2] == ["--network", "resnet18_v1b"]  # the script has no resnet18_v1d
