@@ -57,6 +57,7 @@ def test_at_least_as_fast_allows_noise_but_not_a_clear_slowdown(twin):
     assert twin.at_least_as_fast([0.8, 0.85, 0.9], gluoncv)
     assert twin.at_least_as_fast([1.05, 1.1, 1.0], gluoncv)  # slower by less than the noise
     assert not twin.at_least_as_fast([1.5, 1.6, 1.4], gluoncv)
+    assert twin.at_least_as_fast([0.5], [1.0]) is None  # one run each: no noise estimate
 
 
 def test_read_log_takes_gluoncvs_final_map_and_its_median_iteration_time(twin):
