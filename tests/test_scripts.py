@@ -28,7 +28,7 @@ SCRIPTS = os.path.join(REPO, "scripts")
 NOT_RECIPES = {"install_env.sh", "docker_check.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
                "fetch_gluoncv_logs.sh", "augmentation_probe.py", "twin_runs.py", "gpu_check.sh",
                "finetune_demo.sh", "exact_size_data.py", "reproduce_numbers.sh",
-               "segment_demo.sh"}
+               "segment_demo.sh", "detection_twin.py", "segmentation_twin.py"}
 # The Table 9 recipes (FCN on ADE20K from a Table 5/6 backbone): `segment train`, not `train`.
 SEGMENTATION_PREFIX = "table9_fcn_"
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
