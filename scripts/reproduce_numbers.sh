@@ -15,7 +15,9 @@
 #   reference  docs/reproducing.md "GluonCV's logs": tables, figures (~1 min)
 # The twin on exactly-output-size sources also needs GluonCV's train_imagenet.py, which is not
 # part of this repository: GLUONCV_SCRIPT=PATH adds it to the twin section, and with
-# DIGITS_CSV=PATH (scikit-learn's sklearn/datasets/data/digits.csv.gz) the twin on issue 21's digits.
+# DIGITS_CSV=PATH (scikit-learn's sklearn/datasets/data/digits.csv.gz) the twin on issue 21's digits;
+# GLUONCV_DETECTION_SCRIPT=PATH (its train_faster_rcnn.py) adds the detection twin to the
+# detection section.
 # Environment: OUT_DIR (default runs/numbers), PYTHON (default .venv/bin/python), DRY_RUN=1 (print
 # each command as one shell-quoted line, run nothing). A section whose folder exists is refused,
 # so earlier results are never added to.
@@ -95,6 +97,10 @@ section_detection() {
   step "$python" -m gluon_tricks detect train "${common[@]}" --backbone-params "$backbone" \
     --save-prefix "$dir/pretrained/"
   step "$python" -m gluon_tricks detect train "${common[@]}" --save-prefix "$dir/scratch/"
+  if [ -n "${GLUONCV_DETECTION_SCRIPT:-}" ]; then
+    step "$python" scripts/detection_twin.py --gluoncv-script "$GLUONCV_DETECTION_SCRIPT" \
+      --backbone-params "$backbone" --seeds 6 --work-dir "$dir/twin"
+  fi
 }
 
 # segmentation: FCN on the demo segmentation set, the demo's backbone against from scratch.
