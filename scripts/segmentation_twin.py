@@ -320,6 +320,8 @@ def parse_args(argv=None):
                         "--work-dir)")
     parser.add_argument("--num-class", type=int, default=10, help="(10: the demo set)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the seeds are first-seed, first-seed + 1, ... (0)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -371,7 +373,7 @@ def main(argv=None):
         args.backbone_params, args.dataset_root, args.seeds, args.run_dir), flush=True)
     sides = (("GluonCV train.py", gluoncv_run), ("gluon-tricks segment train", ours_run))
     results = {name: [] for name, _ in sides}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name, run in sides:
             pix_acc, miou, per_iteration, wall = run(args, seed)
             results[name].append((pix_acc, miou, per_iteration))

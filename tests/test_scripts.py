@@ -27,7 +27,8 @@ SCRIPTS = os.path.join(REPO, "scripts")
 # Top-level scripts that are not recipes of a paper row.
 NOT_RECIPES = {"install_env.sh", "docker_check.sh", "prepare_imagenet.sh", "cpu_ablation.sh",
                "fetch_gluoncv_logs.sh", "augmentation_probe.py", "twin_runs.py", "gpu_check.sh",
-               "finetune_demo.sh", "exact_size_data.py", "segment_demo.sh"}
+               "finetune_demo.sh", "exact_size_data.py", "segment_demo.sh",
+               "segmentation_twin.py"}
 # The Table 9 recipes (FCN on ADE20K from a Table 5/6 backbone): `segment train`, not `train`.
 SEGMENTATION_PREFIX = "table9_fcn_"
 # Variables the scripts read: cleared so that the caller's shell cannot leak into a test.
