@@ -3,7 +3,9 @@ GluonCV's published segmentation log, of `segment train`'s log lines and of its 
 record, its flags accepted by `segment train`, and its substitutions into GluonCV: the FCN that
 train.py builds gets the demo set's class count, our backbone's weights (the same features as
 `segment train`'s FCN from the same checkpoint) and heads for its channels, and GluonCV's
-ADE20KSegmentation reads the demo set. (A whole twin run takes minutes: not run here.)"""
+ADE20KSegmentation reads the demo set; from equal weights and batches, train.py's training step
+and `segment train`'s give the same losses and weights. (A whole twin run takes minutes: not
+run here.)"""
 import importlib.util
 import json
 import os
@@ -197,3 +199,61 @@ def test_gluoncvs_fcn_gets_the_demo_classes_and_the_features_of_our_fcn(
         for theirs, mine in zip(net.base_forward(x), ref.base_forward(x)):
             assert theirs.shape == mine.shape
             assert np.abs(theirs.asnumpy() - mine.asnumpy()).max() < 1e-4
+
+
+def test_both_sides_take_the_same_training_steps_from_the_same_weights_and_batches(
+        twin, tmp_path, monkeypatch):
+    """GluonCV's step as train.py takes it (DataParallelModel and DataParallelCriterion, not
+    hybridized, gluon.Trainer on a local KVStore object) and `segment train`'s (loop's trainer
+    and criterion, hybridized), the heads' dropout off: the same losses and weights."""
+    from mxnet import autograd, gluon
+    from gluoncv.loss import MixSoftmaxCrossEntropyLoss
+    from gluoncv.model_zoo.segbase import get_segmentation_model
+    from gluoncv.utils import LRScheduler, LRSequential
+    from gluoncv.utils.parallel import DataParallelCriterion, DataParallelModel
+    from gluon_tricks.segmentation import loop, model as ours
+    params = _classifier("resnet18_v1d", str(tmp_path / "classifier.params"))
+    mine = ours.initialise(ours.build_fcn("resnet18_v1d", 10, params, True, 48, 32), [mx.cpu()])
+    twin.install_substitutions(dict(root=str(tmp_path), num_class=10, backbone="resnet18_v1d",
+                                    backbone_params=params), patch=monkeypatch.setattr)
+    theirs = get_segmentation_model(model="fcn", dataset="ade20k", backbone="resnet18",
+                                    norm_layer=mx.gluon.nn.BatchNorm, norm_kwargs={}, aux=True,
+                                    base_size=48, crop_size=32)
+    mine_params = list(mine.collect_params().values())
+    their_params = list(theirs.collect_params().values())
+    for a, b in zip(mine_params, their_params, strict=True):
+        assert (a.shape, a.lr_mult, a.wd_mult) == (b.shape, b.lr_mult, b.wd_mult)
+        b.set_data(a.data())  # the heads' random initial weights made equal
+    for net in (mine, theirs):
+        for head in (net.head, net.auxlayer):
+            head.block[3]._rate = 0.0  # Dropout(0.1): its draws differ between the sides
+    mine.hybridize()
+    ctx = [mx.cpu(0)]
+    net = DataParallelModel(theirs, ctx, False)
+    criterion = DataParallelCriterion(MixSoftmaxCrossEntropyLoss(True, aux_weight=0.5), ctx,
+                                      False)
+    schedule = LRSequential([
+        LRScheduler("linear", base_lr=0, target_lr=0.01, nepochs=0, iters_per_epoch=3),
+        LRScheduler(mode="poly", base_lr=0.01, nepochs=2, iters_per_epoch=3, power=0.9)])
+    their_trainer = gluon.Trainer(theirs.collect_params(), "sgd", {
+        "lr_scheduler": schedule, "wd": 1e-4, "momentum": 0.9, "learning_rate": 0.01},
+        kvstore=mx.kv.create("local"))
+    my_trainer = loop.make_trainer(mine, 0.9, 1e-4, loop.lr_scheduler(0.01, 2, 0, 3))
+    my_criterion = loop.make_criterion(True, 0.5)
+    rng = np.random.RandomState(0)
+    for _ in range(2):
+        x = mx.nd.array(rng.randn(4, 3, 32, 32))
+        y = mx.nd.array(rng.randint(-1, 10, (4, 32, 32)))
+        with autograd.record(True):
+            their_losses = criterion(net(x), y)
+            mx.nd.waitall()
+            autograd.backward(their_losses)
+        their_trainer.step(4)
+        with autograd.record(True):
+            my_losses = my_criterion(*mine(x), y)
+        autograd.backward(my_losses)
+        my_trainer.step(4)
+        assert np.allclose(their_losses[0].asnumpy(), my_losses.asnumpy(), rtol=1e-5)
+        assert max(np.abs(a.data().asnumpy() - b.data().asnumpy()).max()
+                   for a, b in zip(mine_params, their_params)) < 1e-5
+    assert their_trainer.learning_rate == my_trainer.learning_rate < 0.01
