@@ -322,7 +322,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (3)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the seeds are first-seed, first-seed + 1, ... (0)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--test-batch-size", type=int, default=8,
