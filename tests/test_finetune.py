@@ -269,7 +269,7 @@ def test_finetune_demo_script_runs_its_three_rows(tmp_path):
                                                        "finetune_frozen.log")).read()
     rows = [line for line in open(str(out / "report.md")) if line.startswith("| /")]
     assert [row.split(" | ")[0].rsplit("/", 1)[1] for row in rows] == [
-        "scratch.log", "finetune.log", "finetune_frozen.log"]
+        "scratch.log", "finetune.log", "finetune_frozen.log", "pretrain_first_half.log"]
 
 
 @pytest.mark.skipif(__import__("shutil").which(
