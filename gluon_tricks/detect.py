@@ -4,6 +4,7 @@ train_faster_rcnn.py and its VOC recipe as defaults, logging in its format."""
 import os
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.training.transfer_flags import add_guard_arguments, check_backbone_recipe
 
 # Flags a resumed run may change: they do not change what is computed (the devices and ranks
 # that num_gpus and horovod give are compared, and the backbone's weights by their SHA-256).
@@ -75,14 +76,7 @@ def add_arguments(parser):
     train.add_argument("--log-interval", type=int, default=100, help="batches between log lines")
     train.add_argument("--val-interval", type=int, default=1,
                        help="epochs between validations")
-    train.add_argument("--save-interval-minutes", type=float, default=0.0,
-                       help="also checkpoint in the middle of an epoch every this many minutes "
-                            "(0: at epoch ends only; a stop signal always checkpoints)")
-    train.add_argument("--keep-checkpoints", type=int, default=0,
-                       help="keep the newest N mid-epoch checkpoints (0: all)")
-    train.add_argument("--fresh-start", action="store_true",
-                       help="train from scratch even though the save prefix holds checkpoints "
-                            "that fail verification")
+    add_guard_arguments(train, "the save prefix")
     evaluate = sub.add_parser("eval", help="VOC 07 mAP of a saved detector")
     _common(evaluate)
     evaluate.add_argument("--params", required=True, help="the detector's .params")
@@ -100,17 +94,7 @@ def resolved(args):
     except ValueError:
         raise UserError("--lr-decay-epoch must be comma-separated epochs, e.g. 14,20; got %r"
                         % config["lr_decay_epoch"]) from None
-    recipe = config.get("backbone_recipe")
-    if recipe is not None:
-        from gluon_tricks.paper import RECIPES
-        if recipe not in RECIPES:
-            raise UserError("--backbone-recipe %s is not a recipe of scripts/ (one of %s)"
-                            % (recipe, ", ".join(sorted(RECIPES))))
-        if RECIPES[recipe].model != config["network"]:
-            raise UserError("--backbone-recipe %s trains %s, not --network %s"
-                            % (recipe, RECIPES[recipe].model, config["network"]))
-        if not config.get("backbone_params"):
-            raise UserError("--backbone-recipe needs --backbone-params (the weights it made)")
+    check_backbone_recipe(config, "network")
     for name in ("epochs", "batch_size", "val_interval", "short", "max_size",
                  "rpn_test_post_nms", "rcnn_num_samples"):
         if config[name] < 1:
@@ -129,16 +113,8 @@ def _dataset(root, splits, classes):
 
 
 def run_train(args):
-    from gluon_tricks.training.preemption import StopSignals
-    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
-    try:
-        from gluon_tricks.training.distributed import World
-        world = World.from_environment()
-        result = _train(args, world, signals)
-    finally:
-        signals.uninstall()
-    world.finish()
-    return result
+    from gluon_tricks.training.transfer_run import run_with_signals
+    return run_with_signals(_train, args)
 
 
 def _train(args, world, signals):

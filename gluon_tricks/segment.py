@@ -4,6 +4,7 @@ and test.py, logging in its format."""
 import os
 
 from gluon_tricks.errors import UserError
+from gluon_tricks.training.transfer_flags import add_guard_arguments, check_backbone_recipe
 
 # Flags a resumed run may change: they do not change what is computed. Not --epochs: the poly
 # schedule decays over all of them.
@@ -71,14 +72,7 @@ def add_arguments(parser):
     train.add_argument("--no-val", action="store_true", help="skip validation during training")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the data order, augmentation and dropout")
-    train.add_argument("--save-interval-minutes", type=float, default=0.0,
-                       help="also checkpoint in the middle of an epoch every this many minutes "
-                            "(0: at epoch ends only; a stop signal always checkpoints)")
-    train.add_argument("--keep-checkpoints", type=int, default=0,
-                       help="keep the newest N mid-epoch checkpoints (0: all)")
-    train.add_argument("--fresh-start", action="store_true",
-                       help="train from scratch even though --save-dir holds checkpoints that "
-                            "fail verification")
+    add_guard_arguments(train, "--save-dir")
     evaluate = sub.add_parser("eval", help="pixAcc and mIoU of a saved FCN")
     _common(evaluate)
     evaluate.add_argument("--params", "--resume", dest="params", required=True,
@@ -120,17 +114,7 @@ def resolved(args):
     if config.get("warmup_epochs", 0) >= config.get("epochs", 1):
         raise UserError("--warmup-epochs %d leaves no epoch of the poly decay in --epochs %d"
                         % (config["warmup_epochs"], config["epochs"]))
-    recipe = config.get("backbone_recipe")
-    if recipe is not None:  # as detect train's check (gluon_tricks/detect.py)
-        from gluon_tricks.paper import RECIPES
-        if recipe not in RECIPES:
-            raise UserError("--backbone-recipe %s is not a recipe of scripts/ (one of %s)"
-                            % (recipe, ", ".join(sorted(RECIPES))))
-        if RECIPES[recipe].model != config["backbone"]:
-            raise UserError("--backbone-recipe %s trains %s, not --backbone %s"
-                            % (recipe, RECIPES[recipe].model, config["backbone"]))
-        if not config.get("backbone_params"):
-            raise UserError("--backbone-recipe needs --backbone-params (the weights it made)")
+    check_backbone_recipe(config, "backbone")
     if config["num_class"] > 255:
         raise UserError("--num-class %d: masks are 8-bit PNGs, at most 255 classes"
                         % config["num_class"])
@@ -165,16 +149,8 @@ def gluoncv_weights_name(epoch, miou):
 
 
 def run_train(args):
-    from gluon_tricks.training.preemption import StopSignals
-    signals = StopSignals().install()  # a stop signal during start-up ends the run at step one
-    try:
-        from gluon_tricks.training.distributed import World
-        world = World.from_environment()
-        result = _train(args, world, signals)
-    finally:
-        signals.uninstall()
-    world.finish()
-    return result
+    from gluon_tricks.training.transfer_run import run_with_signals
+    return run_with_signals(_train, args)
 
 
 def _segment_run():

@@ -128,3 +128,18 @@ class GuardedRun:
             self.log.close()
             self.log = None
         return False
+
+
+def run_with_signals(train, args):
+    """`train(args, world, signals)` with the stop signals caught from before start-up (a signal
+    then ends the run at its first step), and the world finished afterwards."""
+    from gluon_tricks.training.distributed import World
+    from gluon_tricks.training.preemption import StopSignals
+    signals = StopSignals().install()
+    try:
+        world = World.from_environment()
+        result = train(args, world, signals)
+    finally:
+        signals.uninstall()
+    world.finish()
+    return result
