@@ -189,3 +189,25 @@ def test_corrupt_images_of_every_rank_are_counted_in_the_log(disc_data, tmp_path
     lines = (save / "train.log").read_text().splitlines()
     for epoch in range(4):
         assert "[Epoch %d] skipped 1 corrupt training images" % epoch in lines, lines
+
+
+def test_pillow_decodes_jpegs_as_in_one_process_after_the_world_starts_horovod(tmp_path):
+    """horovod.mxnet loads its libraries with RTLD_GLOBAL, putting libmxnet's own libjpeg
+    first in the process: a Pillow loaded after that decoded JPEGs as black or failed (the
+    segmentation data under horovodrun trained on black images). World.from_environment must
+    leave Pillow's decoding as it is in a plain process."""
+    from PIL import Image
+    import numpy as np
+    path = tmp_path / "scene.jpg"
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
+    decode = ("from gluon_tricks.training.distributed import World"
+              "; world = World.from_environment()"
+              "; from PIL import Image; import numpy as np"
+              "; pixels = np.asarray(Image.open(%r).convert('RGB'), np.int64)"
+              "; print('decoded', int(pixels.sum())); world.finish()" % str(path))
+    done = subprocess.run([HOROVODRUN, "-np", "1", "-H", "localhost:1", "--gloo", sys.executable,
+                           "-c", decode], capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = int(np.asarray(Image.open(path).convert("RGB"), np.int64).sum())
+    assert expected > 0 and "decoded %d" % expected in done.stdout, done.stdout[-3000:]

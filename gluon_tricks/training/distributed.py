@@ -26,6 +26,9 @@ class World:
         """Horovod's world when launched by horovodrun/mpirun, else a single process."""
         if not any(name in os.environ for name in _LAUNCHER_RANK_VARIABLES):
             return cls()
+        # Pillow first: horovod.mxnet loads libmxnet with RTLD_GLOBAL, and a Pillow loaded
+        # after it binds libmxnet's own libjpeg: JPEGs decode black or fail.
+        import PIL.Image  # noqa: F401
         import horovod.mxnet as hvd
         hvd.init()
         return cls(rank=hvd.rank(), size=hvd.size(), local_rank=hvd.local_rank(), hvd=hvd)
