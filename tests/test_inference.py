@@ -16,8 +16,9 @@ from gluon_tricks import files
 @pytest.fixture(scope="module")
 def checkpoint(demo, tmp_path_factory):
     """A checkpoint of `train` at 32 px (1 epoch on 4 demo images per class), its classifier then
-    scaled so that its predictions differ from image to image (a barely trained network predicts
-    one class everywhere, which no input size could change)."""
+    drawn at random and its bias centred on the validation images' mean logits, so that its
+    predictions differ from image to image (a barely trained network's features barely differ:
+    it predicts one or two classes everywhere, which no input size could change)."""
     from gluon_tricks.cli import main
     root = tmp_path_factory.mktemp("checkpoint")
     small = root / "train"
@@ -33,6 +34,11 @@ def checkpoint(demo, tmp_path_factory):
     arrays = mx.nd.load(params)
     mx.random.seed(7)
     arrays["fc.weight"] = mx.nd.random.normal(0, 50, arrays["fc.weight"].shape)
+    mx.nd.save(params, arrays)
+    logits = str(root / "logits.npz")
+    assert main(["eval", "--params", params, "--val-dir", demo["val_dir"], "-j", "0",
+                 "--save-logits", logits]) == 0
+    arrays["fc.bias"] -= mx.nd.array(np.load(logits)["logits"].mean(0))
     mx.nd.save(params, arrays)
     return params
 
