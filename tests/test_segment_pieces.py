@@ -81,6 +81,22 @@ def test_the_fcn_takes_our_backbone_at_any_depth(backbone, channels):
     assert net.layer4 is not None and getattr(net.layer4[0], "conv2")._kwargs["dilate"] != (1, 1)
 
 
+def test_a_scratch_backbone_is_initialised_from_the_seed_not_at_the_first_step():
+    """Every weight exists on every device once `initialise` returns: none is left to the first
+    training forward, whose draws follow the step's dropout seed (a rank and a device of one
+    process would then draw different dropout masks after the same seed)."""
+    def initialised():
+        mx.random.seed(5)
+        net = model.build_fcn("resnet18_v1d", 3, None, aux=True, base_size=40, crop_size=32)
+        return model.initialise(net, [mx.cpu(0), mx.cpu(1)])
+    net, again = initialised(), initialised()
+    for (name, param), other in zip(net.collect_params().items(), again.collect_params().values()):
+        for ctx in (mx.cpu(0), mx.cpu(1)):
+            assert (param.data(ctx) == other.data(ctx)).min() == 1, name
+    first = next(iter(net.collect_params().values()))  # the stem's first convolution
+    assert first.data().abs().sum().asscalar() > 0
+
+
 def test_the_backbone_weights_come_from_the_classifier_file(tmp_path):
     from gluon_tricks.models import get_model
     classifier = get_model("resnet18_v1d", classes=5)

@@ -42,11 +42,16 @@ def build_fcn(backbone, nclass, backbone_params=None, aux=True, base_size=520, c
 
 def initialise(model, ctx):
     """Every parameter without data (a backbone from scratch) gets the paper's initialisation
-    (that of `train`'s classifiers); then all of them move to `ctx` (a list of contexts)."""
+    (that of `train`'s classifiers); then all of them move to `ctx` (a list of contexts). The
+    draws happen here, from the random state of now (not deferred to the first training step,
+    whose draws must be that step's dropout alone)."""
+    import mxnet as mx
     from gluon_tricks.models import paper_initializer
     missing = [p for p in model.collect_params().values() if p._data is None]
     for param in missing:
         param.initialize(default_init=paper_initializer())
+    if missing:  # shapes are known once an image has passed (predict mode: no statistics move)
+        model(mx.nd.zeros((1, 3, model.crop_size, model.crop_size)))
     model.collect_params().reset_ctx(ctx)
     return model
 
