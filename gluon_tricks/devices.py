@@ -30,26 +30,27 @@ def injected_devices(environ=None):
     return parse_devices(text) if text else None
 
 
-def require_gpus(num_gpus, environ=None):
-    """A one-line error unless `--num-gpus num_gpus` can be had (injected, or visible to MXNet)."""
+def require_gpus(num_gpus, environ=None, flag="--num-gpus"):
+    """A one-line error unless `--num-gpus num_gpus` can be had (injected, or visible to MXNet);
+    `flag`: the command's name for it (segment's is GluonCV's --ngpus)."""
     if num_gpus < 0:
-        raise UserError("--num-gpus must be >= 0")
+        raise UserError("%s must be >= 0" % flag)
     if num_gpus and injected_devices(environ) is None:
         visible = mx.context.num_gpus()
         if visible < num_gpus:
-            raise UserError("--num-gpus %d: this machine/MXNet build sees %d GPU(s)%s"
-                            % (num_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
-                               if not mx.runtime.Features().is_enabled("CUDA") else ""))
+            raise UserError("%s %d: this machine/MXNet build sees %d GPU(s)%s" % (
+                flag, num_gpus, visible, " (a CPU build of mxnet: install mxnet-cu1xx)"
+                if not mx.runtime.Features().is_enabled("CUDA") else ""))
 
 
-def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
+def process_devices(num_gpus, local_rank=0, ranks=1, environ=None, flag="--num-gpus"):
     """The devices this process computes on: the CPU, the local rank's GPU under Horovod, or
     the first N GPUs (or injected contexts)."""
     if not num_gpus:
         return [mx.cpu()]
     available = injected_devices(environ)
     if available is None:
-        require_gpus(num_gpus, environ)
+        require_gpus(num_gpus, environ, flag)
         available = [mx.gpu(i) for i in range(max(num_gpus, local_rank + 1))]
     if ranks > 1:
         if local_rank >= len(available):
@@ -57,8 +58,8 @@ def process_devices(num_gpus, local_rank=0, ranks=1, environ=None):
                             % (local_rank, DEVICES_ENV, len(available)))
         return [available[local_rank]]
     if len(available) < num_gpus:
-        raise UserError("--num-gpus %d: %s names only %d context(s)"
-                        % (num_gpus, DEVICES_ENV, len(available)))
+        raise UserError("%s %d: %s names only %d context(s)"
+                        % (flag, num_gpus, DEVICES_ENV, len(available)))
     return available[:num_gpus]
 
 

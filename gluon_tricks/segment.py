@@ -32,10 +32,12 @@ def _common(parser):
     parser.add_argument("--test-batch-size", type=int, default=16,
                         help="images per validation batch")
     parser.add_argument("--ngpus", type=int, default=None,
-                        help="0 (CPU) or 1 (the first GPU); default 1 where MXNet sees a GPU")
+                        help="GPUs of the process, 0 for the CPU (default: every GPU MXNet sees, "
+                             "as GluonCV); --batch-size is split over them; under horovodrun "
+                             "each rank takes its local GPU")
     parser.add_argument("--syncbn", action="store_true",
-                        help="accepted for GluonCV's commands and recorded; no effect on one "
-                             "device, where synchronised BatchNorm is BatchNorm")
+                        help="accepted for GluonCV's commands and recorded on one device "
+                             "(where synchronised BatchNorm is BatchNorm); refused on several")
 
 
 def add_arguments(parser):
@@ -51,7 +53,9 @@ def add_arguments(parser):
                             "--paper` reads which row of Table 9 the run reproduces")
     train.add_argument("--aux-weight", type=float, default=0.5, help="auxiliary loss weight")
     train.add_argument("--epochs", type=int, default=50, help="epochs to train")
-    train.add_argument("--batch-size", type=int, default=16, help="images per training batch")
+    train.add_argument("--batch-size", type=int, default=16,
+                       help="images per training batch of the process, split over its devices "
+                            "(under horovodrun: of each rank)")
     train.add_argument("--optimizer", default="sgd", choices=["sgd"], help="only sgd")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     train.add_argument("--warmup-epochs", type=int, default=0,
@@ -98,14 +102,12 @@ def _check_positive(config, names, at_least):
 def resolved(args):
     """The flags, checked, as a dict for the log's Namespace and the checkpoint."""
     import mxnet as mx
+    from gluon_tricks.devices import injected_devices, require_gpus
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    if config["ngpus"] is None:
-        config["ngpus"] = min(1, mx.context.num_gpus())
-    if config["ngpus"] not in (0, 1):
-        raise UserError("--ngpus %d: segment runs on one device (0: the CPU, 1: a GPU)"
-                        % config["ngpus"])
-    if config["ngpus"] and not mx.context.num_gpus():
-        raise UserError("--ngpus 1 but MXNet sees no GPU")
+    if config["ngpus"] is None:  # every GPU, as GluonCV's train.py (or every stand-in)
+        injected = injected_devices()
+        config["ngpus"] = mx.context.num_gpus() if injected is None else len(injected)
+    require_gpus(config["ngpus"], flag="--ngpus")
     _check_positive(config, [n for n in ("epochs", "batch_size", "test_batch_size", "base_size",
                                          "crop_size", "num_class") if n in config], 1)
     _check_positive(config, [n for n in ("lr", "momentum", "weight_decay", "aux_weight",
@@ -119,11 +121,6 @@ def resolved(args):
         raise UserError("--num-class %d: masks are 8-bit PNGs, at most 255 classes"
                         % config["num_class"])
     return config
-
-
-def _context(config):
-    import mxnet as mx
-    return mx.gpu(0) if config["ngpus"] else mx.cpu()
 
 
 def _scales(text):
@@ -163,74 +160,84 @@ def _segment_run():
 
 def _train(args, world, signals):
     from gluoncv.utils.metrics import SegmentationMetric
+    from gluon_tricks.devices import process_devices
     from gluon_tricks.segmentation import data, loop, model
     from gluon_tricks.streams import seed_initialisation
     from gluon_tricks.training.transfer_run import GuardedRun, TransferState
     config = resolved(args)
-    if world.size > 1:
-        raise UserError("segment train runs as one process for now; start it without horovodrun")
+    ctx = process_devices(config["ngpus"], world.local_rank, world.size, flag="--ngpus")
+    devices = len(ctx) * world.size
+    if args.syncbn and devices > 1:
+        raise UserError("--syncbn over %d devices: synchronised BatchNorm is not built here; "
+                        "leave --syncbn out (each device normalises its own images)" % devices)
+    if args.batch_size % len(ctx):
+        raise UserError("--batch-size %d does not split over %d devices"
+                        % (args.batch_size, len(ctx)))
     root = os.path.expanduser(args.dataset_root)
     train_size = data.checked_set(root, "train", args.num_class)
     if not args.no_val:
         data.checked_set(root, "val", args.num_class)
-    if train_size < args.batch_size:
-        raise UserError("the training set has %d images, fewer than --batch-size %d"
-                        % (train_size, args.batch_size))
-    ctx = _context(config)
     seed_initialisation(args.seed)  # the heads' (and a scratch backbone's) initial weights
     net = model.build_fcn(args.backbone, args.num_class, args.backbone_params, args.aux,
                           args.base_size, args.crop_size)
-    model.initialise(net, [ctx])
-    iters_per_epoch = train_size // args.batch_size  # GluonCV's len(train_data) at the start
-    scheduler = loop.lr_scheduler(args.lr, args.epochs, args.warmup_epochs, iters_per_epoch)
-    trainer = loop.make_trainer(net, args.momentum, args.weight_decay, scheduler, args.no_wd)
+    model.initialise(net, ctx)
 
     def dataset(split, mode):
         return data.gluoncv_dataset(root, split, mode, args.base_size, args.crop_size,
                                     args.num_class)
     train_loader = data.train_loader(dataset("train", "train"), args.batch_size, args.workers,
-                                     args.seed)
-    val_loader = None if args.no_val else data.val_loader(
-        dataset("val", "val"), args.test_batch_size, args.workers)
+                                     args.seed, world.rank, world.size)
+    # GluonCV's len(train_data) at the start (the epochs' rollover moves it by at most one)
+    iters_per_epoch = train_size // (args.batch_size * world.size)
+    scheduler = loop.lr_scheduler(args.lr, args.epochs, args.warmup_epochs, iters_per_epoch)
+    trainer = loop.make_trainer(net, args.momentum, args.weight_decay, scheduler, args.no_wd,
+                                world)
+    val_workers = -(-args.workers // len(ctx))  # the process's --workers over its loaders
+    val_loaders = [] if args.no_val else [
+        data.val_loader(dataset("val", "val"), args.test_batch_size, val_workers,
+                        world.rank * len(ctx) + d, devices) for d in range(len(ctx))]
     save_dir = save_dir_of(config)
     run = _segment_run()(
         model=args.model, save_dir=save_dir,  # the checkpoints' name: GluonCV's --model
         logging_file=os.path.join(save_dir, args.logging_file), config=config,
         free_on_resume=FREE_ON_RESUME, iters_per_epoch=iters_per_epoch,
-        process_batch_size=args.batch_size, world_size=world.size, fresh_start=args.fresh_start,
-        save_interval_minutes=args.save_interval_minutes, keep_checkpoints=args.keep_checkpoints,
-        per_rank_statistics=True)  # FCN's BatchNorm trains
-    state = TransferState(net, trainer, [ctx])
+        process_batch_size=args.batch_size, world_size=world.size, num_devices=len(ctx),
+        fresh_start=args.fresh_start, save_interval_minutes=args.save_interval_minutes,
+        keep_checkpoints=args.keep_checkpoints, per_rank_statistics=True)  # FCN's BN trains
+    state = TransferState(net, trainer, ctx)
     with GuardedRun(run, world, state, signals, epochs=args.epochs) as session:
         if session.finished:
-            print("nothing to train: the checkpoint in %s has finished all %d epochs"
-                  % (save_dir, args.epochs))
+            if world.is_root:
+                print("nothing to train: the checkpoint in %s has finished all %d epochs"
+                      % (save_dir, args.epochs))
             return 0
         session.broadcast_parameters()
         guard, log = session.guard, session.log
 
         def end_epoch(epoch, miou):
-            """train.py's weight file of the epoch, then the epoch's checkpoint."""
+            """train.py's weight file of the epoch (rank 0), then the epoch's checkpoint."""
             from gluon_tricks import files
-            path = os.path.join(save_dir, gluoncv_weights_name(epoch, miou or 0.0))
-            files.write_atomically(path, net.save_parameters)
+            if world.is_root:
+                path = os.path.join(save_dir, gluoncv_weights_name(epoch, miou or 0.0))
+                files.write_atomically(path, net.save_parameters)
             guard.save(epoch + 1)
         net.hybridize()
         loop.train(net, trainer, loop.make_criterion(args.aux, args.aux_weight), train_loader,
-                   val_loader, SegmentationMetric(args.num_class), ctx, args.epochs, log, guard,
-                   end_epoch, start=session.start, seed=args.seed,
+                   val_loaders, SegmentationMetric(args.num_class), ctx, args.epochs, log,
+                   guard, end_epoch, world, start=session.start, seed=args.seed,
                    log_interval=args.log_interval, no_val=args.no_val)
     return 0
 
 
 def run_eval(args):
     from gluoncv.utils.metrics import SegmentationMetric
+    from gluon_tricks.devices import process_devices
     from gluon_tricks.segmentation import data, loop, model
     config = resolved(args)
     scales = _scales(args.scales)
     root = os.path.expanduser(args.dataset_root)
     data.checked_set(root, "val", args.num_class)
-    ctx = _context(config)
+    ctx = process_devices(min(config["ngpus"], 1), flag="--ngpus")[0]  # one device
     net = model.build_fcn(args.backbone, args.num_class, None, args.aux, args.base_size,
                           args.crop_size)
     model.load_fcn(net, args.params, [ctx])
@@ -239,8 +246,8 @@ def run_eval(args):
     dataset = data.gluoncv_dataset(root, "val", args.mode, args.base_size, args.crop_size,
                                    args.num_class)
     if args.mode == "val":
-        pix_acc, miou = loop.validate(net, data.val_loader(dataset, args.test_batch_size,
-                                                           args.workers), metric, ctx)
+        pix_acc, miou = loop.validate(net, [data.val_loader(dataset, args.test_batch_size,
+                                                            args.workers)], metric, [ctx])
     else:
         pix_acc, miou = loop.validate_multi_scale(
             net, data.testval_loader(dataset, args.workers), metric, args.num_class, ctx,

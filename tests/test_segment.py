@@ -4,6 +4,10 @@ parser, `eval` giving the logged pixAcc and mIoU of a saved FCN, exact resume, a
 refused in one line before anything is written."""
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import mxnet as mx
 import pytest
@@ -12,6 +16,8 @@ from gluon_tricks.data import demo_scenes
 from gluon_tricks.figures.transfer_logs import curve_series, parse_transfer_log, report_rows
 
 from conftest import assert_one_line_error
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SMALL = ["--backbone", "resnet18_v1d", "--num-class", "10", "--aux", "--base-size", "40",
          "--crop-size", "32", "--test-batch-size", "4", "--workers", "0"]
@@ -193,18 +199,31 @@ def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, 
     assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
 
 
-def test_data_workers_read_the_same_batches(tiny_ade, reference, tmp_path, cli):
-    """Two loader processes instead of none: each image's crop, scale, flip and blur are keyed
-    by (seed, epoch, image), so the weights after two epochs are the same to the bit. A fresh
-    process: forking loader workers from this long-lived, many-threaded test process hung the
-    full suite once (in-process it can inherit a held lock)."""
-    import subprocess
-    import sys
-    done = subprocess.run([sys.executable, "-m", "gluon_tricks",
-                           *map(str, RESUMABLE), "--dataset-root", str(tiny_ade), "--save-dir",
-                           str(tmp_path), "--workers", "2"], capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert done.returncode == 0, done.stderr
+def test_kill_9_mid_epoch_with_data_workers_then_the_same_command_ends_bitwise_equal(
+        tiny_ade, reference, tmp_path):
+    """A real `segment train` with 2 loader processes and a checkpoint after every step, killed
+    with SIGKILL in epoch 1 (whatever it was writing), then run again: the weights equal the
+    uninterrupted run's (with no loader processes) to the bit. Each image's crop, scale, flip
+    and blur are keyed by (seed, epoch, image), whichever process decodes it. Fresh processes:
+    forking loader workers from this many-threaded test process hung the full suite once."""
+    command = [sys.executable, "-m", "gluon_tricks", *map(str, RESUMABLE), "--dataset-root",
+               str(tiny_ade), "--save-dir", str(tmp_path), "--workers", "2",
+               "--save-interval-minutes", "1e-9", "--keep-checkpoints", "1"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
+    job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    try:
+        while not (tmp_path / "fcn-0001-batch000001.json").exists() and job.poll() is None:
+            assert time.time() < deadline, "no checkpoint at epoch 1, batch 1"
+            time.sleep(0.05)
+    finally:
+        job.kill()  # SIGKILL
+        job.wait()
+    assert job.returncode == -signal.SIGKILL, job.stderr.read()
+    assert not (tmp_path / FINAL).exists()
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert re.search(r"Starting Epoch: 1 \(batch [12]\)", rerun.stdout), rerun.stdout
     assert (reference / FINAL).read_bytes() == (tmp_path / FINAL).read_bytes()
 
 
@@ -231,7 +250,7 @@ def _mask_of_another_size(root):
     (["--dataset-root", "/nonexistent/ade"], "no folder /nonexistent/ade/ADEChallengeData2016"),
     (["--backbone-params", "/nonexistent.params"], "cannot read the weights file"),
     (["--backbone", "resnet50"], "one of our ResNets"),
-    (["--ngpus", "2"], "one device"),
+    (["--ngpus", "2"], "--ngpus 2: this machine/MXNet build sees 0 GPU(s)"),
     (["--warmup-epochs", "1"], "--warmup-epochs 1 leaves no epoch"),
     (["--num-class", "3"], "labels out of range"),
     (["--batch-size", "9"], "fewer than --batch-size 9"),
@@ -255,12 +274,46 @@ def test_a_mask_of_another_size_is_refused_before_training(tiny_ade, tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
-def test_horovod_ranks_are_refused_in_one_line(monkeypatch, tiny_ade, tmp_path, cli):
-    """Until ranks share the data and the gradients, N ranks would each train the whole run and
-    write the same files."""
-    from gluon_tricks.training import distributed
-    monkeypatch.setattr(distributed.World, "from_environment",
-                        classmethod(lambda cls: cls(rank=0, size=2)))
-    assert_one_line_error(*cli("segment", "train", *SMALL, "--dataset-root", tiny_ade,
-                               "--save-dir", tmp_path / "out"), "one process", "horovodrun")
+def test_batches_that_do_not_split_over_the_devices_and_syncbn_on_several_are_refused(
+        monkeypatch, tiny_ade, tmp_path, cli):
+    monkeypatch.setenv("GLUON_TRICKS_DEVICES", "cpu(0),cpu(1)")
+    args = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--epochs", "1",
+            "--ngpus", "2", "--save-dir", tmp_path / "out"]
+    assert_one_line_error(*cli(*args, "--batch-size", "3"), "--batch-size 3 does not split "
+                          "over 2 devices")
+    assert_one_line_error(*cli(*args, "--batch-size", "4", "--syncbn"), "--syncbn over 2 "
+                          "devices", "not built")
     assert not (tmp_path / "out").exists()
+
+
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+
+
+@pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="no horovodrun")
+def test_two_horovod_ranks_train_bitwise_what_one_process_on_two_devices_trains(
+        tiny_ade, tmp_path, monkeypatch, cli):
+    """horovodrun -np 2 with 2 images per rank, and one process with 2 devices (CPU contexts
+    standing in for GPUs) and 4 images a batch: the same global batches, each image on the
+    device of the same index, dropout keyed by that index, the validation images shared the
+    same way: the same losses, pixAcc and mIoU and weights to the bit after 2 epochs."""
+    flags = ["segment", "train", *SMALL, "--dataset-root", str(tiny_ade), "--lr", "0.01",
+             "--epochs", "2", "--log-interval", "1"]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    ranks = subprocess.run([HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", "sh", "-c",
+                            "exec " + " ".join([sys.executable, "-m", "gluon_tricks", *flags,
+                                                "--ngpus", "0", "--batch-size", "2",
+                                                "--save-dir", str(tmp_path / "ranks")])],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert ranks.returncode == 0, ranks.stdout[-2000:] + ranks.stderr[-2000:]
+    monkeypatch.setenv("GLUON_TRICKS_DEVICES", "cpu(0),cpu(1)")
+    status, out, err = cli(*flags, "--ngpus", "2", "--batch-size", "4",
+                           "--save-dir", tmp_path / "devices")
+    assert status == 0, err
+    logs = [parse_transfer_log(str(tmp_path / name / "train.log"))
+            for name in ("ranks", "devices")]
+    paths = [[(e.epoch, e.metrics, e.losses) for e in log.runs[0].validated()] for log in logs]
+    assert len(paths[0]) == 2 and paths[0] == paths[1]
+    assert [log.runs[0].config["global_batch_size"] for log in logs] == [4, 4]
+    assert (tmp_path / "ranks" / "fcn-0002.params").read_bytes() == (
+        tmp_path / "devices" / "fcn-0002.params").read_bytes()

@@ -143,10 +143,11 @@ def test_validation_counts_pixels_and_ignores_label_minus_one():
     from gluoncv.utils.metrics import SegmentationMetric
     target = mx.nd.array([[[0, 1, 2], [2, 2, -1]]], dtype="int32")
     loader = [(mx.nd.zeros((1, 3, 2, 3)), target)]
-    pix_acc, miou = loop.validate(_Oracle([target], 3), loader, SegmentationMetric(3), mx.cpu())
+    pix_acc, miou = loop.validate(_Oracle([target], 3), [loader], SegmentationMetric(3),
+                                  [mx.cpu()])
     assert (pix_acc, miou) == pytest.approx((1.0, 1.0))
-    pix_acc, miou = loop.validate(_Oracle([target], 3, wrong_class=1), loader,
-                                  SegmentationMetric(3), mx.cpu())
+    pix_acc, miou = loop.validate(_Oracle([target], 3, wrong_class=1), [loader],
+                                  SegmentationMetric(3), [mx.cpu()])
     assert pix_acc == pytest.approx(4 / 5)
     assert miou == pytest.approx((1 + 0 + 3 / 4) / 3)
 

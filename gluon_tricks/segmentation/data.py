@@ -40,17 +40,23 @@ def gluoncv_dataset(root, split, mode, base_size, crop_size, num_class):
 
 class RolloverBatches:
     """The batches of one epoch, as GluonCV's loader (shuffle, last_batch='rollover') makes
-    them: the images an epoch leaves over (fewer than a batch) open the next one. The order of
-    epoch e is a permutation drawn from (seed, e), so any epoch's batches, the carried-over
-    images included, follow from (seed, e) alone: a resumed run reads what an uninterrupted
-    one would. Yields lists of keys (e, index), e the epoch whose order drew the image (each
-    key comes once in a run), for data.keyed.KeyedTransform; `set_epoch` first."""
+    them: the images an epoch leaves over (fewer than a global batch) open the next one. The
+    order of epoch e is a permutation drawn from (seed, e), so any epoch's batches, the
+    carried-over images included, follow from (seed, e) alone: a resumed run reads what an
+    uninterrupted one would. A global batch is `batch_size x ranks` images; rank `rank` takes
+    its `batch_size` of each (images rank*batch_size...). Yields lists of keys (e, index), e
+    the epoch whose order drew the image (each key comes once in a run), for
+    data.keyed.KeyedTransform; `set_epoch` first."""
 
-    def __init__(self, size, batch_size, seed):
-        if size < batch_size:
-            raise UserError("the training set has %d images, fewer than --batch-size %d"
-                            % (size, batch_size))
+    def __init__(self, size, batch_size, seed, rank=0, ranks=1):
+        if size < batch_size * ranks:
+            raise UserError("the training set has %d images, fewer than one global batch of %d "
+                            "(--batch-size %d x %d ranks)" % (size, batch_size * ranks,
+                                                                batch_size, ranks)
+                            if ranks > 1 else "the training set has %d images, fewer than "
+                            "--batch-size %d" % (size, batch_size))
         self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.global_batch_size = rank, batch_size * ranks
         self.epoch, self.first = 0, 0
 
     def order(self, epoch):
@@ -59,7 +65,7 @@ class RolloverBatches:
 
     def carried(self, epoch):
         """How many images epoch `epoch` takes over from the one before."""
-        return (epoch * self.size) % self.batch_size
+        return (epoch * self.size) % self.global_batch_size
 
     def set_epoch(self, epoch, first=0):
         """The next iteration yields `epoch`'s batches from batch `first` on."""
@@ -67,34 +73,41 @@ class RolloverBatches:
         return self
 
     def __len__(self):
-        return (self.carried(self.epoch) + self.size) // self.batch_size
+        return (self.carried(self.epoch) + self.size) // self.global_batch_size
 
     def __iter__(self):
-        epoch, carried = self.epoch, self.carried(self.epoch)
+        epoch, carried, step = self.epoch, self.carried(self.epoch), self.global_batch_size
         previous = self.order(epoch - 1)[self.size - carried:] if carried else []
         stream = ([(epoch - 1, int(i)) for i in previous]
                   + [(epoch, int(i)) for i in self.order(epoch)])
-        for start in range(self.first * self.batch_size, len(self) * self.batch_size,
-                           self.batch_size):
-            yield stream[start:start + self.batch_size]
+        for start in range(self.first * step, len(self) * step, step):
+            begin = start + self.rank * self.batch_size
+            yield stream[begin:begin + self.batch_size]
 
 
-def train_loader(dataset, batch_size, num_workers, seed):
+def train_loader(dataset, batch_size, num_workers, seed, rank=0, ranks=1):
     """GluonCV's shuffled rollover training loader over `dataset` (mode 'train'), its
-    augmentation keyed by (seed, epoch, image) (data.keyed); its `epoch(epoch, first_batch)`
-    gives the batches of an epoch."""
+    augmentation keyed by (seed, epoch, image) (data.keyed), `batch_size` images of each
+    global batch for rank `rank` of `ranks`; its `epoch(epoch, first_batch)` gives the batches
+    of an epoch."""
     import mxnet as mx
-    batches = RolloverBatches(len(dataset), batch_size, seed)
+    batches = RolloverBatches(len(dataset), batch_size, seed, rank, ranks)
     return keyed.EpochLoader(mx.gluon.data.DataLoader(
         keyed.KeyedTransform(dataset, None, seed), batch_sampler=batches,
         num_workers=num_workers), batches)
 
 
-def val_loader(dataset, batch_size, num_workers):
+def val_loader(dataset, batch_size, num_workers, share=0, shares=1):
     """Every validation image once, in order (GluonCV's loader rolls the last partial batch
-    over to the next validation, so each of its validations sees a different subset)."""
+    over to the next validation, so each of its validations sees a different subset); of
+    `shares` (one per device of every rank), share `share` takes images share, share + shares,
+    ... (their metric counts are summed: loop.validate)."""
     import mxnet as mx
-    return mx.gluon.data.DataLoader(dataset, batch_size, shuffle=False, last_batch="keep",
+    if len(dataset) < shares:
+        raise UserError("the validation set (%d images) has fewer images than the %d devices "
+                        "sharing it" % (len(dataset), shares))
+    return mx.gluon.data.DataLoader(dataset, batch_size, last_batch="keep",
+                                    sampler=list(range(share, len(dataset), shares)),
                                     num_workers=num_workers)
 
 
