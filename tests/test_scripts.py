@@ -35,7 +35,8 @@ SEGMENTATION_PREFIX = "table9_fcn_"
 SCRIPT_VARIABLES = ("NP", "HOSTS", "DATA_DIR", "REC_DIR", "REC_TRAIN", "REC_TRAIN_IDX", "REC_VAL",
                     "REC_VAL_IDX", "OUT_DIR", "TEACHER_PARAMS", "WORKERS", "HOROVODRUN_ARGS",
                     "DRY_RUN", "IMAGENET_DIR", "IMAGE_DIR", "VAL_LABELS", "WORK_DIR", "RESIZE",
-                    "QUALITY", "PYTHON", "BASE_URL", "VOC_DIR", "ADE_ROOT", "BACKBONE_PARAMS")
+                    "QUALITY", "PYTHON", "BASE_URL", "VOC_DIR", "ADE_ROOT", "BACKBONE_PARAMS",
+                    "NGPUS")
 
 # The recipes: script -> paper.Recipe (row, model, total batch, epochs, lr mode, tricks). The
 # total batch is 256 or 1024 as in the paper; lr must be 0.1 x total / 256.
@@ -698,7 +699,8 @@ def test_every_row_of_table9_has_a_recipe_naming_its_backbones_recipe():
 @pytest.mark.parametrize("name", segmentation_recipes_on_disk())
 def test_a_table9_recipe_prints_gluoncvs_ade20k_command_on_its_backbone(sandbox, name):
     """`segment train` with GluonCV's published ADE20K flags (FCN, auxiliary head, lr 0.01, 120
-    epochs, batch 16) and as backbone the last checkpoint of the row's classification recipe."""
+    epochs, batch 16) on one GPU (its 4 GPUs' synchronised BatchNorm normalises the 16 together)
+    and as backbone the last checkpoint of the row's classification recipe."""
     _, backbone, _, _, recipe = segmentation_header(name)
     words = dry_run(sandbox, name, ADE_ROOT=sandbox.tmp / "ade")
     assert words[:3] == ["gluon-tricks", "segment", "train"]
@@ -706,6 +708,7 @@ def test_a_table9_recipe_prints_gluoncvs_ade20k_command_on_its_backbone(sandbox,
     assert (args.model, args.backbone, args.dataset, args.aux) == ("fcn", backbone, "ade20k", True)
     assert (args.lr, args.epochs, args.batch_size, args.crop_size, args.base_size) == (
         0.01, 120, 16, 480, 520)
+    assert args.ngpus == 1 and not args.syncbn
     assert args.dataset_root == str(sandbox.tmp / "ade")
     assert args.save_dir == str(sandbox.tmp / "out" / name)
     assert args.backbone_recipe == recipe
@@ -734,6 +737,10 @@ def test_a_table9_launch_runs_the_printed_command_and_checks_its_inputs_first(sa
     assert sandbox.calls("gluon-tricks") == [printed[1:] + ["--workers", "2"]]
     result = sandbox("table9_fcn_b_standard.sh", ADE_ROOT=ade)
     assert result.returncode == 2 and "set BACKBONE_PARAMS" in result.stderr
+    four = dry_run(sandbox, name, ADE_ROOT=ade, NGPUS="4")
+    assert segment_parser().parse_args(four[2:]).ngpus == 4
+    result = sandbox(name + ".sh", ADE_ROOT=ade, NGPUS="four")
+    assert result.returncode == 2 and "NGPUS must be a positive whole number" in result.stderr
 
 
 @pytest.mark.parametrize("env, message", [

@@ -5,13 +5,15 @@
 # which builds
 #   gluon-tricks segment train --model fcn --backbone MODEL --backbone-params PARAMS
 #     [--backbone-recipe BACKBONE_RECIPE] --dataset ade20k --dataset-root $ADE_ROOT
-#     --checkname <recipe> --save-dir $OUT_DIR/<recipe>
+#     --checkname <recipe> --save-dir $OUT_DIR/<recipe> --ngpus $NGPUS
 #     [--workers $WORKERS] FLAGS... "$@"
 # PARAMS: $OUT_DIR/BACKBONE_RECIPE/MODEL-EPOCHS.params (that recipe's last checkpoint) unless
 # BACKBONE_PARAMS names a file; BACKBONE_RECIPE "-": no recipe of this kit trains the backbone
 # (BACKBONE_PARAMS is then required, and no --backbone-recipe is passed). One process on one
-# device (segment train has no Horovod ranks yet). The command runs as the recipe's child, or is
-# printed with DRY_RUN=1; arguments given to a recipe come last and win.
+# GPU by default: GluonCV's published run normalises each batch of 16 over its 4 GPUs together
+# (synchronised BatchNorm), as one device with the 16 images does; segment train does not
+# synchronise BatchNorm over devices. The command runs as the recipe's child, or is printed with
+# DRY_RUN=1; arguments given to a recipe come last and win.
 #
 # Environment:
 #   ADE_ROOT         the folder holding ADEChallengeData2016 (default ~/.mxnet/datasets/ade)
@@ -19,6 +21,8 @@
 #                    recipe resumes from its newest checkpoint there
 #   BACKBONE_PARAMS  the classifier's .params (default: the backbone recipe's last checkpoint)
 #   WORKERS          data-loading processes (--workers; default: gluon-tricks' own, 16)
+#   NGPUS            GPUs the batch is split over (--ngpus; default 1); with more, each GPU
+#                    normalises only its own share of the batch (not GluonCV's synchronised BN)
 #   DRY_RUN=1        print the resolved command (one shell-quoted line) instead of running it
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -46,6 +50,8 @@ segment_recipe() {
   if [ -n "${WORKERS:-}" ] && ! [[ $WORKERS =~ ^[0-9]+$ ]]; then
     die "WORKERS must be a whole number (data-loading processes), not '$WORKERS'"
   fi
+  local ngpus=${NGPUS:-1}
+  [[ $ngpus =~ ^[1-9][0-9]*$ ]] || die "NGPUS must be a positive whole number, not '$ngpus'"
   if [ -n "${BACKBONE_PARAMS:-}" ]; then
     params=$(abspath "$BACKBONE_PARAMS")
   elif [ "$backbone_recipe" = - ]; then
@@ -66,7 +72,8 @@ segment_recipe() {
   local save="$OUT_DIR/$RECIPE_NAME"
   local cmd=(gluon-tricks segment train --model fcn --backbone "$model" --backbone-params "$params")
   if [ "$backbone_recipe" != - ]; then cmd+=(--backbone-recipe "$backbone_recipe"); fi
-  cmd+=(--dataset ade20k --dataset-root "$root" --checkname "$RECIPE_NAME" --save-dir "$save")
+  cmd+=(--dataset ade20k --dataset-root "$root" --checkname "$RECIPE_NAME" --save-dir "$save"
+        --ngpus "$ngpus")
   if [ -n "${WORKERS:-}" ]; then cmd+=(--workers "$WORKERS"); fi
   cmd+=("$@")
   if [ "$dry" = 1 ]; then
