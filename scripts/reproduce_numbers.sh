@@ -17,7 +17,8 @@
 # part of this repository: GLUONCV_SCRIPT=PATH adds it to the twin section, and with
 # DIGITS_CSV=PATH (scikit-learn's sklearn/datasets/data/digits.csv.gz) the twin on issue 21's digits;
 # GLUONCV_DETECTION_SCRIPT=PATH (its train_faster_rcnn.py) adds the detection twin to the
-# detection section.
+# detection section, GLUONCV_SEGMENTATION_SCRIPT=PATH (its scripts/segmentation/train.py) the
+# segmentation twin to the segmentation section.
 # Environment: OUT_DIR (default runs/numbers), PYTHON (default .venv/bin/python), DRY_RUN=1 (print
 # each command as one shell-quoted line, run nothing). A section whose folder exists is refused,
 # so earlier results are never added to.
@@ -108,6 +109,11 @@ section_segmentation() {
   local backbone=$out/demo/resnet18_v1d-0010.params
   [ "$dry_run" = 1 ] || [ -f "$backbone" ] || die "$backbone is missing: run the demo section first"
   step env CLASSIFIER_PARAMS="$backbone" PYTHON="$python" bash scripts/segment_demo.sh "$dir"
+  if [ -n "${GLUONCV_SEGMENTATION_SCRIPT:-}" ]; then
+    step env OMP_NUM_THREADS=1 "$python" scripts/segmentation_twin.py \
+      --gluoncv-script "$GLUONCV_SEGMENTATION_SCRIPT" --backbone-params "$backbone" --seeds 6 \
+      --work-dir "$dir/twin"
+  fi
 }
 
 section_bench() {

@@ -40,7 +40,8 @@ def test_every_section_names_a_page_and_heading_that_exist():
 def test_every_command_parses_with_todays_flags(tmp_path):
     dry = _run_script(DRY_RUN="1", OUT_DIR=str(tmp_path), GLUONCV_SCRIPT="/gcv/train_imagenet.py",
                       DIGITS_CSV="/skl/digits.csv.gz",
-                      GLUONCV_DETECTION_SCRIPT="/gcv/train_faster_rcnn.py")
+                      GLUONCV_DETECTION_SCRIPT="/gcv/train_faster_rcnn.py",
+                      GLUONCV_SEGMENTATION_SCRIPT="/gcv/segmentation/train.py")
     assert dry.returncode == 0, dry.stderr
     commands = [shlex.split(line) for line in dry.stdout.splitlines()
                 if line and not line.startswith("#")]
@@ -54,6 +55,7 @@ def test_every_command_parses_with_todays_flags(tmp_path):
     assert any("--gluoncv-script" in c for c in commands)
     assert any("sklearn-digits" in c for c in commands)
     assert any("scripts/detection_twin.py" in c for c in commands)
+    assert any("scripts/segmentation_twin.py" in c for c in commands)
 
 
 def test_unknown_section_and_existing_results_are_refused(tmp_path):
