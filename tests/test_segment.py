@@ -170,6 +170,26 @@ def test_a_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tiny_ade, refe
                           "written by a different run", "epochs 2 -> 3")
 
 
+def test_a_run_on_two_devices_resumes_bitwise_from_its_epoch_checkpoint(tiny_ade, tmp_path,
+                                                                         cli, monkeypatch):
+    """One process on 2 devices (CPU contexts standing in for GPUs), 4 images a batch: started
+    again from its checkpoint after epoch 1 (weights, the kvstore's momentum, the schedule's
+    step), it ends with the uninterrupted run's weights, to the bit."""
+    import shutil
+    monkeypatch.setenv("GLUON_TRICKS_DEVICES", "cpu(0),cpu(1)")
+    flags = ["segment", "train", *SMALL, "--dataset-root", tiny_ade, "--ngpus", "2",
+             "--batch-size", "4", "--lr", "0.01", "--epochs", "2"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    status, _, err = cli(*flags, "--save-dir", whole)
+    assert status == 0, err
+    parts.mkdir()
+    for ext in ("json", "params", "states"):
+        shutil.copy(whole / ("fcn-0001." + ext), parts)
+    status, out, err = cli(*flags, "--save-dir", parts)
+    assert status == 0 and "Starting Epoch: 1" in out, err
+    assert (whole / FINAL).read_bytes() == (parts / FINAL).read_bytes()
+
+
 def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, reference,
                                                                       tmp_path, cli,
                                                                       monkeypatch):
