@@ -4,7 +4,9 @@ import argparse
 import os
 import contextlib
 import random
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -60,6 +62,21 @@ def assert_one_line_error(status, out, err, *fragments):
     assert err.startswith("gluon-tricks: error: ") and err.count("\n") == 1, err
     for fragment in fragments:
         assert fragment in err
+
+
+def kill_9_once(command, env, ready, what, timeout=300):
+    """Run `command` until `ready()` holds, then SIGKILL it (a crash, not a stop signal): the
+    test fails if it ends first, or if `what` (the awaited state) is not reached in time."""
+    job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    try:
+        while not ready() and job.poll() is None:
+            assert time.time() < deadline, "no %s" % what
+            time.sleep(0.05)
+    finally:
+        job.kill()
+        job.wait()
+    assert job.returncode == -signal.SIGKILL, job.stderr.read()
 
 
 def parse_train_flags(*argv, model="resnet18_v1d"):

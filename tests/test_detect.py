@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import mxnet as mx
 import numpy as np
@@ -20,7 +19,7 @@ from gluon_tricks.data.demo_data import CLASSES
 from gluon_tricks.detection import loop, model
 from gluon_tricks.figures.transfer_logs import parse_transfer_log, report_rows
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, kill_9_once
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--network", "resnet18_v1d", "--classes", "demo", "--short", "64", "--max-size", "96",
@@ -334,17 +333,8 @@ def test_kill_9_mid_epoch_with_data_workers_then_the_same_command_ends_bitwise_e
                str(tiny_voc), "--epochs", "2", "--save-prefix", out, "--num-workers", "2",
                "--save-interval-minutes", "1e-9", "--keep-checkpoints", "1"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    try:
-        while not glob.glob(out + "*-0001-batch000002.json") and job.poll() is None:
-            assert time.time() < deadline, "no checkpoint at epoch 1, batch 2"
-            time.sleep(0.05)
-    finally:
-        job.kill()  # SIGKILL
-        job.wait()
-    assert job.returncode == -signal.SIGKILL, job.stderr.read()
+    kill_9_once(command, env, lambda: glob.glob(out + "*-0001-batch000002.json"),
+                "checkpoint at epoch 1, batch 2")
     assert not os.path.exists(out + FINAL)
     rerun = subprocess.run(command, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import mxnet as mx
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from gluon_tricks.data import demo_scenes
 from gluon_tricks.figures.transfer_logs import curve_series, parse_transfer_log, report_rows
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, kill_9_once
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -196,7 +195,6 @@ def test_a_stop_signal_mid_epoch_checkpoints_and_the_rerun_ends_equal(tiny_ade, 
     """SIGTERM during the 4th step (epoch 1, batch 1): the run checkpoints after that step and
     exits 75 with one line; the same command continues from batch 2 of epoch 1 (its rolled-over
     images and the batches already done skipped) to the uninterrupted run's weights."""
-    import signal
     from gluon_tricks import streams
     from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
     real, calls = streams.transfer_step_seed, []
@@ -230,16 +228,8 @@ def test_kill_9_mid_epoch_with_data_workers_then_the_same_command_ends_bitwise_e
                str(tiny_ade), "--save-dir", str(tmp_path), "--workers", "2",
                "--save-interval-minutes", "1e-9", "--keep-checkpoints", "1"]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1")
-    job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    try:
-        while not (tmp_path / "fcn-0001-batch000001.json").exists() and job.poll() is None:
-            assert time.time() < deadline, "no checkpoint at epoch 1, batch 1"
-            time.sleep(0.05)
-    finally:
-        job.kill()  # SIGKILL
-        job.wait()
-    assert job.returncode == -signal.SIGKILL, job.stderr.read()
+    kill_9_once(command, env, (tmp_path / "fcn-0001-batch000001.json").exists,
+                "checkpoint at epoch 1, batch 1")
     assert not (tmp_path / FINAL).exists()
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
