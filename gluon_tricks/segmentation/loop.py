@@ -137,7 +137,7 @@ def train(model, trainer, criterion, loader, val_loaders, metric, ctx, epochs, l
             trainer.step(batch_size)
             for d, loss in enumerate(losses):
                 totals[first_device + d] += float(np.mean(loss.asnumpy()))
-            summed = world.sum(totals, name="segmentation_loss") if world.size > 1 else totals
+            summed = world.sum(totals, name="segmentation_loss")  # every rank's devices
             mean = float(np.sum(summed)) / devices / (i + 1 - first)
             if mean != mean:  # every rank sees it: the ranks stop together
                 raise UserError("the loss became NaN at epoch %d, iteration %d (lower --lr?)"
