@@ -6,6 +6,7 @@ import contextlib
 import random
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -62,6 +63,9 @@ def assert_one_line_error(status, out, err, *fragments):
     assert err.startswith("gluon-tricks: error: ") and err.count("\n") == 1, err
     for fragment in fragments:
         assert fragment in err
+
+
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")  # the venv's
 
 
 def kill_9_once(command, env, ready, what, timeout=300):

@@ -19,7 +19,7 @@ from gluon_tricks.data.demo_data import CLASSES
 from gluon_tricks.detection import loop, model
 from gluon_tricks.figures.transfer_logs import parse_transfer_log, report_rows
 
-from conftest import assert_one_line_error, kill_9_once
+from conftest import HOROVODRUN, assert_one_line_error, kill_9_once
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--network", "resnet18_v1d", "--classes", "demo", "--short", "64", "--max-size", "96",
@@ -365,9 +365,6 @@ def test_horovodrun_without_the_horovod_flag_is_refused_in_one_line(monkeypatch,
                                "--save-prefix", str(tmp_path / "out") + "/"),
                           "horovodrun as 2 ranks", "pass --horovod")
     assert not (tmp_path / "out").exists()
-
-
-HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 
 @pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="no horovodrun")

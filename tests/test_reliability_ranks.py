@@ -13,9 +13,10 @@ import pytest
 from gluon_tricks.training.checkpoint import PREEMPTED_MARKER
 from gluon_tricks.training.preemption import PREEMPTED_EXIT_CODE
 
+from conftest import HOROVODRUN
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
-HOROVODRUN = os.path.join(BIN, "horovodrun")
 pytestmark = pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="no horovodrun")
 
 TINY = ["--model", "resnet18_v1d", "--input-size", "32", "--batch-size", "4", "-j", "0",

@@ -14,7 +14,7 @@ import pytest
 from gluon_tricks.data import demo_scenes
 from gluon_tricks.figures.transfer_logs import curve_series, parse_transfer_log, report_rows
 
-from conftest import assert_one_line_error, kill_9_once
+from conftest import HOROVODRUN, assert_one_line_error, kill_9_once
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -294,9 +294,6 @@ def test_batches_that_do_not_split_over_the_devices_and_syncbn_on_several_are_re
     assert_one_line_error(*cli(*args, "--batch-size", "4", "--syncbn"), "--syncbn over 2 "
                           "devices", "not built")
     assert not (tmp_path / "out").exists()
-
-
-HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 
 @pytest.mark.skipif(not os.path.exists(HOROVODRUN), reason="no horovodrun")
